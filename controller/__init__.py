@@ -1,0 +1,1 @@
+"""Shipyard's controller: git source, manifests, planning, reconcile loop, targets, API and CLI."""

@@ -1,0 +1,1 @@
+"""The `shipyard` / `kubectl shipyard` command line: thin commands over the service layer."""

@@ -1,0 +1,1 @@
+"""Agent manifests: discovery, safe parsing, validation, typed specs and versions."""

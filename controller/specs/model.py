@@ -1,0 +1,209 @@
+"""Typed, frozen agent specs: what the rest of Shipyard reads instead of raw YAML."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+API_VERSION = "shipyard.dev/v1alpha1"
+KIND = "Agent"
+
+_DURATION = re.compile(r"(\d+)([dhms])")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as `72h` or `1h30m` (the schema checked its shape)."""
+    return sum(int(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION.findall(text))
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable whose value comes from a secret; never the value itself."""
+
+    env: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    command: tuple[str, ...]
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str = "/healthz"
+    initial_delay_seconds: int = 0
+    period_seconds: int = 2
+    timeout_seconds: int = 1
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class ModelParameters:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    provider: str
+    name: str
+    parameters: ModelParameters = ModelParameters()
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """Where the system prompt comes from, and its text once resolved."""
+
+    text: str
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str | None = None
+    url: str | None = None
+    mcp_server: str | None = None
+    mcp_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    enabled: bool = True
+    replicas: int = 1
+    ttl_seconds: int = 72 * 3_600
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    strategy: str = "RollingUpdate"
+    progress_deadline_seconds: int = 120
+    auto_rollback: bool = True
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything an agent manifest declares, with defaults applied."""
+
+    name: str
+    model: ModelSpec
+    prompt: PromptSpec
+    description: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    run: RunSpec | None = None
+    port: int = 8080
+    env: tuple[EnvVar, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
+    resources: Resources = Resources()
+    replicas: int = 1
+    health_check: HealthCheck = HealthCheck()
+    tools: tuple[Tool, ...] = ()
+    preview: PreviewSettings = PreviewSettings()
+    rollout: RolloutSettings = RolloutSettings()
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A validated agent at one point in a repository: its spec, version and origin."""
+
+    spec: AgentSpec
+    version: str
+    file: str
+    line: int
+    manifest: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def build_spec(document: Mapping[str, Any], prompt_text: str) -> AgentSpec:
+    """The typed spec of a document that already passed schema validation."""
+    metadata = document["metadata"]
+    spec = document["spec"]
+    run = spec.get("run")
+    resources = spec.get("resources", {})
+    health = spec.get("healthCheck", {})
+    model = spec["model"]
+    parameters = model.get("parameters", {})
+    preview = spec.get("preview", {})
+    rollout = spec.get("rollout", {})
+    return AgentSpec(
+        name=metadata["name"],
+        description=metadata.get("description", ""),
+        labels=dict(metadata.get("labels", {})),
+        image=spec.get("image"),
+        run=RunSpec(command=tuple(run["command"]), cwd=run.get("cwd")) if run else None,
+        port=spec.get("port", 8080),
+        env=tuple(EnvVar(item["name"], item["value"]) for item in spec.get("env", [])),
+        secrets=tuple(
+            SecretRef(item["env"], item["secretRef"]["name"], item["secretRef"]["key"])
+            for item in spec.get("secrets", [])
+        ),
+        resources=Resources(
+            requests={k: str(v) for k, v in resources.get("requests", {}).items()},
+            limits={k: str(v) for k, v in resources.get("limits", {}).items()},
+        ),
+        replicas=spec.get("replicas", 1),
+        health_check=HealthCheck(
+            path=health.get("path", "/healthz"),
+            initial_delay_seconds=health.get("initialDelaySeconds", 0),
+            period_seconds=health.get("periodSeconds", 2),
+            timeout_seconds=health.get("timeoutSeconds", 1),
+            failure_threshold=health.get("failureThreshold", 3),
+        ),
+        model=ModelSpec(
+            provider=model["provider"],
+            name=model["name"],
+            parameters=ModelParameters(
+                temperature=parameters.get("temperature"),
+                top_p=parameters.get("topP"),
+                max_tokens=parameters.get("maxTokens"),
+                stop=tuple(parameters.get("stop", ())),
+                seed=parameters.get("seed"),
+            ),
+        ),
+        prompt=PromptSpec(text=prompt_text, file=spec["prompt"].get("file")),
+        tools=tuple(
+            Tool(
+                name=tool["name"],
+                description=tool.get("description"),
+                url=tool.get("url"),
+                mcp_server=tool.get("mcp", {}).get("server"),
+                mcp_url=tool.get("mcp", {}).get("url"),
+            )
+            for tool in spec.get("tools", [])
+        ),
+        preview=PreviewSettings(
+            enabled=preview.get("enabled", True),
+            replicas=preview.get("replicas", 1),
+            ttl_seconds=parse_duration(preview.get("ttl", "72h")),
+        ),
+        rollout=RolloutSettings(
+            strategy=rollout.get("strategy", "RollingUpdate"),
+            progress_deadline_seconds=rollout.get("progressDeadlineSeconds", 120),
+            auto_rollback=rollout.get("autoRollback", True),
+        ),
+    )

@@ -1,0 +1,134 @@
+"""JSON Schema validation whose errors read like advice, not like validator internals."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+import schemas
+from controller.specs import model
+
+Path = tuple[str | int, ...]
+
+_JSON_TYPES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+# Messages for constraints whose generic wording would send a person hunting: keyed by the
+# schema location of the keyword that failed.
+_EXPLAINED: dict[tuple[str, ...], str] = {
+    ("properties", "metadata", "properties", "name", "pattern"): (
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting with a letter "
+        "and ending with a letter or digit"
+    ),
+    ("properties", "metadata", "properties", "labels", "propertyNames", "pattern"): (
+        "label keys are an optional DNS prefix and '/', then letters, digits, '-', '_' or '.'"
+    ),
+    ("properties", "metadata", "properties", "labels", "additionalProperties", "pattern"): (
+        "label values are letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    ),
+    ("properties", "spec", "anyOf"): (
+        "set spec.image (for Kubernetes) or spec.run (for the local target), or both"
+    ),
+    ("properties", "spec", "properties", "prompt", "minProperties"): (
+        "set exactly one of prompt.system (inline text) or prompt.file (a file in the repository)"
+    ),
+    ("properties", "spec", "properties", "prompt", "maxProperties"): (
+        "set exactly one of prompt.system (inline text) or prompt.file, not both"
+    ),
+    ("properties", "spec", "properties", "tools", "items", "minProperties"): (
+        "a tool needs a url (HTTP endpoint) or an mcp server reference"
+    ),
+    ("properties", "spec", "properties", "preview", "properties", "ttl", "pattern"): (
+        "must be a duration such as 72h, 90m, 1h30m or 2d"
+    ),
+    ("properties", "spec", "properties", "image", "pattern"): "must not contain spaces",
+}
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = schemas.load()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check(document: Mapping[str, Any]) -> Iterator[tuple[Path, bool, str]]:
+    """Every schema violation as (field path, whether the path names a key, message)."""
+    validator = _validator()
+    if validator.is_valid(document):
+        return
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        yield from _explain(error)
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[Path, bool, str]]:
+    path: Path = tuple(error.absolute_path)
+    schema_location = tuple(str(part) for part in error.absolute_schema_path)
+    if schema_location in _EXPLAINED:
+        yield path, False, _EXPLAINED[schema_location]
+        return
+    keyword = error.validator
+    if keyword == "additionalProperties" and isinstance(error.instance, Mapping):
+        subschema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = list(subschema.get("properties", {}))
+        for name in error.instance:
+            if name not in allowed:
+                yield (*path, name), True, _unknown_field(str(name), allowed)
+        return
+    expected: Any = error.validator_value
+    if keyword == "required" and isinstance(expected, list):
+        for name in expected:
+            if isinstance(error.instance, Mapping) and name not in error.instance:
+                yield (*path, name), False, "required field is missing"
+        return
+    if keyword == "const" and path in {("apiVersion",), ("kind",)}:
+        supported = model.API_VERSION if path == ("apiVersion",) else model.KIND
+        yield (
+            path,
+            False,
+            f"{error.instance!r} is not supported; the supported {path[0]} is {supported}",
+        )
+        return
+    if keyword == "type":
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_JSON_TYPES.get(name, name) for name in names)
+        yield path, False, f"must be {wanted}, not {_describe(error.instance)}"
+        return
+    if keyword == "enum":
+        options = ", ".join(str(option) for option in expected)
+        yield path, False, f"{error.instance!r} is not one of: {options}"
+        return
+    yield path, False, error.message
+
+
+def _unknown_field(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"?' if close else f"known fields: {', '.join(allowed)}"
+    return f'unknown field "{name}" ({hint})'
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"

@@ -1,0 +1,1 @@
+"""Preview environments: naming, URLs, lifetimes, routing of preview traffic, PR feedback."""

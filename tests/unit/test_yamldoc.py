@@ -1,0 +1,46 @@
+"""The position-keeping YAML reader: values, marks, and the YAML features it keeps or refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.specs import yamldoc
+
+
+def test_values_and_their_positions() -> None:
+    (document,) = yamldoc.parse("a: 1\nb:\n  - x\n  - {c: true}\n")
+    assert document.value == {"a": 1, "b": ["x", {"c": True}]}
+    assert document.value_marks[("b", 1, "c")] == (4, 9)
+    assert document.key_marks[("b",)] == (2, 1)
+    assert document.mark_of(("b", 1, "c", "missing")) == (4, 9)
+
+
+def test_keys_stay_text_and_dates_stay_strings() -> None:
+    (document,) = yamldoc.parse("on: 2024-01-01\n1: yes\n")
+    assert document.value == {"on": "2024-01-01", "1": True}
+
+
+def test_merge_keys_and_aliases_are_supported() -> None:
+    text = "base: &base {model: m, temperature: 1}\nagent:\n  <<: *base\n  temperature: 2\n"
+    (document,) = yamldoc.parse(text)
+    assert document.value["agent"] == {"model": "m", "temperature": 2}
+    assert not document.problems
+
+
+def test_several_documents_keep_their_order_and_start_lines() -> None:
+    documents = yamldoc.parse("a: 1\n---\nb: 2\n---\n")
+    assert [d.value for d in documents] == [{"a": 1}, {"b": 2}, None]
+    assert [d.mark[0] for d in documents] == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("? [a, b]\n: 1\n", id="complex-key"),
+        pytest.param("a: *missing\n", id="unknown-alias"),
+    ],
+)
+def test_unreadable_streams_raise_a_located_problem(text: str) -> None:
+    with pytest.raises(yamldoc.YamlProblem) as caught:
+        yamldoc.parse(text)
+    assert caught.value.mark[0] >= 1
