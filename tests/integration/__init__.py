@@ -1,0 +1,1 @@
+"""Integration tests: real processes, real git, real HTTP on loopback."""
