@@ -1,0 +1,577 @@
+"""Agent versions as supervised local processes: the local target's small kubelet.
+
+Running an agent version locally needs what a kubelet gives a Pod, in miniature: start
+the command with a clean environment on a loopback port of its own, tell when it is
+ready, notice when it stops answering, restart it when it crashes (backing off, and
+giving up on a crash loop), keep its recent output for `logs`, and stop it, children
+included, on request or when the controller dies. This module does that with asyncio and
+plain processes; callers (the local target's apply step) pass a `LaunchSpec` built from
+an agent spec, since this bottom layer may not import the specs themselves.
+
+Nothing here raises because an agent is broken: a command that cannot run, crashes or
+never turns healthy shows up as a state and a `last_error`, for the reconciler to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import errno
+import logging
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any
+
+import httpx
+
+from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
+from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
+
+_log = logging.getLogger(__name__)
+
+ProcessKey = tuple[str, str, str]
+"""(agent, environment, version): at most one process per key."""
+
+# Only these reach an agent from the controller's environment. Everything else, secrets
+# the controller itself holds included, must be named in the spec to be seen by an agent.
+_INHERITED = ("PATH", "HOME", "LANG")
+
+# While a fresh process is not yet healthy, probe at least this often: a manifest's period
+# (seconds, default 2) is about steady-state load, and waiting it out would add up to a
+# whole period to every rollout and preview for nothing.
+_STARTUP_PROBE_INTERVAL = 0.25
+
+_READ_CHUNK = 64 * 1024
+_MAX_LINE = 16 * 1024
+_PUMP_DRAIN_SECONDS = 2.0
+_PORT_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to run one version of one agent in one environment.
+
+    `env` holds the manifest's variables and resolved secret values; it is left out of
+    `repr` and never logged. Shipyard adds `PORT` and `SHIPYARD_AGENT`, `_ENVIRONMENT`,
+    `_VERSION`, `_COMMIT` itself, overriding any the caller passed.
+    """
+
+    agent: str
+    environment: str
+    version: str
+    commit: str
+    command: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str] = field(repr=False, hash=False)
+    health_path: str = "/healthz"
+    health_period: float = 2.0
+    health_timeout: float = 1.0
+    failure_threshold: int = 3
+    initial_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            raise ValueError("command must not be empty")
+        if not self.cwd.is_absolute():
+            raise ValueError(f"cwd must be absolute, got {str(self.cwd)!r}")
+        if not self.health_path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
+        if self.health_period <= 0 or self.health_timeout <= 0 or self.initial_delay < 0:
+            raise ValueError("health_period and health_timeout must be > 0, initial_delay >= 0")
+        if self.failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        for name, value in self.env.items():
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"invalid environment variable name {name!r}")
+            if "\0" in value:
+                # Name the variable, never the value: it may be a secret.
+                raise ValueError(f"environment variable {name} contains a NUL character")
+        # Copies, so a caller mutating its own list or dict cannot change a running spec.
+        object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+    @property
+    def key(self) -> ProcessKey:
+        return (self.agent, self.environment, self.version)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How crashed processes come back: capped exponential backoff, then give up."""
+
+    max_restarts_before_failed: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+
+    def backoff(self, crashes: int) -> float:
+        """Seconds to wait after the `crashes`-th crash in a row (counting from 1)."""
+        exponent = min(max(crashes - 1, 0), 62)  # big enough to hit the cap, no overflow
+        return float(min(self.initial_backoff * 2**exponent, self.max_backoff))
+
+
+class ProcessState(enum.StrEnum):
+    STARTING = "Starting"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    RESTARTING = "Restarting"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+def pick_free_port() -> int:
+    """A loopback port nobody listens on right now (the agent binds it a moment later)."""
+    for _ in range(_PORT_ATTEMPTS):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", 0))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise
+            port: int = probe.getsockname()[1]
+            return port
+    raise OSError(errno.EADDRINUSE, "no free loopback port")
+
+
+class AgentProcess:
+    """One supervised instance of one agent version, on its own loopback port.
+
+    `start()` runs the command and returns once it runs (or is known not to); a
+    background task then probes health, captures output and restarts crashes until
+    `stop()`. States: STARTING until the first successful probe, HEALTHY, UNHEALTHY after
+    `failure_threshold` failed probes in a row (HEALTHY again on success), RESTARTING
+    between a crash and the next start, FAILED (terminal, see `last_error`) when it cannot
+    run or crash-loops, STOPPED (terminal) after `stop()`.
+    """
+
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        *,
+        restart_policy: RestartPolicy | None = None,
+        log_capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self.spec = spec
+        self.restart_policy = restart_policy or RestartPolicy()
+        self.logs = LogBuffer(log_capacity)
+        self._port = 0
+        self._state = ProcessState.STARTING
+        self._state_changed = asyncio.Event()
+        self._restarts = 0
+        self._crash_streak = 0  # crashes since the process was last healthy
+        self._last_error: str | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._started = False
+        self._stop_requested = asyncio.Event()
+        self._grace = 5.0
+
+    def __repr__(self) -> str:
+        agent, environment, version = self.spec.key
+        return (
+            f"<AgentProcess {agent}/{environment}/{version} {self._state} "
+            f"port={self._port} pid={self.pid} restarts={self._restarts}>"
+        )
+
+    @property
+    def key(self) -> ProcessKey:
+        return self.spec.key
+
+    @property
+    def port(self) -> int:
+        """The loopback port the agent listens on; the same across restarts (0 before start)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/"
+
+    @property
+    def state(self) -> ProcessState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """The running agent's pid, or None between runs and once stopped or failed."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    @property
+    def restarts(self) -> int:
+        """How many times a crashed process was started again, over this object's life."""
+        return self._restarts
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the process last crashed, failed or turned unhealthy; None if it never did."""
+        return self._last_error
+
+    async def start(self) -> None:
+        """Run the command; returns once it runs or has FAILED. Never raises for the agent."""
+        if self._state is ProcessState.STOPPED:
+            raise RuntimeError("a stopped AgentProcess cannot start again; launch a new one")
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._port = pick_free_port()
+        except OSError as exc:
+            self._fail(f"no free loopback port: {exc}")
+            return
+        process = await self._spawn()
+        if process is None:
+            return
+        if self._stop_requested.is_set():
+            # stop() ran while we were spawning and found nothing to stop.
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+            return
+        self._supervisor = asyncio.create_task(
+            self._supervise(process), name=f"shipyard-supervise-{'/'.join(self.key)}"
+        )
+
+    async def wait_healthy(self, deadline_seconds: float) -> bool:
+        """True once a health probe succeeds; False on deadline, FAILED or STOPPED."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_seconds
+        while True:
+            if self._state is ProcessState.HEALTHY:
+                return True
+            if self._state in (ProcessState.FAILED, ProcessState.STOPPED):
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = self._state_changed
+            # On timeout, the next pass looks at the state once more, then gives up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the process group, SIGKILL it after `grace` seconds. Idempotent."""
+        if self._state is ProcessState.STOPPED:
+            return
+        self._grace = grace
+        self._stop_requested.set()
+        if self._supervisor is not None:
+            # Shielded: a caller giving up on waiting must not leave the agent half-stopped.
+            await asyncio.shield(self._supervisor)
+        self._stopped()
+
+    def _stopped(self) -> None:
+        if self._state is ProcessState.STOPPED:  # a concurrent stop() got here first
+            return
+        self._set_state(ProcessState.STOPPED)
+        self.logs.append("shipyard", "stopped")
+        self.logs.close()
+
+    # -- running one process -------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+        env.setdefault("PATH", os.defpath)
+        env.setdefault("LANG", "C.UTF-8")
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.spec.env)
+        env.update(
+            PORT=str(self._port),
+            SHIPYARD_AGENT=self.spec.agent,
+            SHIPYARD_ENVIRONMENT=self.spec.environment,
+            SHIPYARD_VERSION=self.spec.version,
+            SHIPYARD_COMMIT=self.spec.commit,
+        )
+        return env
+
+    async def _spawn(self) -> asyncio.subprocess.Process | None:
+        """Start one run of the command; None (and FAILED) if it cannot run at all."""
+        status_read, status_write = os.pipe()
+        status = os.fdopen(status_read, "rb", buffering=0)
+        env = self._environment()
+        env[STATUS_FD_ENV] = str(status_write)
+        env[PARENT_PID_ENV] = str(os.getpid())
+        process: asyncio.subprocess.Process | None = None
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *launcher_argv(self.spec.command),
+                    cwd=self.spec.cwd,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,  # own process group: stop() signals all of it
+                    pass_fds=(status_write,),
+                )
+            finally:
+                os.close(status_write)  # or the status pipe never reaches EOF
+            exec_error = await _read_until_eof(status)
+        except (OSError, ValueError) as exc:
+            # Reached only before the child runs (e.g. cwd missing); the message carries
+            # the OS error, never the environment.
+            self._fail(f"cannot start {self.spec.command[0]!r} in {self.spec.cwd}: {exc}")
+            return None
+        except BaseException:
+            if process is not None:
+                _signal_group(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            status.close()
+        assert process is not None
+        if exec_error:
+            await process.wait()
+            self._fail(exec_error.decode("utf-8", "replace"))
+            return None
+        self._process = process
+        _log.info("%s started, pid %d, port %d", "/".join(self.key), process.pid, self._port)
+        return process
+
+    async def _supervise(self, first: asyncio.subprocess.Process) -> None:
+        process: asyncio.subprocess.Process | None = first
+        try:
+            while process is not None:
+                returncode = await self._run(process)
+                if self._stop_requested.is_set():
+                    return
+                self._crashed(returncode)
+                if self._state is ProcessState.FAILED:
+                    return
+                delay = self.restart_policy.backoff(self._crash_streak)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
+                if self._stop_requested.is_set():
+                    return
+                self._restarts += 1
+                self.logs.append("shipyard", f"restarting (restart {self._restarts})")
+                self._set_state(ProcessState.STARTING)
+                process = await self._spawn()
+                if process is not None and self._stop_requested.is_set():
+                    await self._terminate(process)
+                    return
+        except Exception as exc:
+            # A bug here must not leave an agent running with nobody watching it.
+            _log.exception("supervisor of %s crashed", "/".join(self.key))
+            if self._process is not None:
+                _signal_group(self._process.pid, signal.SIGKILL)
+            self._fail(f"supervisor error: {exc!r}")
+        finally:
+            # Also reached when the event loop shuts down and cancels us.
+            if self._process is not None and self._process.returncode is None:
+                _signal_group(self._process.pid, signal.SIGKILL)
+
+    async def _run(self, process: asyncio.subprocess.Process) -> int:
+        """Watch one run until it exits or a stop is requested; returns its exit code."""
+        self._set_state(ProcessState.STARTING)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        pumps = [
+            asyncio.create_task(self._pump(process.stdout, "stdout")),
+            asyncio.create_task(self._pump(process.stderr, "stderr")),
+        ]
+        prober = asyncio.create_task(self._probe_loop())
+        exited = asyncio.create_task(process.wait())
+        stop = asyncio.create_task(self._stop_requested.wait())
+        try:
+            await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
+            prober.cancel()
+            if not exited.done():
+                await self._terminate(process)
+            returncode = await exited
+            # Whatever the agent forked dies with it: it would hold the port and the pipes.
+            _signal_group(process.pid, signal.SIGKILL)
+            _, still_reading = await asyncio.wait(pumps, timeout=_PUMP_DRAIN_SECONDS)
+            for pump in still_reading:
+                pump.cancel()
+        finally:
+            for task in (prober, exited, stop, *pumps):
+                task.cancel()
+            await asyncio.gather(prober, *pumps, return_exceptions=True)
+        return returncode
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), self._grace)
+        except TimeoutError:
+            self.logs.append("shipyard", f"did not exit within {self._grace:g}s; killing")
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    def _crashed(self, returncode: int) -> None:
+        self._crash_streak += 1
+        reason = _describe_exit(returncode)
+        self._last_error = reason
+        self.logs.append("shipyard", reason)
+        _log.warning("%s %s", "/".join(self.key), reason)
+        limit = self.restart_policy.max_restarts_before_failed
+        if self._crash_streak >= limit:
+            self._fail(f"{reason}; crashed {self._crash_streak} times in a row, giving up")
+        else:
+            self._set_state(ProcessState.RESTARTING)
+
+    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
+        # Chunks rather than readline(): one overlong line must not kill the reader.
+        pending = b""
+        while chunk := await stream.read(_READ_CHUNK):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                self.logs.append(name, _decode(raw))
+            while len(pending) > _MAX_LINE:
+                self.logs.append(name, _decode(pending[:_MAX_LINE]))
+                pending = pending[_MAX_LINE:]
+        if pending:
+            self.logs.append(name, _decode(pending))
+
+    # -- health --------------------------------------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        spec = self.spec
+        url = f"http://127.0.0.1:{self._port}{spec.health_path}"
+        failures = 0
+        await asyncio.sleep(spec.initial_delay)
+        # trust_env=False: an HTTP(S)_PROXY in the controller's environment must not
+        # capture loopback probes. No keep-alive: each probe sees the listener afresh,
+        # as kubelet's do, and a restarted agent never meets a stale pooled connection.
+        async with httpx.AsyncClient(
+            trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+        ) as client:
+            while True:
+                healthy, detail = await self._probe(client, url)
+                if healthy:
+                    failures = 0
+                    if self._state is not ProcessState.HEALTHY:
+                        self._crash_streak = 0
+                        self.logs.append("shipyard", f"healthy on port {self._port}")
+                        self._set_state(ProcessState.HEALTHY)
+                else:
+                    failures += 1
+                    if self._state is ProcessState.HEALTHY and failures >= spec.failure_threshold:
+                        self._last_error = (
+                            f"health check {spec.health_path} failed {failures} times "
+                            f"in a row: {detail}"
+                        )
+                        self.logs.append("shipyard", self._last_error)
+                        self._set_state(ProcessState.UNHEALTHY)
+                interval = spec.health_period
+                if self._state is ProcessState.STARTING:
+                    interval = min(interval, _STARTUP_PROBE_INTERVAL)
+                await asyncio.sleep(interval)
+
+    async def _probe(self, client: httpx.AsyncClient, url: str) -> tuple[bool, str]:
+        try:
+            # httpx's timeout bounds each network step; this bounds the whole probe.
+            async with asyncio.timeout(self.spec.health_timeout):
+                response = await client.get(url)
+        except TimeoutError:
+            return False, f"no answer within {self.spec.health_timeout:g}s"
+        except httpx.HTTPError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return response.is_success, f"HTTP {response.status_code}"
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _set_state(self, state: ProcessState) -> None:
+        # STOPPED is final; FAILED can only become STOPPED.
+        if state is self._state or self._state is ProcessState.STOPPED:
+            return
+        if self._state is ProcessState.FAILED and state is not ProcessState.STOPPED:
+            return
+        self._state = state
+        # A fresh Event per change: every waiter wakes, and nobody has to clear it.
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+
+    def _fail(self, message: str) -> None:
+        self._last_error = message
+        self.logs.append("shipyard", message)
+        _log.warning("%s failed: %s", "/".join(self.key), message)
+        self._set_state(ProcessState.FAILED)
+        self.logs.close()
+
+
+class ProcessTable:
+    """Every agent process the local target runs, keyed by (agent, environment, version).
+
+    FAILED processes stay in the table, so their errors can be shown, until stopped.
+    """
+
+    def __init__(self, *, restart_policy: RestartPolicy | None = None) -> None:
+        self._restart_policy = restart_policy or RestartPolicy()
+        self._processes: dict[ProcessKey, AgentProcess] = {}
+
+    async def launch(self, spec: LaunchSpec) -> AgentProcess:
+        """The process for `spec`, started unless the same spec already runs (idempotent).
+
+        A different spec under the same key (say, a rotated secret) replaces the old one.
+        To retry a FAILED process with the same spec, `stop` it first.
+        """
+        current = self._processes.get(spec.key)
+        reusable = current is not None and current.state is not ProcessState.STOPPED
+        if current is not None and reusable and current.spec == spec:
+            return current
+        process = AgentProcess(spec, restart_policy=self._restart_policy)
+        # Registered before any await, so a concurrent launch of the same spec finds it.
+        self._processes[spec.key] = process
+        if current is not None:
+            await current.stop()
+        await process.start()
+        return process
+
+    def get(self, key: ProcessKey) -> AgentProcess | None:
+        return self._processes.get(key)
+
+    async def stop(self, key: ProcessKey, grace: float = 5.0) -> None:
+        process = self._processes.pop(key, None)
+        if process is not None:
+            await process.stop(grace)
+
+    async def stop_all(self, grace: float = 5.0) -> None:
+        processes = list(self._processes.values())
+        self._processes.clear()
+        await asyncio.gather(*(process.stop(grace) for process in processes))
+
+    def running(self) -> list[AgentProcess]:
+        """Processes that run or will run again: everything but FAILED ones."""
+        return [p for p in self._processes.values() if p.state is not ProcessState.FAILED]
+
+    def processes(self) -> list[AgentProcess]:
+        """Every process in the table, FAILED ones included."""
+        return list(self._processes.values())
+
+
+async def _read_until_eof(pipe: IO[bytes]) -> bytes:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    protocol: Any = asyncio.StreamReaderProtocol(reader)
+    transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
+    try:
+        return await reader.read()
+    finally:
+        transport.close()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # The agent leads its own session, so its pid is its process group's id. Once the
+    # leader is reaped, the kernel keeps that id reserved while group members live on.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def _decode(raw: bytes) -> str:
+    return raw.removesuffix(b"\r").decode("utf-8", "replace")
