@@ -1,0 +1,196 @@
+"""The built-in router: requests for `{agent}--{environment}` hosts go to that agent's process.
+
+A pure ASGI app in front of the API. It streams bodies both ways, keeps method, path,
+query, headers and status, and stamps responses with the version and environment that
+answered. A host shaped like an agent host that matches nothing gets a 404 that lists
+what does exist, instead of falling through to the API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    agent: str
+    environment: str
+    version: str
+    port: int
+
+
+def host_pattern(url_template: str) -> re.Pattern[str]:
+    """A regex matching the host part of the preview URL template, any agent or environment."""
+    host = re.sub(r"^[a-z]+://", "", url_template).split("/", 1)[0].split(":", 1)[0]
+    pattern = re.escape(host)
+    for field in ("agent", "env", "environment"):
+        pattern = pattern.replace(re.escape("{" + field + "}"), "[a-z0-9-]+")
+    return re.compile(f"^{pattern}$")
+
+
+def host_of(url: str) -> str:
+    return re.sub(r"^[a-z]+://", "", url).split("/", 1)[0].split(":", 1)[0].lower()
+
+
+class Router:
+    def __init__(
+        self,
+        api: ASGIApp,
+        upstreams: Callable[[], Mapping[str, Upstream]],
+        agent_hosts: re.Pattern[str],
+    ) -> None:
+        self.api = api
+        self.upstreams = upstreams
+        self.agent_hosts = agent_hosts
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0),
+            follow_redirects=False,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        host = _header(scope, b"host").split(":", 1)[0].lower()
+        upstream = self.upstreams().get(host)
+        if upstream is not None:
+            await self._proxy(upstream, scope, receive, send)
+        elif self.agent_hosts.match(host):
+            await self._unknown_host(host, send)
+        else:
+            await self.api(scope, receive, send)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def _proxy(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        url = f"http://127.0.0.1:{upstream.port}{path.decode('latin-1')}"
+        if query:
+            url += "?" + query.decode("latin-1")
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if name.decode("latin-1").lower() not in _HOP_BY_HOP
+        ]
+        client = scope.get("client")
+        if client:
+            headers.append(("x-forwarded-for", client[0]))
+        headers.append(("x-forwarded-host", _header(scope, b"host")))
+        headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+        has_body = any(name.lower() == "content-length" for name, _ in headers) or _header(
+            scope, b"transfer-encoding"
+        )
+        request = self.client.build_request(
+            scope["method"],
+            url,
+            headers=headers,
+            content=_body(receive) if has_body else None,
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            await _json(
+                send,
+                502,
+                {
+                    "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
+                    "detail": type(error).__name__,
+                },
+                upstream,
+            )
+            return
+        try:
+            out_headers = [
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in response.headers.multi_items()
+                if name.lower() not in _HOP_BY_HOP
+            ]
+            out_headers += _stamp(upstream)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": out_headers,
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+    async def _unknown_host(self, host: str, send: Send) -> None:
+        known = sorted(self.upstreams())
+        body = {
+            "error": f"no agent is served at {host}",
+            "available": [f"http://{name}" for name in known],
+        }
+        await _json(send, 404, body, None)
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _stamp(upstream: Upstream) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-shipyard-version", upstream.version.encode()),
+        (b"x-shipyard-environment", upstream.environment.encode()),
+    ]
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], upstream: Upstream | None) -> None:
+    payload = json.dumps(body, indent=2).encode() + b"\n"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if upstream is not None:
+        headers += _stamp(upstream)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})

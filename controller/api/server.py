@@ -1,0 +1,85 @@
+"""Assembles a running controller: store, git mirror, target, reconcile loop, API and router.
+
+`serve` is what `shipyard serve` and `shipyard up` run: one process, one port, until a
+signal stops it; agent processes stop with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+
+from controller.api import app as apps
+from controller.api import proxy
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.controller import Controller
+from controller.source.mirror import Mirror
+from controller.store.sqlite import Store
+from controller.targets.local.target import LocalTarget
+
+OnReady = Callable[[Controller], Awaitable[None]]
+
+
+def build(config: ControllerConfig) -> tuple[Controller, proxy.Router]:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.database)
+    mirror = Mirror(config.repo, config.mirror_dir)
+    controller = Controller(config, mirror, store, LocalTarget())
+    router = proxy.Router(
+        apps.create_app(controller),
+        upstreams=lambda: upstreams(controller),
+        agent_hosts=proxy.host_pattern(config.url_template),
+    )
+    return controller, router
+
+
+def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
+    """Host → the process serving it, from what the target runs right now."""
+    return {
+        proxy.host_of(controller.url(serving.agent, serving.environment)): proxy.Upstream(
+            serving.agent, serving.environment, serving.version, serving.port
+        )
+        for serving in controller.target.serving()
+    }
+
+
+async def serve(
+    config: ControllerConfig, host: str, port: int, on_ready: OnReady | None = None
+) -> None:
+    controller, router = build(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            router,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            server_header=False,
+            date_header=False,
+        )
+    )
+    loop_task = asyncio.create_task(controller.run(), name="shipyard-controller")
+    ready_task = asyncio.create_task(_announce(controller, on_ready)) if on_ready else None
+    try:
+        await server.serve()
+    finally:
+        for task in (loop_task, ready_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await controller.close()
+        await router.aclose()
+        controller.store.close()
+
+
+async def _announce(controller: Controller, on_ready: OnReady) -> None:
+    await controller.first_sync.wait()
+    try:
+        await on_ready(controller)
+    except Exception:  # a broken banner must not take the controller down
+        logging.getLogger("shipyard").exception("on_ready callback failed")

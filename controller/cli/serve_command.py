@@ -1,0 +1,222 @@
+"""`shipyard serve`: run the controller on a repository until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller.api import server
+from controller.cli import durations
+from controller.reconciler.config import ControllerConfig
+from preview import naming
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The flags `serve` and `up` share, as parsed by click."""
+
+    host: str
+    port: int
+    state_dir: Path | None
+    poll_interval: float
+    default_branch: str | None
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    max_previews: int
+    url_template: str
+    secrets_file: Path | None
+    verbose: bool
+    insecure: bool
+
+
+_SHARED = [
+    click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        envvar="SHIPYARD_HOST",
+        help="Address to listen on.",
+    ),
+    click.option(
+        "--port",
+        default=8080,
+        show_default=True,
+        type=click.IntRange(1, 65535),
+        envvar="SHIPYARD_PORT",
+        help="Port for the API and agent traffic.",
+    ),
+    click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="SHIPYARD_STATE_DIR",
+        help="Where the mirror, checkouts and database live. [default: .shipyard]",
+    ),
+    click.option(
+        "--poll-interval",
+        callback=durations.option_callback,
+        default="15s",
+        show_default=True,
+        envvar="SHIPYARD_POLL_INTERVAL",
+        help="How often to fetch the repository.",
+    ),
+    click.option(
+        "--default-branch",
+        envvar="SHIPYARD_DEFAULT_BRANCH",
+        help="Branch that is production. [default: the remote's HEAD]",
+    ),
+    click.option(
+        "--include",
+        multiple=True,
+        envvar="SHIPYARD_INCLUDE",
+        help="Branch glob that gets previews (repeatable). [default: all]",
+    ),
+    click.option(
+        "--exclude",
+        multiple=True,
+        envvar="SHIPYARD_EXCLUDE",
+        help="Branch glob that never gets previews (repeatable).",
+    ),
+    click.option(
+        "--max-previews",
+        type=click.IntRange(0, 1000),
+        default=20,
+        show_default=True,
+        envvar="SHIPYARD_MAX_PREVIEWS",
+        help="Live previews at most; the one idle longest is evicted.",
+    ),
+    click.option(
+        "--url-template",
+        default=naming.DEFAULT_LOCAL_URL_TEMPLATE,
+        show_default=True,
+        envvar="SHIPYARD_URL_TEMPLATE",
+        help="URL of an agent in an environment: {agent}, {env}, {port}.",
+    ),
+    click.option(
+        "--secrets-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="SHIPYARD_SECRETS_FILE",
+        help="KEY=VALUE file of secret values for the local target.",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        envvar="SHIPYARD_INSECURE",
+        help="Allow listening on a non-loopback address.",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Log every reconcile step."),
+]
+
+
+def serve_options(function: F) -> F:
+    """Attach the shared flags; each is also a SHIPYARD_* environment variable."""
+    for option in reversed(_SHARED):
+        function = option(function)
+    return function
+
+
+def gather(**values: Any) -> ServeOptions:
+    return ServeOptions(
+        host=values["host"],
+        port=values["port"],
+        state_dir=values["state_dir"],
+        poll_interval=values["poll_interval"],
+        default_branch=values["default_branch"],
+        include=tuple(values["include"]) or ("*",),
+        exclude=tuple(values["exclude"]),
+        max_previews=values["max_previews"],
+        url_template=values["url_template"],
+        secrets_file=values["secrets_file"],
+        verbose=values["verbose"],
+        insecure=values["insecure"],
+    )
+
+
+@click.command()
+@click.option(
+    "--repo",
+    required=True,
+    envvar="SHIPYARD_REPO",
+    help="Git URL or local path of the agents repository.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    envvar="SHIPYARD_TARGET",
+    help="Where agents run.",
+)
+@serve_options
+def serve(repo: str, target: str, **values: Any) -> None:
+    """Run the controller: previews for every branch, production from the default branch.
+
+    \b
+    Examples:
+      shipyard serve --repo https://github.com/acme/agents.git
+      SHIPYARD_REPO=../agents shipyard serve --port 9000 --poll-interval 30s
+    """
+    del target  # the local target is the only one so far
+    options = gather(**values)
+    run(build_config(repo, options), options)
+
+
+def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
+    if not options.insecure and not _is_loopback(options.host):
+        raise click.UsageError(
+            f"--host {options.host} is not a loopback address and the API has no "
+            "authentication yet; pass --insecure to listen there anyway"
+        )
+    try:
+        naming.preview_url(options.url_template, "agent", naming.PRODUCTION, options.port)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--url-template") from error
+    logging.basicConfig(
+        level=logging.INFO if options.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return ControllerConfig(
+        repo=_repository(repo),
+        state_dir=(options.state_dir or Path(".shipyard")).resolve(),
+        poll_interval=options.poll_interval,
+        default_branch=options.default_branch,
+        include=options.include,
+        exclude=options.exclude,
+        max_previews=options.max_previews,
+        url_template=options.url_template,
+        public_port=options.port,
+        secrets_file=options.secrets_file,
+    )
+
+
+def run(
+    config: ControllerConfig, options: ServeOptions, on_ready: server.OnReady | None = None
+) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve(config, options.host, options.port, on_ready))
+
+
+def _repository(repo: str) -> str:
+    """A local path becomes absolute (the mirror runs git elsewhere); URLs stay as they are."""
+    candidate = Path(repo).expanduser()
+    if "://" not in repo and not repo.startswith("git@") and candidate.exists():
+        return str(candidate.resolve())
+    return repo
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

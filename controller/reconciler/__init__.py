@@ -1,0 +1,1 @@
+"""The reconcile loop: from branches and manifests to running versions, per environment."""

@@ -1,0 +1,528 @@
+"""The reconcile loop: watch branches, and make each environment run what its branch declares.
+
+One loop polls the git source (or is woken by `trigger`), decides which environments
+exist (production, one preview per branch), tears down what went away (branch deleted,
+merged, expired, evicted) and hands each changed environment to its own task. Per
+environment the steps are Flux's: load and validate at the commit → plan → apply
+(health-gated rollouts) → record. Outcomes are typed (see `status.Outcome`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from controller.errors import ShipyardError
+from controller.reconciler import launching, planner
+from controller.reconciler.backoff import Backoff
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
+from controller.source import errors as source_errors
+from controller.source import mirror as mirrors
+from controller.specs import loading
+from controller.specs.model import Agent
+from controller.store.records import Deployed, EnvironmentRecord, RolloutResult
+from controller.store.sqlite import Store
+from controller.targets.local.target import LocalTarget
+from preview import naming
+from preview.environments import EnvironmentPolicy
+
+log = logging.getLogger("shipyard.reconciler")
+T = TypeVar("T")
+
+DEFAULT_PREVIEW_TTL = 72 * 3600
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    result: loading.LoadResult
+    commit: mirrors.Commit
+
+
+class Controller:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        mirror: mirrors.Mirror,
+        store: Store,
+        target: LocalTarget,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.mirror = mirror
+        self.store = store
+        self.target = target
+        self.clock = clock
+        self.statuses: dict[str, EnvironmentStatus] = {}
+        self.source_error: str | None = None
+        self.last_fetch: float | None = None
+        self.default_branch: str | None = None
+        self.first_sync = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._git = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-git")
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, tuple[str, str]] = {}
+        self._failed: dict[tuple[str, str], str] = {}
+        self._ttl: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        self._env_backoff: dict[str, Backoff] = {}
+        self._secrets = launching.read_secrets_file(config.secrets_file)
+
+    # Running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Restore what ran before, then poll until cancelled."""
+        backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
+        while True:
+            outcome = await self.sync_once()
+            if outcome is Outcome.TRANSIENT:
+                delay = backoff.next_delay()
+            else:
+                backoff.reset()
+                delay = self.config.poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+
+    def trigger(self) -> None:
+        """Sync now instead of at the next poll; repeated triggers coalesce into one sync."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.target.close()
+        self._git.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_git(self, function: Callable[..., T], *args: Any) -> T:
+        # gitpython's object readers are not thread-safe: one thread owns every git call.
+        return await asyncio.get_running_loop().run_in_executor(self._git, function, *args)
+
+    async def wait_idle(self) -> None:
+        """Wait until no environment has work in flight (tests and `shipyard up` use it)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    # One poll --------------------------------------------------------------------------
+
+    async def sync_once(self) -> Outcome:
+        first = not self.first_sync.is_set()
+        try:
+            await self._in_git(self.mirror.fetch)
+        except source_errors.SourceUnavailable as error:
+            self.source_error = str(error)
+            log.warning("fetch failed: %s", error)
+            if not await self._in_git(self.mirror.exists):
+                return Outcome.TRANSIENT
+            outcome: Outcome = Outcome.TRANSIENT
+        else:
+            self.source_error = None
+            self.last_fetch = self.clock()
+            outcome = Outcome.READY
+        if first:
+            await self._restore()
+        branches = await self._in_git(self.mirror.branches)
+        default = self.config.default_branch or await self._in_git(self.mirror.default_branch)
+        self.default_branch = default or "main"
+        policy = EnvironmentPolicy(
+            self.default_branch, include=self.config.include, exclude=self.config.exclude
+        )
+        wanted: dict[str, tuple[str, str]] = {}
+        for branch, sha in branches.items():
+            environment = policy.environment_for(branch)
+            if environment is not None:
+                wanted[environment] = (branch, sha)
+        await self._retire(wanted)
+        self._schedule(wanted)
+        if first:
+            await self.wait_idle()
+            self.first_sync.set()
+        return outcome
+
+    async def _retire(self, wanted: dict[str, tuple[str, str]]) -> None:
+        """Tear down previews whose branch was deleted, merged, expired or evicted."""
+        records = self.store.environment_records()
+        now = self.clock()
+        known = set(records) | self.target.environments() | set(self.statuses)
+        for environment in sorted(known - set(wanted) - {naming.PRODUCTION}):
+            await self._teardown(environment, "BranchDeleted", "its branch was deleted")
+        production = wanted.get(naming.PRODUCTION)
+        previous = records.get(naming.PRODUCTION)
+        if production and previous and production[1] != previous.commit:
+            for environment, (branch, sha) in wanted.items():
+                if environment == naming.PRODUCTION or _retired(records, environment, sha):
+                    continue
+                merged = await self._in_git(self.mirror.is_ancestor, sha, production[1])
+                if merged and not await self._in_git(self.mirror.is_ancestor, sha, previous.commit):
+                    message = f"{branch} was merged into {self.default_branch}"
+                    await self._teardown(environment, "Merged", message, retire_at=sha)
+        records = self.store.environment_records()
+        for environment, record in records.items():
+            if environment == naming.PRODUCTION or record.retired_commit is not None:
+                continue
+            ttl = self._ttl.get(environment, DEFAULT_PREVIEW_TTL)
+            if now - record.last_push_at > ttl:
+                message = f"no push to {record.branch} for {ttl // 3600}h (the preview's TTL)"
+                await self._teardown(environment, "Expired", message, retire_at=record.commit)
+        live = [
+            (records[environment].last_push_at if environment in records else now, environment)
+            for environment, (_, sha) in wanted.items()
+            if environment != naming.PRODUCTION and not _retired(records, environment, sha)
+        ]
+        for _, environment in sorted(live)[: max(0, len(live) - self.config.max_previews)]:
+            message = (
+                f"more than {self.config.max_previews} live previews; this one was idle longest"
+            )
+            await self._teardown(environment, "Evicted", message, retire_at=wanted[environment][1])
+
+    def _schedule(self, wanted: dict[str, tuple[str, str]]) -> None:
+        records = self.store.environment_records()
+        now = self.clock()
+        for environment, (branch, sha) in sorted(wanted.items()):
+            record = records.get(environment)
+            if _retired(records, environment, sha):
+                continue
+            status = self.statuses.get(environment)
+            changed = record is None or record.commit != sha
+            unobserved = status is None or status.commit != sha
+            retry_due = environment in self._retry_at and self._retry_at[environment] <= now
+            if changed:
+                self.store.save_environment(
+                    EnvironmentRecord(environment, branch, sha, now, retired_commit=None)
+                )
+            if changed or unobserved or retry_due:
+                self._retry_at.pop(environment, None)
+                self._enqueue(environment, branch, sha)
+
+    def _enqueue(self, environment: str, branch: str, sha: str) -> None:
+        self._pending[environment] = (branch, sha)
+        if environment not in self._tasks:
+            task = asyncio.create_task(self._work(environment), name=f"reconcile {environment}")
+            self._tasks[environment] = task
+
+    async def _work(self, environment: str) -> None:
+        try:
+            while environment in self._pending:
+                branch, sha = self._pending.pop(environment)
+                try:
+                    outcome = await self.reconcile(environment, branch, sha)
+                except ShipyardError as error:
+                    log.warning("reconcile %s failed: %s", environment, error)
+                    outcome = Outcome.TRANSIENT
+                backoff = self._env_backoff.setdefault(
+                    environment, Backoff(self.config.backoff_base, self.config.backoff_cap)
+                )
+                if outcome is Outcome.TRANSIENT:
+                    self._retry_at[environment] = self.clock() + backoff.next_delay()
+                else:
+                    backoff.reset()
+        finally:
+            self._tasks.pop(environment, None)
+
+    # One environment -------------------------------------------------------------------
+
+    async def reconcile(self, environment: str, branch: str, sha: str) -> Outcome:
+        status = self.statuses.setdefault(environment, EnvironmentStatus(environment, branch))
+        status.branch = branch
+        status.set_condition("Reconciling", True, "Progressing", f"reconciling {sha[:12]}")
+        try:
+            loaded = await self._in_git(self._load, sha)
+        except ShipyardError as error:
+            status.set_condition("Reconciling", False, "SourceError", str(error))
+            status.set_condition("Ready", False, "SourceError", str(error))
+            return Outcome.TRANSIENT
+        status.commit = sha
+        if loaded.result.problems:
+            return self._stall(status, loaded.result)
+        status.problems = []
+        status.set_condition("Stalled", False, "ManifestsValid")
+        production = environment == naming.PRODUCTION
+        desired = {
+            agent.name: agent
+            for agent in loaded.result.agents
+            if production or agent.spec.preview.enabled
+        }
+        if not production:
+            self._ttl[environment] = max(
+                (agent.spec.preview.ttl_seconds for agent in desired.values()),
+                default=DEFAULT_PREVIEW_TTL,
+            )
+        running = self.target.running(environment)
+        failed = {
+            agent: version for (env, agent), version in self._failed.items() if env == environment
+        }
+        actions = planner.plan(desired, running, failed=failed)
+        # Status shows the commit and its desired versions together, before rollouts begin.
+        self._refresh_agents(status, desired, sha)
+        deploys = [action for action in actions if isinstance(action, planner.Deploy)]
+        workdir = None
+        if deploys:
+            destination = self.config.checkouts_dir / sha
+            workdir = await self._in_git(self.mirror.export, sha, destination)
+        results = await asyncio.gather(
+            *(
+                self._deploy(environment, branch, loaded.commit, workdir, action)
+                for action in deploys
+                if workdir is not None
+            )
+        )
+        for action in actions:
+            if isinstance(action, planner.Remove):
+                await self.target.remove(environment, action.agent)
+                self.store.clear_deployed(environment, action.agent)
+                self._event(
+                    "Normal",
+                    "AgentRemoved",
+                    environment,
+                    action.agent,
+                    f"{action.agent} {action.current} stopped: no longer declared",
+                )
+        self._refresh_agents(status, desired, sha)
+        status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
+        if all(results) and all(agent.ready for agent in status.agents.values()):
+            status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
+            return Outcome.READY
+        failed_agents = [name for name, agent in status.agents.items() if not agent.ready]
+        status.set_condition(
+            "Ready",
+            False,
+            "RolloutFailed",
+            f"not healthy: {', '.join(failed_agents)}; waiting for a new commit",
+        )
+        return Outcome.WAITING
+
+    def _load(self, sha: str) -> _Loaded:
+        tree = self.mirror.tree(sha)
+        result = loading.collect(tree, self.config.manifests_root)
+        return _Loaded(result, self.mirror.commit(sha))
+
+    def _stall(self, status: EnvironmentStatus, result: loading.LoadResult) -> Outcome:
+        status.problems = [problem.as_dict() for problem in result.problems]
+        first = result.problems[0].render()
+        more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
+        message = f"invalid manifests: {first}{more}; still serving the last good versions"
+        was_stalled = status.conditions.get("Stalled")
+        status.set_condition("Stalled", True, "ManifestInvalid", message)
+        status.set_condition("Ready", False, "ManifestInvalid", message)
+        status.set_condition("Reconciling", False, "Stalled", message)
+        if was_stalled is None or not was_stalled.status or was_stalled.message != message:
+            self._event("Warning", "ManifestInvalid", status.name, "", message)
+        self._refresh_agents(status, None, status.commit)
+        return Outcome.STALLED
+
+    async def _deploy(
+        self,
+        environment: str,
+        branch: str,
+        commit: mirrors.Commit,
+        workdir: Path,
+        action: planner.Deploy,
+    ) -> bool:
+        agent = action.agent
+        key = (environment, agent.name)
+        try:
+            launch = launching.launch_spec(
+                agent, environment, commit.sha, workdir, self._secrets_now()
+            )
+        except launching.NotLaunchable as error:
+            self._failed[key] = agent.version
+            self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
+            self._agent_message(environment, agent.name, str(error))
+            return False
+        self.store.record_revision(
+            agent=agent.name,
+            environment=environment,
+            version=agent.version,
+            commit=commit.sha,
+            branch=branch,
+            author=commit.author,
+            message=commit.message,
+            manifest_json=json.dumps(agent.manifest, sort_keys=True),
+        )
+        rollout = self.store.begin_rollout(
+            agent=agent.name,
+            environment=environment,
+            from_version=action.current,
+            to_version=agent.version,
+            commit=commit.sha,
+            author=commit.author,
+        )
+        moving = f"{action.current} → {agent.version}" if action.current else agent.version
+        self._event(
+            "Normal",
+            "RolloutStarted",
+            environment,
+            agent.name,
+            f"rolling out {moving} from {commit.sha[:12]}",
+        )
+        deadline = float(agent.spec.rollout.progress_deadline_seconds)
+        result = await self.target.deploy(launch, deadline)
+        if result.healthy:
+            self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
+            self.store.set_deployed(
+                Deployed(agent.name, environment, agent.version, commit.sha, branch, self.clock())
+            )
+            self._failed.pop(key, None)
+            self._event(
+                "Normal",
+                "RolloutSucceeded",
+                environment,
+                agent.name,
+                f"{agent.version} is healthy and serving",
+            )
+            return True
+        self._failed[key] = agent.version
+        if action.current is not None:
+            reason = f"{result.message}; rolled back: {action.current} keeps serving"
+            self.store.finish_rollout(rollout.id, RolloutResult.ROLLED_BACK, reason)
+        else:
+            reason = result.message
+            self.store.finish_rollout(rollout.id, RolloutResult.FAILED, reason)
+        self._event(
+            "Warning", "RolloutFailed", environment, agent.name, f"{agent.version} failed: {reason}"
+        )
+        self._agent_message(environment, agent.name, reason)
+        return False
+
+    def _secrets_now(self) -> dict[str, str]:
+        # The secrets file wins over the environment; read per rollout so edits apply.
+        return {**os.environ, **launching.read_secrets_file(self.config.secrets_file)}
+
+    def _refresh_agents(
+        self, status: EnvironmentStatus, desired: dict[str, Agent] | None, sha: str | None
+    ) -> None:
+        running = self.target.running(status.name)
+        deployed = {record.agent: record for record in self.store.deployed(status.name)}
+        names = set(running) | (set(desired) if desired is not None else set(status.agents))
+        agents: dict[str, AgentStatus] = {}
+        for name in sorted(names):
+            previous = status.agents.get(name)
+            wanted = (
+                desired[name].version
+                if desired is not None and name in desired
+                else (previous.desired_version if previous else None)
+            )
+            serving = running.get(name)
+            if serving is not None and serving == wanted:
+                state = "Healthy"
+            elif (status.name, name) in self._failed:
+                state = "Failed"
+            else:
+                state = "Progressing" if wanted else "Removing"
+            record = deployed.get(name)
+            agents[name] = AgentStatus(
+                name=name,
+                version=serving,
+                desired_version=wanted,
+                commit=record.commit if record else None,
+                url=self.url(name, status.name) if serving else None,
+                state=state,
+                message=previous.message if previous and state == "Failed" else "",
+            )
+        status.agents = agents
+
+    def _agent_message(self, environment: str, agent: str, message: str) -> None:
+        status = self.statuses.get(environment)
+        if status is not None and agent in status.agents:
+            status.agents[agent].message = message
+        elif status is not None:
+            status.agents[agent] = AgentStatus(agent, None, None, None, None, "Failed", message)
+
+    def url(self, agent: str, environment: str) -> str:
+        return naming.preview_url(
+            self.config.url_template, agent, environment, self.config.public_port
+        )
+
+    # Teardown and restore --------------------------------------------------------------
+
+    async def _teardown(
+        self, environment: str, reason: str, why: str, retire_at: str | None = None
+    ) -> None:
+        task = self._tasks.pop(environment, None)
+        self._pending.pop(environment, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for agent in sorted(self.target.running(environment)):
+            await self.target.remove(environment, agent)
+        self.store.clear_deployed(environment)
+        self.statuses.pop(environment, None)
+        self._ttl.pop(environment, None)
+        for key in [key for key in self._failed if key[0] == environment]:
+            del self._failed[key]
+        records = self.store.environment_records()
+        if retire_at is not None and environment in records:
+            record = records[environment]
+            self.store.save_environment(
+                EnvironmentRecord(
+                    environment, record.branch, record.commit, record.last_push_at, retire_at
+                )
+            )
+        else:
+            self.store.forget_environment(environment)
+        self._event("Normal", reason, environment, "", f"preview torn down: {why}")
+
+    async def _restore(self) -> None:
+        """Start again what ran before a restart, with no new rollouts or revisions."""
+        by_commit: dict[tuple[str, str], list[Deployed]] = {}
+        for record in self.store.deployed():
+            by_commit.setdefault((record.environment, record.commit), []).append(record)
+        for (environment, sha), records in sorted(by_commit.items()):
+            try:
+                loaded = await self._in_git(self._load, sha)
+                workdir = await self._in_git(
+                    self.mirror.export, sha, self.config.checkouts_dir / sha
+                )
+            except ShipyardError as error:
+                log.warning("cannot restore %s at %s: %s", environment, sha[:12], error)
+                continue
+            agents = {agent.name: agent for agent in loaded.result.agents}
+            for record in records:
+                agent = agents.get(record.agent)
+                if agent is None or agent.version != record.version:
+                    continue
+                try:
+                    launch = launching.launch_spec(
+                        agent, environment, sha, workdir, self._secrets_now()
+                    )
+                except launching.NotLaunchable:
+                    continue
+                deadline = float(agent.spec.rollout.progress_deadline_seconds)
+                result = await self.target.deploy(launch, deadline)
+                if not result.healthy:
+                    self._event(
+                        "Warning",
+                        "RestoreFailed",
+                        environment,
+                        agent.name,
+                        f"{agent.version} did not turn healthy after restart",
+                    )
+            status = self.statuses.setdefault(environment, EnvironmentStatus(environment, ""))
+            status.branch = records[0].branch
+            self._refresh_agents(status, None, sha)
+
+    def _event(self, type_: str, reason: str, environment: str, agent: str, message: str) -> None:
+        self.store.record_event(
+            type=type_, reason=reason, message=message, environment=environment, agent=agent
+        )
+        log.info("%s %s %s/%s: %s", type_, reason, environment, agent or "-", message)
+
+    # Reading ---------------------------------------------------------------------------
+
+    def environments(self) -> list[dict[str, Any]]:
+        return [self.statuses[name].as_dict() for name in sorted(self.statuses)]
+
+
+def _retired(records: dict[str, EnvironmentRecord], environment: str, sha: str) -> bool:
+    record = records.get(environment)
+    return record is not None and record.retired_commit == sha

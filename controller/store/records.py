@@ -1,0 +1,79 @@
+"""Plain values the store hands out: rows as frozen dataclasses, never raw tuples."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RolloutResult(enum.StrEnum):
+    PROGRESSING = "Progressing"
+    HEALTHY = "Healthy"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+    SUPERSEDED = "Superseded"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The version of one agent serving in one environment, and where it came from."""
+
+    agent: str
+    environment: str
+    version: str
+    commit: str
+    branch: str
+    since: float
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A version as deployed from a commit; numbered per agent and environment."""
+
+    number: int
+    agent: str
+    environment: str
+    version: str
+    commit: str
+    branch: str
+    author: str
+    message: str
+    created_at: float
+    manifest_json: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    id: int
+    agent: str
+    environment: str
+    from_version: str | None
+    to_version: str
+    commit: str
+    author: str
+    started_at: float
+    finished_at: float | None
+    result: RolloutResult
+    reason: str
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: float
+    type: str  # "Normal" or "Warning", as Kubernetes events
+    reason: str
+    environment: str
+    agent: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """An environment as last reconciled: its branch, commit and lifecycle marks."""
+
+    name: str
+    branch: str
+    commit: str
+    last_push_at: float
+    retired_commit: str | None  # torn down (expired, evicted, merged) at this commit

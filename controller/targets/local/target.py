@@ -1,0 +1,96 @@
+"""The local target: agent versions as supervised processes, switched without downtime.
+
+A new version starts beside the old one; only when it turns healthy does traffic move to
+it and the old one stop. A version that never turns healthy is stopped and the old one
+keeps serving: the automatic rollback of the local target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from controller.targets.local.processes import AgentProcess, LaunchSpec, ProcessState, ProcessTable
+
+_GONE = (ProcessState.FAILED, ProcessState.STOPPED)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    healthy: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The process that answers for one agent in one environment."""
+
+    agent: str
+    environment: str
+    version: str
+    port: int
+    state: str
+
+
+class LocalTarget:
+    def __init__(self, table: ProcessTable | None = None) -> None:
+        self._table = table or ProcessTable()
+        self._serving: dict[tuple[str, str], AgentProcess] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""
+        slot = (launch.environment, launch.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            current = self._serving.get(slot)
+            if current is not None and current.spec == launch and current.state not in _GONE:
+                return DeployResult(True)
+            process = await self._table.launch(launch)
+            if await process.wait_healthy(deadline_seconds):
+                self._serving[slot] = process
+                if current is not None and current.key != process.key:
+                    await self._table.stop(current.key)
+                return DeployResult(True)
+            message = _failure(process, deadline_seconds)
+            await self._table.stop(process.key)
+            return DeployResult(False, message)
+
+    async def remove(self, environment: str, agent: str) -> None:
+        slot = (environment, agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            process = self._serving.pop(slot, None)
+            if process is not None:
+                await self._table.stop(process.key)
+
+    def running(self, environment: str) -> dict[str, str]:
+        """Agent → version serving in `environment` (crash-looped processes excluded)."""
+        return {
+            agent: process.spec.version
+            for (env, agent), process in self._serving.items()
+            if env == environment and process.state is not ProcessState.FAILED
+        }
+
+    def environments(self) -> set[str]:
+        return {environment for environment, _ in self._serving}
+
+    def serving(self) -> list[Serving]:
+        return [
+            Serving(agent, environment, process.spec.version, process.port, str(process.state))
+            for (environment, agent), process in sorted(self._serving.items())
+        ]
+
+    def process(self, environment: str, agent: str) -> AgentProcess | None:
+        return self._serving.get((environment, agent))
+
+    async def close(self) -> None:
+        self._serving.clear()
+        await self._table.stop_all()
+
+
+def _failure(process: AgentProcess, deadline_seconds: float) -> str:
+    if process.state is ProcessState.FAILED and process.last_error:
+        return process.last_error
+    reason = f"not healthy within {deadline_seconds:g}s"
+    if process.last_error:
+        reason += f" ({process.last_error})"
+    return reason
