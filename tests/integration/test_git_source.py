@@ -25,18 +25,6 @@ from tests.gitrepos import Upstream, git
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents-repo"
 
 
-@pytest.fixture(autouse=True)
-def _hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own git config (signing, hooks, default branch) must not leak in.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Upstream:
-    return Upstream(tmp_path / "upstream")
-
-
 @pytest.fixture
 def source(upstream: Upstream, tmp_path: Path) -> Iterator[mirror.Mirror]:
     opened = mirror.Mirror(str(upstream.bare), tmp_path / "state" / "mirror.git")
