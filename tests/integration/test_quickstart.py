@@ -44,7 +44,10 @@ def test_up_serves_production_and_a_preview_and_stops_cleanly(tmp_path: Path) ->
         pids = [
             int(pid)
             for pid in subprocess.run(
-                ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+                ["pgrep", "-P", str(process.pid), "-f", "server.py"],
+                capture_output=True,
+                text=True,
+                check=False,
             ).stdout.split()
         ]
         assert len(pids) == 6
