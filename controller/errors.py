@@ -4,7 +4,9 @@ Every error Shipyard raises on purpose derives from `ShipyardError`, so callers 
 the API, the reconciler) can tell a problem we understand from a bug.
 
     ShipyardError
-    └── ManifestInvalid      manifests failed to load or validate; carries every problem
+    ├── ManifestInvalid      manifests failed to load or validate; carries every problem
+    ├── NotFound             an environment, agent or revision that does not exist
+    └── Conflict             a request that contradicts the current state
 """
 
 from __future__ import annotations
@@ -29,3 +31,11 @@ class ManifestInvalid(ShipyardError):
         first = self.problems[0].render() if self.problems else "no details"
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{first}{more}")
+
+
+class NotFound(ShipyardError):
+    """Something a request named does not exist; the message says what does."""
+
+
+class Conflict(ShipyardError):
+    """A request cannot be honoured in the current state (say, undo with no history)."""

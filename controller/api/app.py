@@ -1,25 +1,31 @@
-"""Shipyard's HTTP API: health, readiness and the read side of environments.
+"""Shipyard's HTTP API: health, readiness, `/api/v1` and the webhook receivers.
 
-Built with FastAPI so the OpenAPI document comes for free; the router in `proxy` sits in
-front of it on the same port and takes agent traffic away before it gets here.
+Built with FastAPI so the OpenAPI document comes for free (`/openapi.json`, `/docs`);
+the router in `proxy` sits in front of it on the same port and takes agent traffic
+away before it gets here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from controller.api import auth, hooks_sink, routes, webhooks
 from controller.reconciler.controller import Controller
 
 
-def create_app(controller: Controller) -> FastAPI:
+def create_app(
+    controller: Controller,
+    tokens: auth.Tokens | None = None,
+    webhook_settings: webhooks.WebhookSettings | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="Shipyard",
         version="v1",
         description="Git-native deployments and previews for AI agents.",
     )
+    sink = hooks_sink.ControllerSink(controller)
+    app.state.webhook_sink = sink
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -33,29 +39,8 @@ def create_app(controller: Controller) -> FastAPI:
             return JSONResponse({"status": "syncing"}, status_code=503)
         return {"status": "ready"}
 
-    @app.get("/api/v1/environments", tags=["environments"])
-    async def list_environments() -> dict[str, Any]:
-        """Every environment with its branch, commit, conditions and agents."""
-        return {"items": controller.environments(), "source": _source(controller)}
-
-    @app.get("/api/v1/environments/{name}", tags=["environments"])
-    async def get_environment(name: str) -> dict[str, Any]:
-        """One environment; 404 names the ones that exist."""
-        status = controller.statuses.get(name)
-        if status is None:
-            known = ", ".join(sorted(controller.statuses)) or "none"
-            raise HTTPException(
-                status_code=404, detail=f'environment "{name}" not found (known: {known})'
-            )
-        return status.as_dict()
-
+    app.include_router(routes.create_router(controller, tokens or auth.Tokens()))
+    app.include_router(
+        webhooks.create_router(webhook_settings or webhooks.WebhookSettings(None), sink)
+    )
     return app
-
-
-def _source(controller: Controller) -> dict[str, Any]:
-    return {
-        "repo": controller.config.repo,
-        "defaultBranch": controller.default_branch,
-        "lastFetch": controller.last_fetch,
-        "error": controller.source_error,
-    }

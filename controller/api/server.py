@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import proxy
+from controller.api import auth, proxy, webhooks
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
@@ -24,13 +25,22 @@ from controller.targets.local.target import LocalTarget
 OnReady = Callable[[Controller], Awaitable[None]]
 
 
-def build(config: ControllerConfig) -> tuple[Controller, proxy.Router]:
+@dataclass(frozen=True)
+class ApiSettings:
+    tokens: auth.Tokens = field(default_factory=auth.Tokens)
+    webhook_secret: str | None = None
+
+
+def build(
+    config: ControllerConfig, api: ApiSettings | None = None
+) -> tuple[Controller, proxy.Router]:
+    api = api or ApiSettings()
     config.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.database)
     mirror = Mirror(config.repo, config.mirror_dir)
     controller = Controller(config, mirror, store, LocalTarget())
     router = proxy.Router(
-        apps.create_app(controller),
+        apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
         upstreams=lambda: upstreams(controller),
         agent_hosts=proxy.host_pattern(config.url_template),
     )
@@ -48,9 +58,13 @@ def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
 
 
 async def serve(
-    config: ControllerConfig, host: str, port: int, on_ready: OnReady | None = None
+    config: ControllerConfig,
+    host: str,
+    port: int,
+    on_ready: OnReady | None = None,
+    api: ApiSettings | None = None,
 ) -> None:
-    controller, router = build(config)
+    controller, router = build(config, api)
     server = uvicorn.Server(
         uvicorn.Config(
             router,

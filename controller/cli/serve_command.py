@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import server
+from controller.api import auth, server
 from controller.cli import durations
 from controller.reconciler.config import ControllerConfig
 from preview import naming
@@ -37,6 +37,16 @@ class ServeOptions:
     secrets_file: Path | None
     verbose: bool
     insecure: bool
+    webhook_secret: str | None
+    read_tokens: tuple[str, ...]
+    write_tokens: tuple[str, ...]
+
+    @property
+    def api(self) -> server.ApiSettings:
+        return server.ApiSettings(
+            tokens=auth.Tokens(frozenset(self.read_tokens), frozenset(self.write_tokens)),
+            webhook_secret=self.webhook_secret or None,
+        )
 
 
 _SHARED = [
@@ -108,6 +118,25 @@ _SHARED = [
         help="KEY=VALUE file of secret values for the local target.",
     ),
     click.option(
+        "--webhook-secret",
+        envvar="SHIPYARD_WEBHOOK_SECRET",
+        help="Shared secret of webhook deliveries (HMAC key; GitLab token).",
+    ),
+    click.option(
+        "--read-token",
+        "read_tokens",
+        multiple=True,
+        envvar="SHIPYARD_READ_TOKENS",
+        help="Bearer token allowed to read the API (repeatable; env: space-separated).",
+    ),
+    click.option(
+        "--write-token",
+        "write_tokens",
+        multiple=True,
+        envvar="SHIPYARD_WRITE_TOKENS",
+        help="Bearer token allowed to read and steer (repeatable; env: space-separated).",
+    ),
+    click.option(
         "--insecure",
         is_flag=True,
         envvar="SHIPYARD_INSECURE",
@@ -138,6 +167,9 @@ def gather(**values: Any) -> ServeOptions:
         secrets_file=values["secrets_file"],
         verbose=values["verbose"],
         insecure=values["insecure"],
+        webhook_secret=values["webhook_secret"],
+        read_tokens=tuple(values["read_tokens"]),
+        write_tokens=tuple(values["write_tokens"]),
     )
 
 
@@ -171,10 +203,11 @@ def serve(repo: str, target: str, **values: Any) -> None:
 
 
 def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
-    if not options.insecure and not _is_loopback(options.host):
+    if not options.insecure and not _is_loopback(options.host) and not options.api.tokens.enabled:
         raise click.UsageError(
-            f"--host {options.host} is not a loopback address and the API has no "
-            "authentication yet; pass --insecure to listen there anyway"
+            f"--host {options.host} is not a loopback address and no API tokens are set: "
+            "anyone who can reach it could steer rollouts. Set --write-token/--read-token, "
+            "or pass --insecure to listen there anyway"
         )
     try:
         naming.preview_url(options.url_template, "agent", naming.PRODUCTION, options.port)
@@ -202,7 +235,7 @@ def run(
     config: ControllerConfig, options: ServeOptions, on_ready: server.OnReady | None = None
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve(config, options.host, options.port, on_ready))
+        asyncio.run(server.serve(config, options.host, options.port, on_ready, options.api))
 
 
 def _repository(repo: str) -> str:

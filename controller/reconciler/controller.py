@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controller.errors import ShipyardError
+from controller.errors import Conflict, NotFound, ShipyardError
 from controller.reconciler import launching, planner
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
@@ -30,7 +30,7 @@ from controller.source import errors as source_errors
 from controller.source import mirror as mirrors
 from controller.specs import loading
 from controller.specs.model import Agent
-from controller.store.records import Deployed, EnvironmentRecord, RolloutResult
+from controller.store.records import Deployed, EnvironmentRecord, Pin, Rollout, RolloutResult
 from controller.store.sqlite import Store
 from controller.targets.local.target import LocalTarget
 from preview import naming
@@ -261,7 +261,8 @@ class Controller:
         failed = {
             agent: version for (env, agent), version in self._failed.items() if env == environment
         }
-        actions = planner.plan(desired, running, failed=failed)
+        pinned = self._pins(environment, desired)
+        actions = planner.plan(desired, running, failed=failed, pinned=pinned)
         # Status shows the commit and its desired versions together, before rollouts begin.
         self._refresh_agents(status, desired, sha)
         deploys = [action for action in actions if isinstance(action, planner.Deploy)]
@@ -289,7 +290,8 @@ class Controller:
                 )
         self._refresh_agents(status, desired, sha)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
-        if all(results) and all(agent.ready for agent in status.agents.values()):
+        settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
+        if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
             return Outcome.READY
         failed_agents = [name for name, agent in status.agents.items() if not agent.ready]
@@ -403,6 +405,7 @@ class Controller:
     ) -> None:
         running = self.target.running(status.name)
         deployed = {record.agent: record for record in self.store.deployed(status.name)}
+        pins = {pin.agent: pin for pin in self.store.pins(status.name)}
         names = set(running) | (set(desired) if desired is not None else set(status.agents))
         agents: dict[str, AgentStatus] = {}
         for name in sorted(names):
@@ -413,13 +416,21 @@ class Controller:
                 else (previous.desired_version if previous else None)
             )
             serving = running.get(name)
-            if serving is not None and serving == wanted:
+            pin = pins.get(name)
+            if pin is not None and serving == pin.version:
+                state = "Pinned"
+            elif serving is not None and serving == wanted:
                 state = "Healthy"
             elif (status.name, name) in self._failed:
                 state = "Failed"
             else:
                 state = "Progressing" if wanted else "Removing"
             record = deployed.get(name)
+            labels = (
+                dict(desired[name].spec.labels)
+                if desired is not None and name in desired
+                else (previous.labels if previous else {})
+            )
             agents[name] = AgentStatus(
                 name=name,
                 version=serving,
@@ -427,7 +438,15 @@ class Controller:
                 commit=record.commit if record else None,
                 url=self.url(name, status.name) if serving else None,
                 state=state,
-                message=previous.message if previous and state == "Failed" else "",
+                message=(
+                    pin.reason
+                    if pin is not None and state == "Pinned"
+                    else previous.message
+                    if previous and state == "Failed"
+                    else ""
+                ),
+                labels=labels,
+                since=record.since if record and serving == record.version else None,
             )
         status.agents = agents
 
@@ -442,6 +461,133 @@ class Controller:
         return naming.preview_url(
             self.config.url_template, agent, environment, self.config.public_port
         )
+
+    def _pins(self, environment: str, desired: dict[str, Agent]) -> dict[str, str]:
+        """Pins still in force; a commit that changed a pinned agent lifts its pin."""
+        pinned: dict[str, str] = {}
+        for pin in self.store.pins(environment):
+            wanted = desired.get(pin.agent)
+            if wanted is not None and wanted.version != pin.pinned_from:
+                self.store.unpin(environment, pin.agent)
+                self._event(
+                    "Normal",
+                    "Unpinned",
+                    environment,
+                    pin.agent,
+                    f"pin on {pin.version} lifted: a commit changed {pin.agent}",
+                )
+                continue
+            pinned[pin.agent] = pin.version
+        return pinned
+
+    # Steering (rollout undo / pause / resume) -------------------------------------------
+
+    def request_sync(self) -> None:
+        """A webhook or a person asked for a sync; bursts coalesce into one poll."""
+        self.trigger()
+
+    async def undo(
+        self, environment: str, agent: str, to_revision: int | None, actor: str, reason: str
+    ) -> Rollout:
+        """Roll `agent` back to a recorded revision and pin it there until a new commit."""
+        status = self.status_of(environment, agent)
+        serving = self.target.running(environment).get(agent)
+        revisions = self.store.revisions(agent, environment)
+        if to_revision is not None:
+            chosen = next((r for r in revisions if r.number == to_revision), None)
+            if chosen is None:
+                numbers = ", ".join(str(r.number) for r in revisions) or "none"
+                raise NotFound(
+                    f"revision {to_revision} of {agent} in {environment} not found "
+                    f"(revisions: {numbers})"
+                )
+        else:
+            older = [r for r in revisions if r.version != serving]
+            if not older:
+                raise Conflict(f"{agent} in {environment} has no earlier revision to undo to")
+            chosen = older[-1]
+        loaded = await self._in_git(self._load, chosen.commit)
+        target_agent = next(
+            (a for a in loaded.result.agents if a.name == agent and a.version == chosen.version),
+            None,
+        )
+        if target_agent is None:
+            raise Conflict(f"revision {chosen.number} can no longer be loaded from its commit")
+        workdir = await self._in_git(
+            self.mirror.export, chosen.commit, self.config.checkouts_dir / chosen.commit
+        )
+        launch = launching.launch_spec(
+            target_agent, environment, chosen.commit, workdir, self._secrets_now()
+        )
+        rollout = self.store.begin_rollout(
+            agent=agent,
+            environment=environment,
+            from_version=serving,
+            to_version=chosen.version,
+            commit=chosen.commit,
+            author=actor,
+        )
+        why = f"undo to revision {chosen.number} by {actor}" + (f": {reason}" if reason else "")
+        self._event("Normal", "RollbackStarted", environment, agent, why)
+        result = await self.target.deploy(
+            launch, float(target_agent.spec.rollout.progress_deadline_seconds)
+        )
+        if not result.healthy:
+            self.store.finish_rollout(rollout.id, RolloutResult.FAILED, result.message)
+            self._event("Warning", "RollbackFailed", environment, agent, result.message)
+            raise Conflict(f"revision {chosen.number} did not turn healthy: {result.message}")
+        self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY, why)
+        self.store.set_deployed(
+            Deployed(agent, environment, chosen.version, chosen.commit, chosen.branch, self.clock())
+        )
+        self.store.pin(
+            Pin(
+                environment, agent, chosen.version, status.desired_version, actor, why, self.clock()
+            )
+        )
+        self._refresh_agents(self.statuses[environment], None, status.commit)
+        return self.store.rollouts(agent, environment)[-1]
+
+    def pause(self, environment: str, agent: str, actor: str, reason: str) -> Pin:
+        """Hold `agent` at what it serves now; syncing leaves it alone until resumed."""
+        status = self.status_of(environment, agent)
+        serving = self.target.running(environment).get(agent)
+        if serving is None:
+            raise Conflict(f"{agent} is not running in {environment}; nothing to pause")
+        pin = Pin(
+            environment,
+            agent,
+            serving,
+            status.desired_version,
+            actor,
+            f"paused by {actor}" + (f": {reason}" if reason else ""),
+            self.clock(),
+        )
+        self.store.pin(pin)
+        self._event("Normal", "Paused", environment, agent, pin.reason)
+        return pin
+
+    def resume(self, environment: str, agent: str, actor: str) -> bool:
+        """Lift a pause or an undo pin; the next sync brings the branch's version back."""
+        self.status_of(environment, agent)
+        lifted = self.store.unpin(environment, agent)
+        if lifted:
+            self._event("Normal", "Resumed", environment, agent, f"resumed by {actor}")
+            status = self.statuses[environment]
+            if status.commit is not None:
+                self._enqueue(environment, status.branch, status.commit)
+        return lifted
+
+    def status_of(self, environment: str, agent: str) -> AgentStatus:
+        status = self.statuses.get(environment)
+        if status is None:
+            known = ", ".join(sorted(self.statuses)) or "none"
+            raise NotFound(f'environment "{environment}" not found (known: {known})')
+        found = status.agents.get(agent)
+        if found is None:
+            known = ", ".join(sorted(status.agents)) or "none"
+            raise NotFound(f'agent "{agent}" not found in {environment} (known: {known})')
+        return found
 
     # Teardown and restore --------------------------------------------------------------
 

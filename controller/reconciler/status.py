@@ -49,6 +49,8 @@ class AgentStatus:
     url: str | None
     state: str  # Healthy, Progressing, Failed, Pinned, ...
     message: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    since: float | None = None  # when the serving version started serving
 
     @property
     def ready(self) -> bool:
@@ -64,6 +66,8 @@ class AgentStatus:
             "ready": self.ready,
             "state": self.state,
             "message": self.message,
+            "labels": self.labels,
+            "since": self.since,
         }
 
 

@@ -77,3 +77,20 @@ class EnvironmentRecord:
     commit: str
     last_push_at: float
     retired_commit: str | None  # torn down (expired, evicted, merged) at this commit
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A person's hold on one agent in one environment: syncing leaves it at `version`.
+
+    `pinned_from` is the version the branch wanted when the pin was set; a commit that
+    changes the agent (so the branch wants something else) lifts the pin.
+    """
+
+    environment: str
+    agent: str
+    version: str
+    pinned_from: str | None
+    actor: str
+    reason: str
+    created_at: float

@@ -19,6 +19,7 @@ from controller.store.records import (
     Deployed,
     EnvironmentRecord,
     Event,
+    Pin,
     Revision,
     Rollout,
     RolloutResult,
@@ -49,6 +50,15 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, type TEXT NOT NULL,
     reason TEXT NOT NULL, environment TEXT NOT NULL, agent TEXT NOT NULL, message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    provider TEXT NOT NULL, id TEXT NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (provider, id)
+);
+CREATE TABLE IF NOT EXISTS pins (
+    environment TEXT NOT NULL, agent TEXT NOT NULL, version TEXT NOT NULL,
+    pinned_from TEXT, actor TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (environment, agent)
+);
 CREATE TABLE IF NOT EXISTS environments (
     name TEXT PRIMARY KEY, branch TEXT NOT NULL, commit_sha TEXT NOT NULL,
     last_push_at REAL NOT NULL, retired_commit TEXT
@@ -56,6 +66,7 @@ CREATE TABLE IF NOT EXISTS environments (
 """
 
 MAX_EVENTS = 10_000
+MAX_DELIVERIES = 10_000
 
 
 class Store:
@@ -268,6 +279,55 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
         return [Event(*row) for row in rows]  # type: ignore[arg-type]
+
+    # Webhook deliveries ----------------------------------------------------------------
+
+    def record_delivery(self, provider: str, delivery: str) -> bool:
+        """Remember a delivery id; False when it was already known (a replay)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?)",
+                (provider, delivery, time.time()),
+            )
+            if cursor.rowcount:
+                db.execute(
+                    "DELETE FROM deliveries WHERE rowid <= (SELECT MAX(rowid) FROM deliveries) - ?",
+                    (MAX_DELIVERIES,),
+                )
+            return bool(cursor.rowcount)
+
+    # Pins --------------------------------------------------------------------------------
+
+    def pin(self, record: Pin) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.environment,
+                    record.agent,
+                    record.version,
+                    record.pinned_from,
+                    record.actor,
+                    record.reason,
+                    record.created_at,
+                ),
+            )
+
+    def unpin(self, environment: str, agent: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM pins WHERE environment = ? AND agent = ?", (environment, agent)
+            )
+            return bool(cursor.rowcount)
+
+    def pins(self, environment: str | None = None) -> list[Pin]:
+        sql = "SELECT * FROM pins"
+        rows = (
+            self._query(sql + " WHERE environment = ? ORDER BY agent", environment)
+            if environment is not None
+            else self._query(sql + " ORDER BY environment, agent")
+        )
+        return [Pin(*row) for row in rows]  # type: ignore[arg-type]
 
     # Environments ----------------------------------------------------------------------
 

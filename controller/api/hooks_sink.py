@@ -1,0 +1,46 @@
+"""Where webhook deliveries land: the controller's sync trigger and the store's replay log."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from controller.reconciler.controller import Controller
+
+log = logging.getLogger("shipyard.webhooks")
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    branch: str
+    number: int
+    from_fork: bool
+    labels: tuple[str, ...]
+    open: bool
+
+
+class ControllerSink:
+    """Implements `webhooks.WebhookSink` on top of a running controller."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self.pull_requests: dict[str, PullRequest] = {}
+
+    def branch_pushed(self, branch: str, sha: str | None) -> None:
+        log.info("push to %s (%s): syncing", branch, (sha or "?")[:12])
+        self.controller.request_sync()
+
+    def branch_deleted(self, branch: str) -> None:
+        log.info("branch %s deleted: syncing", branch)
+        self.controller.request_sync()
+
+    def pull_request(
+        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...], open_: bool
+    ) -> None:
+        self.pull_requests[branch] = PullRequest(branch, number, from_fork, labels, open_)
+
+    def delivery_seen(self, provider: str, delivery: str) -> bool:
+        return not self.controller.store.record_delivery(provider, delivery)
+
+    def delivery_counted(self, provider: str, result: str) -> None:
+        log.debug("%s delivery: %s", provider, result)

@@ -1,0 +1,233 @@
+"""`/api/v1`: what the CLI and dashboards read, and the few writes a person needs.
+
+Reads: environments, agents (their version in each environment), revisions, rollouts,
+events, logs. Writes: rollout undo / pause / resume and an immediate sync. Errors are
+JSON `{"detail": "..."}` with 404 for unknown names and 409 for impossible requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from controller.api import auth
+from controller.errors import Conflict, NotFound
+from controller.reconciler.controller import Controller
+
+
+class UndoRequest(BaseModel):
+    toRevision: int | None = Field(default=None, ge=1, description="Revision to return to.")
+    reason: str = Field(default="", max_length=1000)
+
+
+class PauseRequest(BaseModel):
+    reason: str = Field(default="", max_length=1000)
+
+
+def create_router(controller: Controller, tokens: auth.Tokens) -> APIRouter:
+    def reader(request: Request) -> None:
+        auth.require(tokens, "read", request)
+
+    def writer(request: Request) -> None:
+        auth.require(tokens, "write", request)
+
+    router = APIRouter()
+    router.include_router(
+        _reads(controller, APIRouter(prefix="/api/v1", dependencies=[Depends(reader)]))
+    )
+    router.include_router(
+        _writes(controller, APIRouter(prefix="/api/v1", dependencies=[Depends(writer)]))
+    )
+    return router
+
+
+def _reads(controller: Controller, read: APIRouter) -> APIRouter:
+
+    @read.get("/environments", tags=["environments"])
+    async def list_environments() -> dict[str, Any]:
+        """Every environment with its branch, commit, conditions and agents."""
+        return {"items": controller.environments(), "source": _source(controller)}
+
+    @read.get("/environments/{name}", tags=["environments"])
+    async def get_environment(name: str) -> dict[str, Any]:
+        """One environment; 404 names the ones that exist."""
+        status = controller.statuses.get(name)
+        if status is None:
+            known = ", ".join(sorted(controller.statuses)) or "none"
+            raise HTTPException(404, f'environment "{name}" not found (known: {known})')
+        return status.as_dict()
+
+    @read.get("/agents", tags=["agents"])
+    async def list_agents(environment: str | None = None) -> dict[str, Any]:
+        """Every agent in every environment (or one), with the version it serves."""
+        items = []
+        for env in controller.environments():
+            if environment is not None and env["name"] != environment:
+                continue
+            for agent in env["agents"]:
+                items.append({**agent, "environment": env["name"], "branch": env["branch"]})
+        if environment is not None and environment not in controller.statuses:
+            _unknown_environment(controller, environment)
+        return {"items": items}
+
+    @read.get("/environments/{environment}/agents/{agent}", tags=["agents"])
+    async def describe_agent(environment: str, agent: str) -> dict[str, Any]:
+        """One agent in one environment: status, spec, pin, history and events."""
+        status = _agent(controller, environment, agent)
+        revisions = controller.store.revisions(agent, environment)
+        pins = [p for p in controller.store.pins(environment) if p.agent == agent]
+        manifest = json.loads(revisions[-1].manifest_json) if revisions else None
+        return {
+            "environment": environment,
+            "agent": status.as_dict(),
+            "manifest": manifest,
+            "pin": dataclasses.asdict(pins[0]) if pins else None,
+            "revisions": [_revision(r) for r in revisions],
+            "rollouts": [_rollout(r) for r in controller.store.rollouts(agent, environment)],
+            "events": [dataclasses.asdict(e) for e in controller.store.events(environment, agent)],
+        }
+
+    @read.get("/revisions", tags=["history"])
+    async def list_revisions(agent: str, environment: str) -> dict[str, Any]:
+        """Revisions of one agent in one environment, oldest first."""
+        _agent(controller, environment, agent)
+        return {"items": [_revision(r) for r in controller.store.revisions(agent, environment)]}
+
+    @read.get("/rollouts", tags=["history"])
+    async def list_rollouts(
+        agent: str | None = None, environment: str | None = None
+    ) -> dict[str, Any]:
+        """Rollouts, oldest first, optionally for one agent and/or environment."""
+        return {"items": [_rollout(r) for r in controller.store.rollouts(agent, environment)]}
+
+    @read.get("/events", tags=["history"])
+    async def list_events(
+        environment: str | None = None, agent: str | None = None
+    ) -> dict[str, Any]:
+        """Events, oldest first."""
+        events = controller.store.events(environment, agent)
+        return {"items": [dataclasses.asdict(e) for e in events]}
+
+    @read.get("/environments/{environment}/agents/{agent}/logs", tags=["agents"])
+    async def agent_logs(
+        environment: str,
+        agent: str,
+        since: float | None = Query(default=None, ge=0, description="Seconds back."),
+        follow: bool = False,
+    ) -> StreamingResponse:
+        """The agent's captured output as JSON lines; `follow` streams new lines."""
+        _agent(controller, environment, agent)
+        process = controller.target.process(environment, agent)
+        if process is None:
+            raise HTTPException(409, f"{agent} has no running process in {environment}")
+        cutoff = time.time() - since if since is not None else None
+
+        async def lines() -> AsyncIterator[bytes]:
+            if follow:
+                async for line in process.logs.follow(cutoff):
+                    yield _json_line(line)
+            else:
+                for line in process.logs.lines(cutoff):
+                    yield _json_line(line)
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    return read
+
+
+def _writes(controller: Controller, write: APIRouter) -> APIRouter:
+    @write.post("/environments/{environment}/agents/{agent}/undo", tags=["rollouts"])
+    async def undo(
+        environment: str, agent: str, body: UndoRequest, request: Request
+    ) -> dict[str, Any]:
+        """Roll back to a revision (default: the one before) and pin it there."""
+        rollout = await _steer(
+            lambda: controller.undo(
+                environment, agent, body.toRevision, _actor(request), body.reason
+            )
+        )
+        return {"rollout": _rollout(rollout)}
+
+    @write.post("/environments/{environment}/agents/{agent}/pause", tags=["rollouts"])
+    async def pause(
+        environment: str, agent: str, body: PauseRequest, request: Request
+    ) -> dict[str, Any]:
+        """Hold the agent at what it serves; syncing leaves it alone until resumed."""
+        pin = await _steer(
+            lambda: controller.pause(environment, agent, _actor(request), body.reason)
+        )
+        return {"pin": dataclasses.asdict(pin)}
+
+    @write.post("/environments/{environment}/agents/{agent}/resume", tags=["rollouts"])
+    async def resume(environment: str, agent: str, request: Request) -> dict[str, Any]:
+        """Lift a pause or undo pin; the branch's version comes back on the next sync."""
+        lifted = await _steer(lambda: controller.resume(environment, agent, _actor(request)))
+        return {"resumed": lifted}
+
+    @write.post("/sync", tags=["sync"], status_code=202)
+    async def sync() -> dict[str, str]:
+        """Fetch and reconcile now instead of at the next poll."""
+        controller.request_sync()
+        return {"status": "sync requested"}
+
+    return write
+
+
+async def _steer(call: Callable[[], Any]) -> Any:
+    try:
+        result = call()
+        return await result if inspect.isawaitable(result) else result
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from error
+    except Conflict as error:
+        raise HTTPException(409, str(error)) from error
+
+
+def _actor(request: Request) -> str:
+    actor = request.headers.get("x-shipyard-actor", "").strip()
+    return actor[:100] if actor else "api"
+
+
+def _agent(controller: Controller, environment: str, agent: str) -> Any:
+    try:
+        return controller.status_of(environment, agent)
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from error
+
+
+def _unknown_environment(controller: Controller, environment: str) -> None:
+    known = ", ".join(sorted(controller.statuses)) or "none"
+    raise HTTPException(404, f'environment "{environment}" not found (known: {known})')
+
+
+def _revision(revision: Any) -> dict[str, Any]:
+    fields = dataclasses.asdict(revision)
+    fields.pop("manifest_json")
+    return fields
+
+
+def _rollout(rollout: Any) -> dict[str, Any]:
+    fields = dataclasses.asdict(rollout)
+    fields["result"] = str(rollout.result)
+    return fields
+
+
+def _json_line(line: Any) -> bytes:
+    return json.dumps(dataclasses.asdict(line)).encode() + b"\n"
+
+
+def _source(controller: Controller) -> dict[str, Any]:
+    return {
+        "repo": controller.config.repo,
+        "defaultBranch": controller.default_branch,
+        "lastFetch": controller.last_fetch,
+        "error": controller.source_error,
+    }
