@@ -86,20 +86,29 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30.0, what: str = "
 class Shipyard:
     """`shipyard serve` as a user runs it, restartable and killable."""
 
-    def __init__(self, repo: Path, state: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        state: Path,
+        *extra: str,
+        poll_interval: str = "0.3s",
+        token: str | None = None,
+    ) -> None:
         self.repo = repo
         self.state = state
         self.extra = extra
+        self.poll_interval = poll_interval
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = state.parent / "controller.log"
-        self.http = httpx.Client(timeout=10.0, trust_env=False)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(timeout=10.0, trust_env=False, headers=headers)
 
     def start(self) -> Shipyard:
         executable = Path(sys.executable).parent / "shipyard"
         command = [
             str(executable), "serve", "--repo", str(self.repo), "--state-dir", str(self.state),
-            "--port", str(self.port), "--poll-interval", "0.3s", "-v", *self.extra,
+            "--port", str(self.port), "--poll-interval", self.poll_interval, "-v", *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
