@@ -1,0 +1,439 @@
+"""Preview feedback on GitHub pull requests: a commit status, a Deployment, one comment.
+
+Reviewers should not have to open Shipyard to learn whether a push deployed and where it
+runs. The controller hands each state change of a preview to `GitHubNotifier.submit` and
+moves on: delivery happens on a background task, so a slow or absent GitHub never holds
+up a deployment, and a burst of reports for one branch collapses into its newest, so
+GitHub shows where the branch is now rather than replaying where it was.
+
+Everything GitHub shows is kept idempotent across controller restarts: the pull request
+comment is found again by a hidden marker, and the deployment of a commit by asking
+GitHub, so a restarted controller edits what exists instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Iterable
+from urllib.parse import urlsplit
+
+import httpx
+
+from preview.environments import is_production
+from preview.feedback import (
+    AgentReport,
+    PreviewReport,
+    comment_body,
+    comment_marker,
+    status_description,
+)
+from preview.github_api import (
+    GitHubAmbiguous,
+    GitHubAPI,
+    GitHubError,
+    GitHubUnavailable,
+    PullRequest,
+)
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "TRUSTED_LABEL",
+    "AgentReport",
+    "GitHubNotifier",
+    "PreviewReport",
+    "repository_from_remote",
+]
+
+log = logging.getLogger("shipyard.github")
+
+DEFAULT_API_URL = "https://api.github.com"
+TRUSTED_LABEL = "shipyard:trusted"
+REQUEST_TIMEOUT = 10.0
+# Deliveries for different branches run side by side, but not so many that a large
+# push storm trips GitHub's secondary rate limit on concurrent requests.
+MAX_CONCURRENT_DELIVERIES = 4
+
+_COMMIT_STATE = {"pending": "pending", "success": "success", "failure": "failure"}
+_DEPLOYMENT_STATE = {"pending": "in_progress", "success": "success", "failure": "failure"}
+
+_Key = tuple[str, str]  # (repository, branch)
+
+
+class GitHubNotifier:
+    """Delivers `PreviewReport`s to GitHub in the background; see the module docstring.
+
+    `submit`, `note_pull_request` and `secrets_allowed` never block and never raise.
+    Deliveries run on the event loop `submit` is first called from; `flush` waits for
+    them, `close` drops whatever is still queued (flush first for a graceful stop).
+    Without a token the notifier does nothing but remember pull requests.
+    """
+
+    def __init__(
+        self,
+        api_url: str = DEFAULT_API_URL,
+        token: str | None = None,
+        *,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._api_url = api_url
+        # Tokens read from files arrive with a trailing newline, which no header may hold.
+        self._token = (token or "").strip()
+        self._owns_client = client is None
+        self._client = client
+        self._settings = (max_attempts, backoff_base)
+        self._api: GitHubAPI | None = None
+        if self._token:
+            self._api = self._connect()
+        self._disabled_logged = False
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[_Key, PreviewReport] = {}
+        self._workers: dict[_Key, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+        # Webhook handlers may run on other threads than the deliveries.
+        self._lock = threading.Lock()
+        self._pulls: dict[_Key, dict[int, PullRequest]] = {}
+        self._comments: dict[tuple[str, int, str], int] = {}  # (repo, PR, environment)
+        # Per (repository, environment): the newest commit's deployment, and the one
+        # whose version serves (the last success). Bounded by the live environments.
+        self._deployments: dict[tuple[str, str], tuple[str, int]] = {}
+        self._serving: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        # Spelled out so that no future field (or debugger) shows the token.
+        state = "enabled" if self._api else "disabled"
+        return f"GitHubNotifier({self._api_url!r}, {state})"
+
+    # -- the controller's side -----------------------------------------------------------
+
+    def submit(self, report: PreviewReport) -> None:
+        """Queue `report` for delivery, replacing any undelivered one for the same branch."""
+        try:
+            self._submit(report)
+        except Exception:
+            log.exception("could not queue GitHub feedback for %s", report.environment)
+
+    async def flush(self) -> None:
+        """Wait until every queued report was delivered (or given up on)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop delivering: queued reports are dropped, in-flight ones cancelled."""
+        self._closed = True
+        self._pending.clear()
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except RuntimeError:
+                # Its connections belong to an event loop that already ended.
+                log.debug("GitHub client closed after its event loop")
+
+    def note_pull_request(
+        self, repository: str, branch: str, number: int, *, from_fork: bool, labels: Iterable[str]
+    ) -> None:
+        """Remember a pull request from a `pull_request` webhook event.
+
+        Call it for every action (opened, labeled, unlabeled, synchronize, ...): the
+        labels given replace the ones remembered, so removing the trusted label takes
+        effect. `branch` is the name the controller deploys the PR's head under.
+        """
+        pull = PullRequest(
+            number=number,
+            from_fork=from_fork,
+            labels=frozenset(label.casefold() for label in labels),
+        )
+        with self._lock:
+            self._pulls.setdefault((repository, branch), {})[number] = pull
+
+    def secrets_allowed(
+        self, repository: str, branch: str, trusted_label: str = TRUSTED_LABEL
+    ) -> bool:
+        """Whether the preview of `branch` may receive the agents' secrets.
+
+        Code from a fork is written by someone without write access to the repository;
+        running it with the repository's secrets would hand those secrets over. So a
+        branch with any pull request from a fork gets secrets only once a maintainer has
+        put `trusted_label` on it. A branch with no pull request known was pushed to the
+        repository itself, by someone who could read the secrets anyway.
+        """
+        label = trusted_label.casefold()
+        with self._lock:
+            pulls = list(self._pulls.get((repository, branch), {}).values())
+        return all(not pull.from_fork or label in pull.labels for pull in pulls)
+
+    # -- queueing ------------------------------------------------------------------------
+
+    def _submit(self, report: PreviewReport) -> None:
+        if self._api is None:
+            if not self._disabled_logged:
+                self._disabled_logged = True
+                log.info("no GitHub token configured: pull request feedback is off")
+            return
+        if self._closed:
+            log.debug("notifier closed; dropped report for %s", report.environment)
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        home = self._loop
+        if home is None or home.is_closed():
+            if running is None:
+                log.warning("GitHub feedback needs a running event loop; report dropped")
+                return
+            # A new loop (the previous one ended): tasks and locks of the old are dead.
+            if home is not None:
+                self._workers.clear()
+                self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+                if self._owns_client:
+                    self._client = None  # its pooled connections died with the old loop
+                    self._api = self._connect()
+            self._loop = home = running
+        if running is home:
+            self._enqueue(report)
+        else:
+            # Called from another thread: the queue belongs to the delivery loop.
+            home.call_soon_threadsafe(self._enqueue, report)
+
+    def _connect(self) -> GitHubAPI:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+        max_attempts, backoff_base = self._settings
+        return GitHubAPI(
+            self._api_url,
+            self._token,
+            self._client,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+        )
+
+    def _enqueue(self, report: PreviewReport) -> None:
+        key = (report.repository, report.branch)
+        self._pending[key] = report
+        if key not in self._workers:
+            self._workers[key] = asyncio.get_running_loop().create_task(
+                self._drain(key), name=f"github-feedback:{report.repository}:{report.branch}"
+            )
+
+    async def _drain(self, key: _Key) -> None:
+        # One worker per branch delivers that branch's reports in order; whatever arrives
+        # meanwhile overwrites `_pending[key]`, so only the newest is delivered next.
+        try:
+            while key in self._pending:
+                async with self._slots:
+                    report = self._pending.pop(key, None)
+                    if report is not None:
+                        await self._deliver_safely(report)
+        finally:
+            self._workers.pop(key, None)
+
+    async def _deliver_safely(self, report: PreviewReport) -> None:
+        try:
+            await self._deliver(report)
+        except GitHubUnavailable as error:
+            log.warning(
+                "GitHub feedback for %s at %s not delivered: %s",
+                report.environment,
+                report.short_sha,
+                error,
+            )
+        except Exception:
+            log.exception("GitHub feedback for %s failed", report.environment)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    async def _deliver(self, report: PreviewReport) -> None:
+        api = self._api
+        assert api is not None  # only queued when enabled
+        if report.state != "torn_down":
+            await _part("commit status", report, self._commit_status(api, report))
+        await _part("deployment", report, self._deployment(api, report))
+        await _part("comment", report, self._comment(api, report))
+
+    async def _commit_status(self, api: GitHubAPI, report: PreviewReport) -> None:
+        await api.create_status(
+            report.repository,
+            report.sha,
+            state=_COMMIT_STATE[report.state],
+            description=status_description(report),
+            target_url=report.url if report.state == "success" else None,
+        )
+
+    async def _deployment(self, api: GitHubAPI, report: PreviewReport) -> None:
+        key = (report.repository, report.environment)
+        description = status_description(report)
+        if report.state == "torn_down":
+            self._deployments.pop(key, None)
+            serving = self._serving.pop(key, None)
+            if serving is None:
+                serving = await api.find_deployment(report.repository, report.environment, None)
+            if serving is not None:
+                await api.create_deployment_status(
+                    report.repository, serving, state="inactive", description=description
+                )
+            return
+
+        deployment = await self._deployment_of(api, report)
+        success = report.state == "success"
+        await api.create_deployment_status(
+            report.repository,
+            deployment,
+            state=_DEPLOYMENT_STATE[report.state],
+            description=description,
+            environment_url=report.url if success else None,
+        )
+        if not success:
+            # A failed commit leaves the previous version serving, so its deployment stays.
+            return
+        superseded = self._serving.get(key)
+        self._serving[key] = deployment
+        if superseded is not None and superseded != deployment:
+            # GitHub's auto_inactive skips transient environments, so the previous
+            # commit's deployment would otherwise keep offering its stale link.
+            await api.create_deployment_status(
+                report.repository,
+                superseded,
+                state="inactive",
+                description=f"Superseded by {report.short_sha}",
+            )
+
+    async def _deployment_of(self, api: GitHubAPI, report: PreviewReport) -> int:
+        """The deployment of the report's commit: remembered, found on GitHub, or created."""
+        key = (report.repository, report.environment)
+        known = self._deployments.get(key)
+        if known is not None and known[0] == report.sha:
+            return known[1]
+        found = await api.find_deployment(report.repository, report.environment, report.sha)
+        if found is None:
+            found = await api.create_deployment(
+                report.repository,
+                report.sha,
+                report.environment,
+                production=is_production(report.environment),
+                description=f"Shipyard {report.environment} at {report.short_sha}",
+            )
+        self._deployments[key] = (report.sha, found)
+        return found
+
+    async def _comment(self, api: GitHubAPI, report: PreviewReport) -> None:
+        create = report.state != "torn_down"
+        body = comment_body(report)
+        for number in await self._pull_numbers(api, report):
+            await self._upsert_comment(api, report, number, body, create=create)
+
+    async def _pull_numbers(self, api: GitHubAPI, report: PreviewReport) -> list[int]:
+        with self._lock:
+            noted = sorted(self._pulls.get((report.repository, report.branch), {}))
+        if noted:
+            return noted
+        # Asked afresh for every report rather than cached: a branch's pull request can
+        # be closed and another opened, and without webhooks nothing else would tell us.
+        # A teardown usually follows a merge, which closes the PR: look at closed ones too.
+        state = "all" if report.state == "torn_down" else "open"
+        pulls = await api.pulls_from_branch(report.repository, report.branch, state=state)
+        return sorted(pull.number for pull in pulls)
+
+    async def _upsert_comment(
+        self, api: GitHubAPI, report: PreviewReport, number: int, body: str, *, create: bool
+    ) -> None:
+        repository = report.repository
+        key = (repository, number, report.environment)
+        marker = comment_marker(report.environment)
+        remembered = self._comments.pop(key, None)
+        if remembered is not None and await api.update_comment(repository, remembered, body):
+            self._comments[key] = remembered
+            return
+        if await self._adopt_existing(api, key, marker, body):
+            return
+        if not create:
+            return
+        for attempt in range(1, api.max_attempts + 1):
+            try:
+                self._comments[key] = await api.create_comment(repository, number, body)
+            except GitHubAmbiguous as error:
+                # The comment may exist now; posting again blindly could make two.
+                if attempt == api.max_attempts:
+                    raise GitHubUnavailable(str(error)) from None
+                await asyncio.sleep(api.backoff(attempt))
+                if await self._adopt_existing(api, key, marker, body):
+                    return
+            else:
+                return
+
+    async def _adopt_existing(
+        self, api: GitHubAPI, key: tuple[str, int, str], marker: str, body: str
+    ) -> bool:
+        repository, number, _ = key
+        found = await api.find_comment(repository, number, marker)
+        if found is not None and await api.update_comment(repository, found, body):
+            self._comments[key] = found
+            return True
+        return False
+
+
+async def _part(what: str, report: PreviewReport, call: Awaitable[None]) -> None:
+    # One refused part (say, no permission to create deployments) must not cost the
+    # reviewer the others; an unreachable GitHub ends the whole report instead.
+    try:
+        await call
+    except GitHubUnavailable:
+        raise
+    except GitHubError as error:
+        log.warning(
+            "GitHub refused the %s for %s at %s: %s",
+            what,
+            report.environment,
+            report.short_sha,
+            error,
+        )
+
+
+_URL_SCHEMES = frozenset({"http", "https", "ssh", "git", "git+ssh", "ssh+git"})
+# git's scp-like syntax: `[user@]host:path`, where the host has no slash.
+_SCP_LIKE = re.compile(r"(?:[^@/\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>[^\s]+)")
+_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def repository_from_remote(url: str) -> str | None:
+    """The `owner/name` of a GitHub (or GitHub Enterprise) remote URL, else None.
+
+    Accepts `https://host/o/n(.git)`, `ssh://[user@]host[:port]/o/n` and
+    `[user@]host:o/n`; local paths, `file://` and paths of any other depth (GitLab
+    subgroups, say) are not GitHub repositories.
+    """
+    url = url.strip()
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            return None
+        if parts.scheme.lower() not in _URL_SCHEMES or not host or parts.query or parts.fragment:
+            return None
+        path = parts.path
+    else:
+        match = _SCP_LIKE.fullmatch(url)
+        if match is None:
+            return None
+        path = match["path"]
+    path = path.strip("/")
+    path = path.removesuffix(".git")
+    segments = path.split("/")
+    if len(segments) != 2:
+        return None
+    owner, name = segments
+    if not _OWNER.fullmatch(owner) or not _NAME.fullmatch(name) or name in {".", ".."}:
+        return None
+    return f"{owner}/{name}"
