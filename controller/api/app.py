@@ -7,10 +7,11 @@ away before it gets here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from controller.api import auth, hooks_sink, routes, webhooks
+from controller.metrics import exposition
 from controller.reconciler.controller import Controller
 
 
@@ -38,6 +39,13 @@ def create_app(
         if not controller.first_sync.is_set():
             return JSONResponse({"status": "syncing"}, status_code=503)
         return {"status": "ready"}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition (docs/metrics.md); needs a read token when tokens are set."""
+        auth.require(tokens or auth.Tokens(), "read", request)
+        body, content_type = exposition.render(controller.metrics, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     app.include_router(routes.create_router(controller, tokens or auth.Tokens()))
     app.include_router(

@@ -44,3 +44,4 @@ class ControllerSink:
 
     def delivery_counted(self, provider: str, result: str) -> None:
         log.debug("%s delivery: %s", provider, result)
+        self.controller.metrics.webhook_delivery(provider, result)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,10 +69,12 @@ class Router:
         api: ASGIApp,
         upstreams: Callable[[], Mapping[str, Upstream]],
         agent_hosts: re.Pattern[str],
+        metrics: Metrics | None = None,
     ) -> None:
         self.api = api
         self.upstreams = upstreams
         self.agent_hosts = agent_hosts
+        self.metrics = metrics
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0),
             follow_redirects=False,
@@ -82,7 +87,7 @@ class Router:
         host = _header(scope, b"host").split(":", 1)[0].lower()
         upstream = self.upstreams().get(host)
         if upstream is not None:
-            await self._proxy(upstream, scope, receive, send)
+            await self._proxy_measured(upstream, scope, receive, send)
         elif self.agent_hosts.match(host):
             await self._unknown_host(host, send)
         else:
@@ -90,6 +95,33 @@ class Router:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def _proxy_measured(
+        self, upstream: Upstream, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """`_proxy`, counting the request and its duration for the version that answered."""
+        if self.metrics is None:
+            await self._proxy(upstream, scope, receive, send)
+            return
+        status = 500  # what the server answers when the proxy raises before responding
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self._proxy(upstream, scope, receive, sending)
+        finally:
+            self.metrics.observe_request(
+                upstream.agent,
+                upstream.environment,
+                upstream.version,
+                status,
+                time.perf_counter() - started,
+            )
 
     async def _proxy(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("raw_path") or scope["path"].encode()

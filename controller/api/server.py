@@ -16,6 +16,7 @@ import uvicorn
 
 from controller.api import app as apps
 from controller.api import auth, proxy, webhooks
+from controller.metrics.collector import Metrics
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
@@ -38,11 +39,13 @@ def build(
     config.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.database)
     mirror = Mirror(config.repo, config.mirror_dir)
-    controller = Controller(config, mirror, store, LocalTarget())
+    metrics = Metrics()  # one registry: the controller and the router record into it
+    controller = Controller(config, mirror, store, LocalTarget(), metrics=metrics)
     router = proxy.Router(
         apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
         upstreams=lambda: upstreams(controller),
         agent_hosts=proxy.host_pattern(config.url_template),
+        metrics=metrics,
     )
     return controller, router
 

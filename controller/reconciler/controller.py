@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from controller.errors import Conflict, NotFound, ShipyardError
-from controller.reconciler import launching, planner
+from controller.metrics.collector import Metrics
+from controller.reconciler import launching, planner, reporting
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
@@ -56,6 +57,8 @@ class Controller:
         store: Store,
         target: LocalTarget,
         clock: Callable[[], float] = time.time,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.mirror = mirror
@@ -76,6 +79,8 @@ class Controller:
         self._retry_at: dict[str, float] = {}
         self._env_backoff: dict[str, Backoff] = {}
         self._secrets = launching.read_secrets_file(config.secrets_file)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.watch(lambda: reporting.state(self))
 
     # Running ---------------------------------------------------------------------------
 
@@ -118,8 +123,10 @@ class Controller:
     async def sync_once(self) -> Outcome:
         first = not self.first_sync.is_set()
         try:
-            await self._in_git(self.mirror.fetch)
+            with self.metrics.sync_phase("fetch"):
+                await self._in_git(self.mirror.fetch)
         except source_errors.SourceUnavailable as error:
+            self.metrics.git_fetch_failed()
             self.source_error = str(error)
             log.warning("fetch failed: %s", error)
             if not await self._in_git(self.mirror.exists):
@@ -219,6 +226,7 @@ class Controller:
                 except ShipyardError as error:
                     log.warning("reconcile %s failed: %s", environment, error)
                     outcome = Outcome.TRANSIENT
+                reporting.reconciled(self, environment, outcome)
                 backoff = self._env_backoff.setdefault(
                     environment, Backoff(self.config.backoff_base, self.config.backoff_cap)
                 )
@@ -236,7 +244,8 @@ class Controller:
         status.branch = branch
         status.set_condition("Reconciling", True, "Progressing", f"reconciling {sha[:12]}")
         try:
-            loaded = await self._in_git(self._load, sha)
+            with self.metrics.sync_phase("load"):
+                loaded = await self._in_git(self._load, sha)
         except ShipyardError as error:
             status.set_condition("Reconciling", False, "SourceError", str(error))
             status.set_condition("Ready", False, "SourceError", str(error))
@@ -262,9 +271,11 @@ class Controller:
             agent: version for (env, agent), version in self._failed.items() if env == environment
         }
         pinned = self._pins(environment, desired)
-        actions = planner.plan(desired, running, failed=failed, pinned=pinned)
+        with self.metrics.sync_phase("plan"):
+            actions = planner.plan(desired, running, failed=failed, pinned=pinned)
         # Status shows the commit and its desired versions together, before rollouts begin.
         self._refresh_agents(status, desired, sha)
+        apply_started = time.perf_counter()
         deploys = [action for action in actions if isinstance(action, planner.Deploy)]
         workdir = None
         if deploys:
@@ -288,6 +299,7 @@ class Controller:
                     action.agent,
                     f"{action.agent} {action.current} stopped: no longer declared",
                 )
+        self.metrics.observe_phase("apply", time.perf_counter() - apply_started)
         self._refresh_agents(status, desired, sha)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
         settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
@@ -368,9 +380,13 @@ class Controller:
             f"rolling out {moving} from {commit.sha[:12]}",
         )
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
+        started = time.monotonic()
         result = await self.target.deploy(launch, deadline)
         if result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
+            reporting.rollout_finished(
+                self, environment, agent.name, RolloutResult.HEALTHY, started, commit=commit.sha
+            )
             self.store.set_deployed(
                 Deployed(agent.name, environment, agent.version, commit.sha, branch, self.clock())
             )
@@ -390,6 +406,8 @@ class Controller:
         else:
             reason = result.message
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, reason)
+        ended = RolloutResult.ROLLED_BACK if action.current is not None else RolloutResult.FAILED
+        reporting.rollout_finished(self, environment, agent.name, ended, started)
         self._event(
             "Warning", "RolloutFailed", environment, agent.name, f"{agent.version} failed: {reason}"
         )
@@ -529,14 +547,17 @@ class Controller:
         )
         why = f"undo to revision {chosen.number} by {actor}" + (f": {reason}" if reason else "")
         self._event("Normal", "RollbackStarted", environment, agent, why)
+        started = time.monotonic()
         result = await self.target.deploy(
             launch, float(target_agent.spec.rollout.progress_deadline_seconds)
         )
         if not result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, result.message)
+            reporting.rollout_finished(self, environment, agent, RolloutResult.FAILED, started)
             self._event("Warning", "RollbackFailed", environment, agent, result.message)
             raise Conflict(f"revision {chosen.number} did not turn healthy: {result.message}")
         self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY, why)
+        reporting.rollout_finished(self, environment, agent, RolloutResult.HEALTHY, started)
         self.store.set_deployed(
             Deployed(agent, environment, chosen.version, chosen.commit, chosen.branch, self.clock())
         )

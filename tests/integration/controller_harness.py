@@ -175,6 +175,12 @@ class Shipyard:
 
         return wait_for(check, what=f"{environment} to observe {commit[:8]}")
 
+    def metrics(self) -> str:
+        """The Prometheus exposition in the classic text format (what promtool reads)."""
+        response = self.http.get(self.api("/metrics"))
+        response.raise_for_status()
+        return response.text
+
     def rollouts(self, agent: str | None = None, environment: str | None = None) -> list[Rollout]:
         store = Store(self.state / "shipyard.db")
         try:
