@@ -38,6 +38,11 @@ class ControllerSink:
         self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...], open_: bool
     ) -> None:
         self.pull_requests[branch] = PullRequest(branch, number, from_fork, labels, open_)
+        notifier, repository = self.controller.notifier, self.controller.repository
+        if notifier is not None and repository is not None:
+            notifier.note_pull_request(
+                repository, branch, number, from_fork=from_fork, labels=labels
+            )
 
     def delivery_seen(self, provider: str, delivery: str) -> bool:
         return not self.controller.store.record_delivery(provider, delivery)

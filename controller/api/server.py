@@ -22,6 +22,7 @@ from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
 from controller.store.sqlite import Store
 from controller.targets.local.target import LocalTarget
+from preview.github import DEFAULT_API_URL, GitHubNotifier
 
 OnReady = Callable[[Controller], Awaitable[None]]
 
@@ -30,6 +31,8 @@ OnReady = Callable[[Controller], Awaitable[None]]
 class ApiSettings:
     tokens: auth.Tokens = field(default_factory=auth.Tokens)
     webhook_secret: str | None = None
+    github_api_url: str = DEFAULT_API_URL
+    github_token: str | None = field(default=None, repr=False)
 
 
 def build(
@@ -40,7 +43,10 @@ def build(
     store = Store(config.database)
     mirror = Mirror(config.repo, config.mirror_dir)
     metrics = Metrics()  # one registry: the controller and the router record into it
-    controller = Controller(config, mirror, store, LocalTarget(), metrics=metrics)
+    notifier = GitHubNotifier(api.github_api_url, api.github_token) if api.github_token else None
+    controller = Controller(
+        config, mirror, store, LocalTarget(), metrics=metrics, notifier=notifier
+    )
     router = proxy.Router(
         apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
         upstreams=lambda: upstreams(controller),

@@ -7,7 +7,7 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from controller.api import auth, server
 from controller.cli import durations
 from controller.reconciler.config import ControllerConfig
 from preview import naming
+from preview.github import DEFAULT_API_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,12 +41,18 @@ class ServeOptions:
     webhook_secret: str | None
     read_tokens: tuple[str, ...]
     write_tokens: tuple[str, ...]
+    github_api_url: str
+    github_token: str | None = field(repr=False)
+    github_repo: str | None
+    trusted_label: str
 
     @property
     def api(self) -> server.ApiSettings:
         return server.ApiSettings(
             tokens=auth.Tokens(frozenset(self.read_tokens), frozenset(self.write_tokens)),
             webhook_secret=self.webhook_secret or None,
+            github_api_url=self.github_api_url,
+            github_token=self.github_token,
         )
 
 
@@ -137,6 +144,36 @@ _SHARED = [
         help="Bearer token allowed to read and steer (repeatable; env: space-separated).",
     ),
     click.option(
+        "--github-api-url",
+        default=DEFAULT_API_URL,
+        show_default=True,
+        envvar="SHIPYARD_GITHUB_API_URL",
+        help="GitHub REST API (GitHub Enterprise: https://HOST/api/v3).",
+    ),
+    click.option(
+        "--github-token",
+        envvar="SHIPYARD_GITHUB_TOKEN",
+        help="Token for pull request feedback (statuses, deployments, one comment per PR).",
+    ),
+    click.option(
+        "--github-token-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_GITHUB_TOKEN_FILE",
+        help="File holding the GitHub token (instead of --github-token).",
+    ),
+    click.option(
+        "--github-repo",
+        envvar="SHIPYARD_GITHUB_REPO",
+        help="owner/name on GitHub. [default: derived from --repo]",
+    ),
+    click.option(
+        "--trusted-label",
+        default="shipyard:trusted",
+        show_default=True,
+        envvar="SHIPYARD_TRUSTED_LABEL",
+        help="Label that lets a fork's pull request preview use secrets.",
+    ),
+    click.option(
         "--insecure",
         is_flag=True,
         envvar="SHIPYARD_INSECURE",
@@ -170,7 +207,19 @@ def gather(**values: Any) -> ServeOptions:
         webhook_secret=values["webhook_secret"],
         read_tokens=tuple(values["read_tokens"]),
         write_tokens=tuple(values["write_tokens"]),
+        github_api_url=values["github_api_url"],
+        github_token=_github_token(values["github_token"], values["github_token_file"]),
+        github_repo=values["github_repo"],
+        trusted_label=values["trusted_label"],
     )
+
+
+def _github_token(token: str | None, token_file: Path | None) -> str | None:
+    if token and token_file:
+        raise click.UsageError("give --github-token or --github-token-file, not both")
+    if token_file is not None:
+        return token_file.read_text(encoding="utf-8").strip() or None
+    return token or None
 
 
 @click.command()
@@ -228,6 +277,8 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         url_template=options.url_template,
         public_port=options.port,
         secrets_file=options.secrets_file,
+        github_repository=options.github_repo,
+        trusted_label=options.trusted_label,
     )
 
 

@@ -21,6 +21,8 @@ class ControllerConfig:
     url_template: str = naming.DEFAULT_LOCAL_URL_TEMPLATE
     public_port: int = 8080
     secrets_file: Path | None = None
+    github_repository: str | None = None  # owner/name; None: derived from `repo`
+    trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
 

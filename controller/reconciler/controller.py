@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from controller.errors import Conflict, NotFound, ShipyardError
 from controller.metrics.collector import Metrics
-from controller.reconciler import launching, planner, reporting
+from controller.reconciler import launching, planner, pr_feedback, reporting
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
@@ -36,6 +36,7 @@ from controller.store.sqlite import Store
 from controller.targets.local.target import LocalTarget
 from preview import naming
 from preview.environments import EnvironmentPolicy
+from preview.github import GitHubNotifier, repository_from_remote
 
 log = logging.getLogger("shipyard.reconciler")
 T = TypeVar("T")
@@ -59,6 +60,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         *,
         metrics: Metrics | None = None,
+        notifier: GitHubNotifier | None = None,
     ) -> None:
         self.config = config
         self.mirror = mirror
@@ -80,6 +82,8 @@ class Controller:
         self._env_backoff: dict[str, Backoff] = {}
         self._secrets = launching.read_secrets_file(config.secrets_file)
         self.metrics = metrics if metrics is not None else Metrics()
+        self.notifier = notifier
+        self.repository = config.github_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
     # Running ---------------------------------------------------------------------------
@@ -107,6 +111,10 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self.target.close()
+        if self.notifier is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.notifier.flush(), timeout=5)
+            await self.notifier.close()
         self._git.shutdown(wait=False, cancel_futures=True)
 
     async def _in_git(self, function: Callable[..., T], *args: Any) -> T:
@@ -275,6 +283,7 @@ class Controller:
             actions = planner.plan(desired, running, failed=failed, pinned=pinned)
         # Status shows the commit and its desired versions together, before rollouts begin.
         self._refresh_agents(status, desired, sha)
+        pr_feedback.report(self, status, "pending")
         apply_started = time.perf_counter()
         deploys = [action for action in actions if isinstance(action, planner.Deploy)]
         workdir = None
@@ -305,6 +314,7 @@ class Controller:
         settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
         if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
+            pr_feedback.report(self, status, "success")
             return Outcome.READY
         failed_agents = [name for name, agent in status.agents.items() if not agent.ready]
         status.set_condition(
@@ -313,6 +323,7 @@ class Controller:
             "RolloutFailed",
             f"not healthy: {', '.join(failed_agents)}; waiting for a new commit",
         )
+        pr_feedback.report(self, status, "failure")
         return Outcome.WAITING
 
     def _load(self, sha: str) -> _Loaded:
@@ -332,6 +343,7 @@ class Controller:
         if was_stalled is None or not was_stalled.status or was_stalled.message != message:
             self._event("Warning", "ManifestInvalid", status.name, "", message)
         self._refresh_agents(status, None, status.commit)
+        pr_feedback.report(self, status, "failure")
         return Outcome.STALLED
 
     async def _deploy(
@@ -344,11 +356,16 @@ class Controller:
     ) -> bool:
         agent = action.agent
         key = (environment, agent.name)
+        withheld = pr_feedback.secrets_withheld(self, environment, branch)
+        secrets = {} if withheld else self._secrets_now()
         try:
-            launch = launching.launch_spec(
-                agent, environment, commit.sha, workdir, self._secrets_now()
-            )
+            launch = launching.launch_spec(agent, environment, commit.sha, workdir, secrets)
         except launching.NotLaunchable as error:
+            if withheld:
+                error = launching.NotLaunchable(
+                    f"{error}; secrets are withheld from pull requests from forks until a "
+                    f'maintainer adds the "{self.config.trusted_label}" label'
+                )
             self._failed[key] = agent.version
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
             self._agent_message(environment, agent.name, str(error))
@@ -623,7 +640,9 @@ class Controller:
         for agent in sorted(self.target.running(environment)):
             await self.target.remove(environment, agent)
         self.store.clear_deployed(environment)
-        self.statuses.pop(environment, None)
+        gone = self.statuses.pop(environment, None)
+        if gone is not None:
+            pr_feedback.report(self, gone, "torn_down")
         self._ttl.pop(environment, None)
         for key in [key for key in self._failed if key[0] == environment]:
             del self._failed[key]

@@ -1,0 +1,51 @@
+"""Tells pull requests how their previews are doing, through a `GitHubNotifier`.
+
+The reconciler calls these at the three moments a reviewer cares about: a preview
+starts reconciling a commit (pending), finishes (success, or failure with the
+validation errors), and goes away (torn down). Production is not reported here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from preview import naming
+from preview.feedback import AgentReport, PreviewReport, ReportState
+
+if TYPE_CHECKING:
+    from controller.reconciler.controller import Controller
+    from controller.reconciler.status import EnvironmentStatus
+
+
+def report(controller: Controller, status: EnvironmentStatus, state: ReportState) -> None:
+    notifier, repository = controller.notifier, controller.repository
+    if notifier is None or repository is None or status.name == naming.PRODUCTION:
+        return
+    if status.commit is None:
+        return
+    problems = tuple(
+        f"{p['file']}:{p['line']}:{p['column']}: {p['field']}: {p['message']}".replace(": : ", ": ")
+        for p in status.problems
+    )
+    notifier.submit(
+        PreviewReport(
+            repository=repository,
+            branch=status.branch,
+            sha=status.commit,
+            environment=status.name,
+            state=state,
+            agents=tuple(
+                AgentReport(agent.name, agent.version, agent.url, agent.state)
+                for agent in status.agents.values()
+            ),
+            problems=problems,
+        )
+    )
+
+
+def secrets_withheld(controller: Controller, environment: str, branch: str) -> bool:
+    """A preview of a fork's pull request gets no secrets unless a maintainer labels it."""
+    notifier, repository = controller.notifier, controller.repository
+    if notifier is None or repository is None or environment == naming.PRODUCTION:
+        return False
+    return not notifier.secrets_allowed(repository, branch, controller.config.trusted_label)
