@@ -27,13 +27,13 @@ from controller.reconciler import launching, planner, pr_feedback, reporting
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
+from controller.reconciler.target import Target
 from controller.source import errors as source_errors
 from controller.source import mirror as mirrors
 from controller.specs import loading
 from controller.specs.model import Agent
 from controller.store.records import Deployed, EnvironmentRecord, Pin, Rollout, RolloutResult
 from controller.store.sqlite import Store
-from controller.targets.local.target import LocalTarget
 from preview import naming
 from preview.environments import EnvironmentPolicy
 from preview.github import GitHubNotifier, repository_from_remote
@@ -56,7 +56,7 @@ class Controller:
         config: ControllerConfig,
         mirror: mirrors.Mirror,
         store: Store,
-        target: LocalTarget,
+        target: Target,
         clock: Callable[[], float] = time.time,
         *,
         metrics: Metrics | None = None,

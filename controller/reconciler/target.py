@@ -1,0 +1,32 @@
+"""The seam between the reconciler and where agents run.
+
+The local target implements it today; the Kubernetes target will too. The reconciler
+depends on this protocol only, never on a concrete target.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from controller.targets.local.processes import AgentProcess, LaunchSpec
+from controller.targets.local.target import DeployResult, Serving
+
+
+class Target(Protocol):
+    async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start `launch`'s version; switch traffic to it only once healthy."""
+        ...
+
+    async def remove(self, environment: str, agent: str) -> None: ...
+
+    def running(self, environment: str) -> dict[str, str]:
+        """Agent → version serving in `environment`."""
+        ...
+
+    def environments(self) -> set[str]: ...
+
+    def serving(self) -> list[Serving]: ...
+
+    def process(self, environment: str, agent: str) -> AgentProcess | None: ...
+
+    async def close(self) -> None: ...
