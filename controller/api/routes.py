@@ -210,7 +210,7 @@ def _unknown_environment(controller: Controller, environment: str) -> None:
 
 def _revision(revision: Any) -> dict[str, Any]:
     fields = dataclasses.asdict(revision)
-    fields.pop("manifest_json")
+    fields["manifest"] = json.loads(fields.pop("manifest_json"))
     return fields
 
 

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from controller.cli import schema_command, serve_command, up_command, validate_command
+from controller.cli import commands, schema_command, serve_command, up_command, validate_command
 from controller.errors import ShipyardError
 
 
@@ -24,6 +24,8 @@ cli.add_command(validate_command.validate)
 cli.add_command(schema_command.schema)
 cli.add_command(serve_command.serve)
 cli.add_command(up_command.up)
+for command in commands.ALL:
+    cli.add_command(command)
 
 
 def main() -> None:

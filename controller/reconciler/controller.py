@@ -603,6 +603,7 @@ class Controller:
         )
         self.store.pin(pin)
         self._event("Normal", "Paused", environment, agent, pin.reason)
+        self._refresh_agents(self.statuses[environment], None, status.commit)
         return pin
 
     def resume(self, environment: str, agent: str, actor: str) -> bool:

@@ -1,0 +1,185 @@
+"""`shipyard diff`: what a branch changes in its agents, compared with another branch.
+
+Computed locally from git, not through the API: the repository is mirrored into a
+temporary directory (a local path or a URL, as `serve --repo` takes) and the manifests of
+both branch heads are loaded exactly as the controller loads them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import click
+
+from controller.cli import manifest_diff, printers
+from controller.errors import ShipyardError
+from controller.source.mirror import Mirror
+from controller.specs import loading
+from controller.specs.model import Agent
+from preview import naming
+
+
+@click.command(name="diff")
+@click.argument("branch")
+@click.option(
+    "--against",
+    default=naming.PRODUCTION,
+    show_default=True,
+    metavar="BRANCH",
+    help="The branch to compare with; production means the repository's default branch.",
+)
+@click.option(
+    "--repo",
+    envvar="SHIPYARD_REPO",
+    show_envvar=True,
+    metavar="PATH_OR_URL",
+    help="The agents repository, a local path or a git URL. Default: the current directory.",
+)
+@click.option(
+    "--root",
+    default=loading.DEFAULT_ROOT,
+    show_default=True,
+    help="Directory of manifests inside the repository.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "yaml"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def diff(branch: str, against: str, repo: str | None, root: str, output: str) -> None:
+    """Show what BRANCH changes in each agent, compared with --against.
+
+    Per agent: every changed field by its path (model, parameters such as temperature,
+    resources, env, labels...), tools added or removed, and the prompt as a unified
+    diff; then agents added or removed. Exit status 0 whether or not anything changed,
+    1 on errors (unknown branch, unreachable repository).
+
+    \b
+    Examples:
+      shipyard diff feature/friendlier-support
+      shipyard diff feature/x --against main --repo https://github.com/acme/agents.git
+      shipyard diff feature/x -o json
+    """
+    location = _location(repo)
+    with tempfile.TemporaryDirectory(prefix="shipyard-diff-") as scratch:
+        mirror = Mirror(location, Path(scratch) / "mirror")
+        try:
+            mirror.fetch()
+            branches = mirror.branches()
+            base_branch = _resolve_against(mirror, against, location)
+            heads = {name: _head(branches, name, location) for name in (base_branch, branch)}
+            base = _load(mirror, heads[base_branch], root, base_branch)
+            head = _load(mirror, heads[branch], root, branch)
+        finally:
+            mirror.close()
+    changes = compare(base, head, (base_branch, branch))
+    summary = {
+        "branch": branch,
+        "commit": heads[branch],
+        "against": base_branch,
+        "againstCommit": heads[base_branch],
+        "agents": [change.as_dict() for change in changes],
+    }
+    if output != "text":
+        click.echo(printers.dumps(summary, output), nl=False)
+        return
+    click.echo(f"{branch} ({heads[branch][:12]}) against {base_branch} ({heads[base_branch][:12]})")
+    if not changes:
+        click.echo("No agent changes.")
+        return
+    for change in changes:
+        click.echo("")
+        for line in change.render():
+            click.echo(line)
+    counts = {kind: sum(1 for c in changes if c.change == kind) for kind in _ORDER}
+    parts = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+    click.echo(f"\n{len(changes)} agent{'s' if len(changes) != 1 else ''} changed: {parts}")
+
+
+_ORDER = ("modified", "added", "removed")
+
+
+def compare(
+    base: dict[str, Agent], head: dict[str, Agent], labels: tuple[str, str]
+) -> list[manifest_diff.AgentDiff]:
+    """Modified agents first, then added, then removed, each by name."""
+    changes = []
+    for name in sorted(base.keys() & head.keys()):
+        old, new = base[name], head[name]
+        if old.version == new.version:
+            continue
+        changes.append(
+            manifest_diff.compare(
+                name,
+                old.manifest,
+                new.manifest,
+                from_version=old.version,
+                to_version=new.version,
+                prompts=(old.spec.prompt.text, new.spec.prompt.text),
+                labels=labels,
+            )
+        )
+    for name in sorted(head.keys() - base.keys()):
+        changes.append(manifest_diff.AgentDiff(name, "added", to_version=head[name].version))
+    for name in sorted(base.keys() - head.keys()):
+        changes.append(manifest_diff.AgentDiff(name, "removed", from_version=base[name].version))
+    return changes
+
+
+def _location(repo: str | None) -> str:
+    """A URL as given; a local path made absolute (git resolves it from another directory)."""
+    candidate = repo or "."
+    path = Path(candidate).expanduser()
+    if "://" not in candidate and path.exists():
+        return str(path.resolve())
+    if repo is None:
+        raise ShipyardError("give the agents repository with --repo or SHIPYARD_REPO")
+    return candidate
+
+
+def _resolve_against(mirror: Mirror, against: str, location: str) -> str:
+    if against != naming.PRODUCTION:
+        return against
+    # A working clone's HEAD is whatever is checked out; what it tracks as origin's
+    # default branch is what the controller deploys to production.
+    default = _origin_default(location, mirror.branches()) or mirror.default_branch()
+    if default is None:
+        raise ShipyardError(
+            f"cannot tell the default branch of {location}; name it with --against BRANCH"
+        )
+    return default
+
+
+def _origin_default(location: str, branches: dict[str, str]) -> str | None:
+    if "://" in location or not (Path(location) / ".git").exists():
+        return None
+    found = subprocess.run(
+        ["git", "-C", location, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    name = found.stdout.strip().removeprefix("origin/")
+    if found.returncode == 0 and name in branches:
+        return name
+    candidates = [name for name in ("main", "master") if name in branches]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _head(branches: dict[str, str], name: str, location: str) -> str:
+    if name not in branches:
+        known = ", ".join(sorted(branches)) or "none"
+        raise ShipyardError(f'branch "{name}" not found in {location} (branches: {known})')
+    return branches[name]
+
+
+def _load(mirror: Mirror, sha: str, root: str, branch: str) -> dict[str, Agent]:
+    result = loading.collect(mirror.tree(sha), root)
+    for problem in result.problems:
+        click.echo(f"warning: {branch}: {problem.render()}", err=True)
+    return {agent.name: agent for agent in result.agents}

@@ -1,0 +1,374 @@
+"""`shipyard rollout status|history|undo|pause|resume`, as kubectl's `rollout` verbs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import yaml
+
+from controller.cli import age, client, common, durations, manifest_diff, printers
+from controller.errors import ShipyardError
+
+POLL_SECONDS = 1.0
+DEFAULT_TIMEOUT = "5m"
+
+EXIT_HEALTHY = 0
+EXIT_ERROR = 1  # ShipyardError, raised and printed by main
+EXIT_FAILED = 2
+EXIT_TIMED_OUT = 3
+
+FAILED_RESULTS = ("Failed", "RolledBack")
+
+
+@click.group(name="rollout")
+def rollout() -> None:
+    """Watch, inspect and steer the rollouts of an agent.
+
+    \b
+    Examples:
+      shipyard rollout status support-bot -e production
+      shipyard rollout history support-bot
+      shipyard rollout undo support-bot -e production --reason "answers got rude"
+      shipyard rollout resume support-bot -e production
+    """
+
+
+# status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: int | None  # None: still rolling out
+    message: str
+
+
+def verdict(name: str, agent: dict[str, Any], rollouts: Sequence[dict[str, Any]]) -> Verdict:
+    """Where the rollout of `agent` stands, from its status and its rollouts (oldest first)."""
+    latest = rollouts[-1] if rollouts else None
+    state = agent.get("state")
+    desired = agent.get("desiredVersion")
+    if latest is not None and latest.get("result") == "Progressing":
+        serving = latest.get("from_version")
+        keeps = f", {serving} still serving" if serving else ""
+        return Verdict(
+            None,
+            f'Waiting for agent "{name}" rollout to finish: '
+            f"{latest.get('to_version')} is starting{keeps}...",
+        )
+    if state == "Healthy":
+        return Verdict(EXIT_HEALTHY, f'agent "{name}" successfully rolled out')
+    if state == "Pinned":
+        return Verdict(
+            EXIT_HEALTHY,
+            f'agent "{name}" successfully rolled out (pinned to {agent.get("version")})',
+        )
+    failed = (
+        latest is not None
+        and latest.get("result") in FAILED_RESULTS
+        and latest.get("to_version") == desired
+    )
+    if state == "Failed" or failed:
+        if latest is not None and latest.get("result") in FAILED_RESULTS:
+            how = "was rolled back" if latest["result"] == "RolledBack" else "failed"
+            reason = latest.get("reason") or agent.get("message") or "no reason given"
+            return Verdict(
+                EXIT_FAILED,
+                f'agent "{name}" rollout to {latest.get("to_version")} {how}: {reason}',
+            )
+        return Verdict(EXIT_FAILED, f'agent "{name}" failed: {agent.get("message") or state}')
+    if agent.get("version") is None:
+        return Verdict(
+            None, f'Waiting for agent "{name}" rollout to finish: {desired} is not serving yet...'
+        )
+    return Verdict(
+        None,
+        f'Waiting for agent "{name}" rollout to finish: {agent.get("version")} serving, '
+        f"{desired} wanted...",
+    )
+
+
+@rollout.command(name="status")
+@click.argument("agent")
+@common.environment_option
+@click.option(
+    "--timeout",
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    callback=durations.option_callback,
+    metavar="DURATION",
+    help="Give up after this long (exit 3).",
+)
+@click.option(
+    "--watch/--no-watch",
+    "-w",
+    default=True,
+    show_default=True,
+    help="Keep watching until the rollout ends; --no-watch reports once.",
+)
+@client.connection_options
+def status(
+    agent: str,
+    *,
+    environment: str,
+    timeout: float,
+    watch: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Watch an agent's rollout until it is healthy, fails, or time runs out.
+
+    Exit status: 0 healthy (or pinned by an undo or pause), 1 error (unknown agent or
+    environment, API unreachable), 2 the latest rollout failed or was rolled back,
+    3 timed out (with --no-watch: still rolling out).
+
+    \b
+    Examples:
+      shipyard rollout status support-bot -e production
+      shipyard rollout status triage -e preview-feature-x --timeout 2m
+      shipyard rollout status triage --no-watch || echo "not done yet"
+    """
+    deadline = time.monotonic() + timeout
+    printed = None
+    with client.Client(server, token) as api:
+        while True:
+            described = api.describe(environment, agent)
+            outcome = verdict(agent, described["agent"], described.get("rollouts") or [])
+            if outcome.code == EXIT_HEALTHY:
+                click.echo(outcome.message)
+                raise SystemExit(EXIT_HEALTHY)
+            if outcome.code is not None:
+                click.echo(f"error: {outcome.message}", err=True)
+                raise SystemExit(outcome.code)
+            if outcome.message != printed:
+                click.echo(outcome.message)
+                printed = outcome.message
+            remaining = deadline - time.monotonic()
+            if not watch or remaining <= 0:
+                if watch:
+                    click.echo("error: timed out waiting for the condition", err=True)
+                raise SystemExit(EXIT_TIMED_OUT)
+            time.sleep(min(POLL_SECONDS, remaining))
+
+
+# history -----------------------------------------------------------------------------------
+
+
+@rollout.command(name="history")
+@click.argument("agent")
+@common.environment_option
+@click.option("--revision", type=click.IntRange(min=1), help="Show this revision in full.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "yaml"]),
+    help="Print the revisions as JSON or YAML instead of a table.",
+)
+@client.connection_options
+def history(
+    agent: str,
+    *,
+    environment: str,
+    revision: int | None,
+    output: str | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """List an agent's revisions in an environment, or show one with its change.
+
+    The table is REVISION VERSION COMMIT AUTHOR CHANGE AGE, CHANGE being the commit's
+    summary line. With --revision N: that revision's manifest as YAML and a unified diff
+    against the revision before it.
+
+    \b
+    Examples:
+      shipyard rollout history support-bot
+      shipyard rollout history support-bot -e preview-feature-x -o yaml
+      shipyard rollout history support-bot --revision 3
+    """
+    with client.Client(server, token) as api:
+        revisions = api.revisions(agent, environment)
+        latest_manifest = None
+        if revision is not None:
+            latest_manifest = api.describe(environment, agent).get("manifest")
+    if revision is not None:
+        click.echo("\n".join(_one_revision(agent, revisions, revision, latest_manifest)))
+        return
+    if output is not None:
+        click.echo(printers.dumps(printers.as_list(revisions), output), nl=False)
+        return
+    now = time.time()
+    rows = [
+        [
+            r.get("number"),
+            r.get("version"),
+            common.short(r.get("commit")),
+            r.get("author"),
+            common.first_line(r.get("message")),
+            age.since(r.get("created_at"), now),
+        ]
+        for r in revisions
+    ]
+    click.echo(f"agent/{agent} in {environment}")
+    headers = ("REVISION", "VERSION", "COMMIT", "AUTHOR", "CHANGE", "AGE")
+    printers.echo_lines(printers.table(headers, rows))
+
+
+def _manifest(revision: dict[str, Any], newest: int, latest: Any) -> dict[str, Any] | None:
+    """A revision's manifest: served with it, or (for the newest) by describe."""
+    if isinstance(revision.get("manifest"), dict):
+        return dict(revision["manifest"])
+    if isinstance(revision.get("manifest_json"), str):
+        loaded = yaml.safe_load(revision["manifest_json"])  # JSON is YAML
+        return loaded if isinstance(loaded, dict) else None
+    if revision.get("number") == newest and isinstance(latest, dict):
+        return latest
+    return None
+
+
+def _yaml(manifest: dict[str, Any]) -> str:
+    return yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True)
+
+
+def _one_revision(
+    agent: str, revisions: Sequence[dict[str, Any]], number: int, latest: Any
+) -> list[str]:
+    chosen = next((r for r in revisions if r.get("number") == number), None)
+    if chosen is None:
+        known = ", ".join(str(r.get("number")) for r in revisions) or "none"
+        raise ShipyardError(f"revision {number} of {agent} not found (revisions: {known})")
+    newest = max(int(r.get("number") or 0) for r in revisions)
+    before = max(
+        (r for r in revisions if int(r.get("number") or 0) < number),
+        key=lambda r: int(r.get("number") or 0),
+        default=None,
+    )
+    manifest = _manifest(chosen, newest, latest)
+    lines = [
+        f"agent/{agent} with revision #{number}",
+        f"Version:      {chosen.get('version')}",
+        f"Commit:       {chosen.get('commit')}",
+        f"Branch:       {chosen.get('branch')}",
+        f"Author:       {chosen.get('author')}",
+        f"Change:       {common.first_line(chosen.get('message'))}",
+        f"Age:          {age.since(chosen.get('created_at'))}",
+        "Manifest:",
+    ]
+    if manifest is None:
+        lines.append("  <not served by the API for revisions older than the newest>")
+    else:
+        lines.extend(f"  {line}" for line in _yaml(manifest).splitlines())
+    if before is None:
+        lines.append("Change from the revision before: <none: this is the first revision>")
+        return lines
+    lines.append(f"Change from revision #{before.get('number')}:")
+    lines.append(
+        f"  version {before.get('version')} {manifest_diff.ARROW} {chosen.get('version')}, "
+        f"commit {common.short(before.get('commit'))} {manifest_diff.ARROW} "
+        f"{common.short(chosen.get('commit'))}"
+    )
+    previous = _manifest(before, newest, latest)
+    if manifest is None or previous is None:
+        lines.append("  <manifest diff unavailable: the API serves only the newest manifest>")
+        return lines
+    lines.extend(
+        f"  {line}"
+        for line in manifest_diff.unified(
+            _yaml(previous),
+            _yaml(manifest),
+            f"revision {before.get('number')}",
+            f"revision {number}",
+        )
+    )
+    return lines
+
+
+# undo, pause, resume ----------------------------------------------------------------------
+
+
+@rollout.command(name="undo")
+@click.argument("agent")
+@common.environment_option
+@click.option(
+    "--to-revision",
+    type=click.IntRange(min=1),
+    help="Revision to return to. Default: the one before what is serving.",
+)
+@click.option("--reason", default="", help="Why; recorded with the pin and in the events.")
+@client.connection_options
+def undo(
+    agent: str,
+    *,
+    environment: str,
+    to_revision: int | None,
+    reason: str,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Roll an agent back and pin it there, beside GitOps.
+
+    The environment is pinned to that version (recorded with who, $USER, and why):
+    syncing does not bring the undone version back while pinned. The pin lifts when a
+    new commit changes the agent, or with `shipyard rollout resume`. Waits until the
+    old version is healthy again.
+
+    \b
+    Examples:
+      shipyard rollout undo support-bot -e production --reason "answers got rude"
+      shipyard rollout undo support-bot -e production --to-revision 2
+    """
+    with client.Client(server, token) as api:
+        result = api.undo(environment, agent, to_revision, reason)["rollout"]
+        number = to_revision
+        if number is None:
+            matching = [
+                r.get("number")
+                for r in api.revisions(agent, environment)
+                if r.get("version") == result.get("to_version")
+                and r.get("commit") == result.get("commit")
+            ]
+            number = matching[-1] if matching else None
+    which = f"revision {number} ({result.get('to_version')})" if number else result["to_version"]
+    click.echo(f"agent/{agent} rolled back to {which} in {environment}")
+    click.echo(
+        f'pinned until a commit changes {agent} or "shipyard rollout resume {agent} '
+        f'-e {environment}"'
+    )
+
+
+@rollout.command(name="pause")
+@click.argument("agent")
+@common.environment_option
+@click.option("--reason", default="", help="Why; recorded with the pin and in the events.")
+@client.connection_options
+def pause(agent: str, environment: str, reason: str, server: str | None, token: str | None) -> None:
+    """Hold an agent at the version it serves; syncing leaves it alone until resumed.
+
+    \b
+    Examples:
+      shipyard rollout pause support-bot -e production --reason "holiday freeze"
+    """
+    with client.Client(server, token) as api:
+        pin = api.pause(environment, agent, reason)["pin"]
+    click.echo(f"agent/{agent} paused at {pin.get('version')} in {environment}")
+
+
+@rollout.command(name="resume")
+@click.argument("agent")
+@common.environment_option
+@client.connection_options
+def resume(agent: str, environment: str, server: str | None, token: str | None) -> None:
+    """Lift a pause or an undo pin; the branch's version comes back on the next sync.
+
+    \b
+    Examples:
+      shipyard rollout resume support-bot -e production
+    """
+    with client.Client(server, token) as api:
+        lifted = api.resume(environment, agent).get("resumed")
+    if not lifted:
+        raise ShipyardError(f'agent "{agent}" is not paused or pinned in {environment}')
+    click.echo(f"agent/{agent} resumed in {environment}")
