@@ -2,30 +2,52 @@
 
 Errors Shipyard understands become one line on stderr and exit code 1; click turns
 usage errors into exit code 2. No command ends in a traceback on bad input.
+
+Commands are imported only when invoked: `shipyard get` should not pay for loading
+the web server that `shipyard serve` needs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from controller.cli import commands, schema_command, serve_command, up_command, validate_command
 from controller.errors import ShipyardError
 
+# name → "module:attribute", in the order `--help` lists them.
+COMMANDS = {
+    "get": "controller.cli.get_command:get",
+    "describe": "controller.cli.describe_command:describe",
+    "rollout": "controller.cli.rollout_command:rollout",
+    "diff": "controller.cli.diff_command:diff",
+    "logs": "controller.cli.logs_command:logs",
+    "validate": "controller.cli.validate_command:validate",
+    "schema": "controller.cli.schema_command:schema",
+    "serve": "controller.cli.serve_command:serve",
+    "up": "controller.cli.up_command:up",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="shipyard", prog_name="shipyard")
 def cli() -> None:
     """Shipyard: git-native deployments and preview environments for AI agents."""
-
-
-cli.add_command(validate_command.validate)
-cli.add_command(schema_command.schema)
-cli.add_command(serve_command.serve)
-cli.add_command(up_command.up)
-for command in commands.ALL:
-    cli.add_command(command)
 
 
 def main() -> None:
