@@ -22,6 +22,7 @@ COMMANDS = {
     "describe": "controller.cli.describe_command:describe",
     "rollout": "controller.cli.rollout_command:rollout",
     "diff": "controller.cli.diff_command:diff",
+    "render": "controller.cli.render_command:render",
     "logs": "controller.cli.logs_command:logs",
     "validate": "controller.cli.validate_command:validate",
     "schema": "controller.cli.schema_command:schema",

@@ -1,0 +1,64 @@
+"""Every Kubernetes API call the target makes, as (API group, resource, verb) triples.
+
+One list serves two checks: the install's RBAC (`manifests/rbac.yaml`) must grant each of
+these and nothing else (a test compares them), and the code that talks to the cluster
+asserts that every call it makes is listed here. A new call therefore fails a test until
+both this list and the RBAC say it is allowed: least privilege stays true by construction.
+
+Secrets are deliberately absent: agents reference them by `secretKeyRef`, the kubelet
+reads them, and the controller never needs their values.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Permission(NamedTuple):
+    group: str  # "" is the core API group
+    resource: str  # plural, with "/subresource" where one is meant
+    verb: str
+
+
+_MANAGE = ("get", "list", "watch", "create", "patch", "delete")
+
+# Objects the target renders and applies in production and preview namespaces.
+MANAGED_KINDS: tuple[tuple[str, str], ...] = (
+    ("", "namespaces"),
+    ("", "configmaps"),
+    ("", "services"),
+    ("", "resourcequotas"),
+    ("", "limitranges"),
+    ("apps", "deployments"),
+    ("networking.k8s.io", "ingresses"),
+    ("networking.k8s.io", "networkpolicies"),
+)
+
+# Cluster-wide: the managed kinds, events about them, and agent logs for `shipyard logs`.
+CLUSTER: frozenset[Permission] = frozenset(
+    {Permission(group, resource, verb) for group, resource in MANAGED_KINDS for verb in _MANAGE}
+    | {
+        Permission("", "events", "create"),
+        Permission("", "events", "patch"),
+        # Pods are read to find an agent's pods for `shipyard logs` and rollout messages.
+        Permission("", "pods", "get"),
+        Permission("", "pods", "list"),
+        Permission("", "pods/log", "get"),
+    }
+)
+
+# In the controller's own namespace only: the leader-election Lease.
+LEADER_ELECTION: frozenset[Permission] = frozenset(
+    {
+        Permission("coordination.k8s.io", "leases", "get"),
+        Permission("coordination.k8s.io", "leases", "create"),
+        Permission("coordination.k8s.io", "leases", "update"),
+    }
+)
+
+REQUIRED: frozenset[Permission] = CLUSTER | LEADER_ELECTION
+
+
+def allowed(group: str, resource: str, verb: str) -> bool:
+    """Whether the target may make this call (the applier asserts it before each one)."""
+    return Permission(group, resource, verb) in REQUIRED
