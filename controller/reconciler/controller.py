@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from controller.errors import Conflict, NotFound, ShipyardError
 from controller.metrics.collector import Metrics
-from controller.reconciler import launching, planner, pr_feedback, reporting
+from controller.reconciler import drivers, launching, planner, pr_feedback, reporting
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
@@ -61,6 +61,7 @@ class Controller:
         *,
         metrics: Metrics | None = None,
         notifier: GitHubNotifier | None = None,
+        driver: drivers.Driver | None = None,
     ) -> None:
         self.config = config
         self.mirror = mirror
@@ -83,6 +84,7 @@ class Controller:
         self._secrets = launching.read_secrets_file(config.secrets_file)
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
+        self.driver = driver if driver is not None else drivers.LocalDriver(target)
         self.repository = config.github_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
@@ -286,15 +288,11 @@ class Controller:
         pr_feedback.report(self, status, "pending")
         apply_started = time.perf_counter()
         deploys = [action for action in actions if isinstance(action, planner.Deploy)]
-        workdir = None
-        if deploys:
-            destination = self.config.checkouts_dir / sha
-            workdir = await self._in_git(self.mirror.export, sha, destination)
+        workdir = await self._checkout(sha) if deploys else None
         results = await asyncio.gather(
             *(
                 self._deploy(environment, branch, loaded.commit, workdir, action)
                 for action in deploys
-                if workdir is not None
             )
         )
         for action in actions:
@@ -351,15 +349,24 @@ class Controller:
         environment: str,
         branch: str,
         commit: mirrors.Commit,
-        workdir: Path,
+        workdir: Path | None,
         action: planner.Deploy,
     ) -> bool:
         agent = action.agent
         key = (environment, agent.name)
         withheld = pr_feedback.secrets_withheld(self, environment, branch)
-        secrets = {} if withheld else self._secrets_now()
+        placement = drivers.Placement(
+            agent,
+            environment,
+            commit.sha,
+            branch,
+            commit.author,
+            commit.message,
+            workdir,
+            secrets={} if withheld else self._secrets_now(),
+        )
         try:
-            launch = launching.launch_spec(agent, environment, commit.sha, workdir, secrets)
+            request = self.driver.prepare(placement)
         except launching.NotLaunchable as error:
             if withheld:
                 error = launching.NotLaunchable(
@@ -398,7 +405,7 @@ class Controller:
         )
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
-        result = await self.target.deploy(launch, deadline)
+        result = await self.driver.deploy(request, deadline)
         if result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
             reporting.rollout_finished(
@@ -430,6 +437,12 @@ class Controller:
         )
         self._agent_message(environment, agent.name, reason)
         return False
+
+    async def _checkout(self, sha: str) -> Path | None:
+        """The commit's files on disk, for drivers that run agents from them."""
+        if not self.driver.needs_checkout:
+            return None
+        return await self._in_git(self.mirror.export, sha, self.config.checkouts_dir / sha)
 
     def _secrets_now(self) -> dict[str, str]:
         # The secrets file wins over the environment; read per rollout so edits apply.
@@ -548,11 +561,17 @@ class Controller:
         )
         if target_agent is None:
             raise Conflict(f"revision {chosen.number} can no longer be loaded from its commit")
-        workdir = await self._in_git(
-            self.mirror.export, chosen.commit, self.config.checkouts_dir / chosen.commit
-        )
-        launch = launching.launch_spec(
-            target_agent, environment, chosen.commit, workdir, self._secrets_now()
+        request = self.driver.prepare(
+            drivers.Placement(
+                target_agent,
+                environment,
+                chosen.commit,
+                chosen.branch,
+                chosen.author,
+                chosen.message,
+                await self._checkout(chosen.commit),
+                self._secrets_now(),
+            )
         )
         rollout = self.store.begin_rollout(
             agent=agent,
@@ -565,8 +584,8 @@ class Controller:
         why = f"undo to revision {chosen.number} by {actor}" + (f": {reason}" if reason else "")
         self._event("Normal", "RollbackStarted", environment, agent, why)
         started = time.monotonic()
-        result = await self.target.deploy(
-            launch, float(target_agent.spec.rollout.progress_deadline_seconds)
+        result = await self.driver.deploy(
+            request, float(target_agent.spec.rollout.progress_deadline_seconds)
         )
         if not result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, result.message)
@@ -667,9 +686,7 @@ class Controller:
         for (environment, sha), records in sorted(by_commit.items()):
             try:
                 loaded = await self._in_git(self._load, sha)
-                workdir = await self._in_git(
-                    self.mirror.export, sha, self.config.checkouts_dir / sha
-                )
+                workdir = await self._checkout(sha)
             except ShipyardError as error:
                 log.warning("cannot restore %s at %s: %s", environment, sha[:12], error)
                 continue
@@ -678,14 +695,20 @@ class Controller:
                 agent = agents.get(record.agent)
                 if agent is None or agent.version != record.version:
                     continue
+                placement = drivers.Placement(
+                    agent,
+                    environment,
+                    sha,
+                    record.branch,
+                    workdir=workdir,
+                    secrets=self._secrets_now(),
+                )
                 try:
-                    launch = launching.launch_spec(
-                        agent, environment, sha, workdir, self._secrets_now()
-                    )
+                    request = self.driver.prepare(placement)
                 except launching.NotLaunchable:
                     continue
                 deadline = float(agent.spec.rollout.progress_deadline_seconds)
-                result = await self.target.deploy(launch, deadline)
+                result = await self.driver.deploy(request, deadline)
                 if not result.healthy:
                     self._event(
                         "Warning",
