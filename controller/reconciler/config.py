@@ -23,6 +23,7 @@ class ControllerConfig:
     secrets_file: Path | None = None
     github_repository: str | None = None  # owner/name; None: derived from `repo`
     trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
+    resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
 

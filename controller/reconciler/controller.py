@@ -80,6 +80,8 @@ class Controller:
         self._failed: dict[tuple[str, str], str] = {}
         self._ttl: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
+        self._reconciled_at: dict[str, float] = {}
+        self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
         self._secrets = launching.read_secrets_file(config.secrets_file)
         self.metrics = metrics if metrics is not None else Metrics()
@@ -213,11 +215,15 @@ class Controller:
             changed = record is None or record.commit != sha
             unobserved = status is None or status.commit != sha
             retry_due = environment in self._retry_at and self._retry_at[environment] <= now
+            # Periodic resync finds drift even when no commit arrives (as Flux's interval).
+            resync_due = (
+                now - self._reconciled_at.get(environment, now) > self.config.resync_interval
+            )
             if changed:
                 self.store.save_environment(
                     EnvironmentRecord(environment, branch, sha, now, retired_commit=None)
                 )
-            if changed or unobserved or retry_due:
+            if changed or unobserved or retry_due or resync_due:
                 self._retry_at.pop(environment, None)
                 self._enqueue(environment, branch, sha)
 
@@ -252,6 +258,7 @@ class Controller:
     async def reconcile(self, environment: str, branch: str, sha: str) -> Outcome:
         status = self.statuses.setdefault(environment, EnvironmentStatus(environment, branch))
         status.branch = branch
+        self._reconciled_at[environment] = self.clock()
         status.set_condition("Reconciling", True, "Progressing", f"reconciling {sha[:12]}")
         try:
             with self.metrics.sync_phase("load"):
@@ -275,6 +282,14 @@ class Controller:
             self._ttl[environment] = max(
                 (agent.spec.preview.ttl_seconds for agent in desired.values()),
                 default=DEFAULT_PREVIEW_TTL,
+            )
+        for drift in await self.driver.refresh(environment):
+            self._event(
+                "Warning",
+                "DriftDetected",
+                environment,
+                drift.split(":")[0],
+                f"{drift}; applying the declared state again",
             )
         running = self.target.running(environment)
         failed = {
@@ -659,11 +674,13 @@ class Controller:
             await asyncio.gather(task, return_exceptions=True)
         for agent in sorted(self.target.running(environment)):
             await self.target.remove(environment, agent)
+        await self.driver.teardown(environment)
         self.store.clear_deployed(environment)
         gone = self.statuses.pop(environment, None)
         if gone is not None:
             pr_feedback.report(self, gone, "torn_down")
         self._ttl.pop(environment, None)
+        self._reconciled_at.pop(environment, None)
         for key in [key for key in self._failed if key[0] == environment]:
             del self._failed[key]
         records = self.store.environment_records()
@@ -680,6 +697,8 @@ class Controller:
 
     async def _restore(self) -> None:
         """Start again what ran before a restart, with no new rollouts or revisions."""
+        if not self.driver.restores_from_store:
+            return
         by_commit: dict[tuple[str, str], list[Deployed]] = {}
         for record in self.store.deployed():
             by_commit.setdefault((record.environment, record.commit), []).append(record)

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from controller.reconciler import launching
+from controller.reconciler import kube_workloads, launching
 from controller.reconciler.target import Target
+from controller.source.errors import redact
 from controller.specs.model import Agent
+from controller.targets.kubernetes import rendering
+from controller.targets.kubernetes.target import KubeRequest, KubernetesTarget
 from controller.targets.local.processes import LaunchSpec
 from controller.targets.local.target import DeployResult
 
@@ -36,7 +39,8 @@ class Placement:
 
 
 class Driver(Protocol):
-    needs_checkout: bool
+    needs_checkout: bool  # agents run from the commit's files
+    restores_from_store: bool  # after a restart, start again what the store says ran
 
     def prepare(self, placement: Placement) -> Any:
         """The target's request for `placement`; `launching.NotLaunchable` if impossible."""
@@ -44,11 +48,20 @@ class Driver(Protocol):
 
     async def deploy(self, request: Any, deadline_seconds: float) -> DeployResult: ...
 
+    async def refresh(self, environment: str) -> list[str]:
+        """Observe what runs in `environment`; returns drift found, one line each."""
+        ...
+
+    async def teardown(self, environment: str) -> None:
+        """Remove what is left of an environment once its agents are removed."""
+        ...
+
 
 class LocalDriver:
     """Agents as processes: a launch spec from `spec.run`, run from the commit's files."""
 
     needs_checkout = True
+    restores_from_store = True  # processes die with the controller
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -66,3 +79,67 @@ class LocalDriver:
 
     async def deploy(self, request: LaunchSpec, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
+
+    async def refresh(self, environment: str) -> list[str]:
+        return []  # the processes are ours: nothing else changes them
+
+    async def teardown(self, environment: str) -> None:
+        return None
+
+
+class KubernetesDriver:
+    """Agents as Deployments: objects rendered from `spec.image`; the cluster keeps state."""
+
+    needs_checkout = False
+    restores_from_store = False  # the cluster still runs everything after a restart
+
+    def __init__(
+        self, target: KubernetesTarget, options: kube_workloads.ClusterOptions, source: str
+    ) -> None:
+        self.target = target
+        self.options = options
+        self.source = source
+
+    def prepare(self, placement: Placement) -> KubeRequest:
+        origin = kube_workloads.Origin(
+            commit=placement.commit,
+            branch=placement.branch,
+            author=placement.author,
+            message=placement.message,
+            source=redact(self.source),
+        )
+        settings = kube_workloads.environment_settings(
+            placement.environment, placement.branch, self.options
+        )
+        try:
+            workload = kube_workloads.workload(
+                placement.agent, placement.environment, origin, self.options
+            )
+            objects = rendering.workload_objects(workload, settings)
+            namespace_objects = rendering.namespace_objects(settings)
+        except (kube_workloads.NotRenderable, rendering.RenderError) as error:
+            raise launching.NotLaunchable(str(error)) from error
+        return KubeRequest(
+            environment=placement.environment,
+            agent=placement.agent.name,
+            version=placement.agent.version,
+            namespace=settings.namespace,
+            objects=tuple(objects),
+            namespace_objects=tuple(namespace_objects),
+            is_preview=settings.is_preview,
+        )
+
+    async def deploy(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
+        return await self.target.deploy(request, deadline_seconds)
+
+    async def refresh(self, environment: str) -> list[str]:
+        namespace = kube_workloads.namespace_for(environment, self.options)
+        await self.target.refresh(environment, namespace)
+        return [
+            f"{agent}: {what}"
+            for env, agent, what in self.target.take_drift()
+            if env == environment
+        ]
+
+    async def teardown(self, environment: str) -> None:
+        await self.target.teardown(environment)

@@ -23,6 +23,14 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
         return
     if status.commit is None:
         return
+    # A periodic resync of an unchanged preview tells the pull request nothing new.
+    summary = (
+        status.commit,
+        state + "".join(f"{a.name}{a.version}" for a in status.agents.values()),
+    )
+    if controller.reported.get(status.name) == summary:
+        return
+    controller.reported[status.name] = summary
     problems = tuple(
         f"{p['file']}:{p['line']}:{p['column']}: {p['field']}: {p['message']}".replace(": : ", ": ")
         for p in status.problems

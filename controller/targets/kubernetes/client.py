@@ -1,0 +1,232 @@
+"""The one module that talks to the `kubernetes` library.
+
+A thin synchronous wrapper over the official client's `DynamicClient`: server-side apply
+with field manager `shipyard`, get, list, delete and PUT, for any kind discovery knows.
+It retries what is worth retrying (429 honouring Retry-After, 5xx, timeouts, refused
+connections) with capped exponential backoff, maps failures onto `errors`, refuses any
+call `permissions.REQUIRED` does not declare, and counts calls by verb for tests and
+benchmarks.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as kubeconfig
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from controller.targets.kubernetes import errors, permissions
+
+FIELD_MANAGER = "shipyard"
+WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
+T = TypeVar("T")
+KubeObject = dict[str, Any]
+
+
+class KubeClient:
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        retries: int = 5,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_client = api_client
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.calls: collections.Counter[str] = collections.Counter()
+        cache = Path(tempfile.gettempdir()) / f"shipyard-discovery-{os.getpid()}.json"
+        self._dynamic = self._retrying(
+            "discovery", lambda: DynamicClient(api_client, cache_file=str(cache))
+        )
+
+    @classmethod
+    def from_config(
+        cls, kubeconfig_path: str | None = None, context: str | None = None
+    ) -> KubeClient:
+        """From a kubeconfig (path, `KUBECONFIG`, ~/.kube/config) or in-cluster config."""
+        configuration = k8s.Configuration()
+        try:
+            if kubeconfig_path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                kubeconfig.load_incluster_config(client_configuration=configuration)
+            else:
+                kubeconfig.load_kube_config(
+                    config_file=kubeconfig_path,
+                    context=context,
+                    client_configuration=configuration,
+                )
+        except (kubeconfig.ConfigException, OSError) as error:
+            raise errors.Invalid(f"cannot load Kubernetes configuration: {error}") from error
+        # Leader election builds its own API objects from the default configuration.
+        k8s.Configuration.set_default(configuration)
+        return cls(k8s.ApiClient(configuration))
+
+    # Calls --------------------------------------------------------------------------
+
+    def apply(self, obj: KubeObject, *, force: bool = True) -> KubeObject:
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        self._declared(resource, "patch")
+        namespace = obj["metadata"].get("namespace")
+        result = self._retrying(
+            "patch",
+            lambda: self._dynamic.server_side_apply(
+                resource,
+                body=obj,
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=force,
+            ),
+        )
+        return dict(result.to_dict())
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> KubeObject | None:
+        resource = self._resource(api_version, kind)
+        self._declared(resource, "get")
+        try:
+            result = self._retrying("get", lambda: resource.get(name=name, namespace=namespace))
+        except errors.NotFound:
+            return None
+        return dict(result.to_dict())
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[KubeObject]:
+        resource = self._resource(api_version, kind)
+        self._declared(resource, "list")
+        result = self._retrying(
+            "list", lambda: resource.get(namespace=namespace, label_selector=label_selector)
+        )
+        items = result.to_dict().get("items") or []
+        # Lists leave out each item's kind; put it back so items can be applied again.
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in items]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete one object; False when it was already gone."""
+        resource = self._resource(api_version, kind)
+        self._declared(resource, "delete")
+        try:
+            self._retrying(
+                "delete",
+                lambda: resource.delete(
+                    name=name, namespace=namespace, propagation_policy="Background"
+                ),
+            )
+        except errors.NotFound:
+            return False
+        return True
+
+    def create(self, obj: KubeObject) -> KubeObject:
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        self._declared(resource, "create")
+        namespace = obj["metadata"].get("namespace")
+        result = self._retrying("create", lambda: resource.create(body=obj, namespace=namespace))
+        return dict(result.to_dict())
+
+    def replace(self, obj: KubeObject) -> KubeObject:
+        """PUT with the object's resourceVersion: `Conflict` if someone wrote in between."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        self._declared(resource, "update")
+        namespace = obj["metadata"].get("namespace")
+        result = self._retrying("update", lambda: resource.replace(body=obj, namespace=namespace))
+        return dict(result.to_dict())
+
+    def writes(self) -> int:
+        return sum(count for verb, count in self.calls.items() if verb in WRITE_VERBS)
+
+    # Plumbing -----------------------------------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._retrying(
+                "discovery",
+                lambda: self._dynamic.resources.get(api_version=api_version, kind=kind),
+            )
+        except ResourceNotFoundError as error:
+            raise errors.Invalid(f"the cluster does not serve {kind} in {api_version}") from error
+
+    def _declared(self, resource: Any, verb: str) -> None:
+        group = resource.group or ""
+        if not permissions.allowed(group, resource.name, verb):
+            raise errors.UndeclaredCall(
+                f"{verb} {resource.name} ({group or 'core'}) is not in permissions.REQUIRED"
+            )
+
+    def _retrying(self, verb: str, call: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            with self._lock:
+                self.calls[verb] += 1
+            try:
+                return call()
+            except k8s.ApiException as error:
+                mapped = _mapped(error)
+                if not isinstance(mapped, errors.Transient) or attempt >= self.retries:
+                    raise mapped from error
+                delay = _retry_after(error) or self._backoff(attempt)
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                if attempt >= self.retries:
+                    raise errors.Transient(f"Kubernetes API unreachable: {error}") from error
+                delay = self._backoff(attempt)
+            attempt += 1
+            self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
+
+
+def _mapped(error: k8s.ApiException) -> errors.ApiError:
+    status = int(error.status or 0)
+    message = _message(error)
+    if status == 404:
+        return errors.NotFound(message, status)
+    if status == 409:
+        return errors.Conflict(message, status)
+    if status == 403:
+        return errors.Forbidden(message, status)
+    if status in (400, 415, 422):
+        return errors.Invalid(message, status)
+    if status == 429 or status >= 500 or status == 0:
+        return errors.Transient(message, status)
+    return errors.ApiError(message, status)
+
+
+def _message(error: k8s.ApiException) -> str:
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    detail = body.get("message") if isinstance(body, dict) else None
+    return f"{error.status} {error.reason}: {detail or error.body or ''}".strip()
+
+
+def _retry_after(error: k8s.ApiException) -> float | None:
+    headers = error.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return min(float(value), 30.0) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,256 @@
+"""The Kubernetes target: agent versions as Deployments, applied only when they changed.
+
+Per environment it keeps a view of the cluster, refreshed by a handful of list calls
+(`refresh`): what version each agent's Deployment runs, and whether someone deleted or
+edited what Shipyard applied (drift). `deploy` server-side-applies an agent's objects
+whose content changed (a hash annotation tells), waits for the Deployment to become
+available, and on failure re-applies the last healthy version's objects: the automatic
+rollback. Previews live in their own namespace, deleted on teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.targets.kubernetes import errors
+from controller.targets.kubernetes.client import KubeClient, KubeObject
+from controller.targets.local.processes import AgentProcess
+from controller.targets.local.target import DeployResult, Serving
+
+HASH = "shipyard.dev/applied-hash"
+AGENT = "shipyard.dev/agent"
+ENVIRONMENT = "shipyard.dev/environment"
+VERSION = "shipyard.dev/version"
+MANAGED = "app.kubernetes.io/managed-by=shipyard"
+# Kinds an agent owns, in apply order; deletion runs in reverse.
+AGENT_KINDS = (
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("networking.k8s.io/v1", "Ingress"),
+)
+
+
+@dataclass(frozen=True)
+class KubeRequest:
+    """One agent version's objects, and its environment's namespace objects."""
+
+    environment: str
+    agent: str
+    version: str
+    namespace: str
+    objects: tuple[KubeObject, ...]
+    namespace_objects: tuple[KubeObject, ...] = ()
+    is_preview: bool = False
+
+
+@dataclass
+class _Environment:
+    namespace: str
+    is_preview: bool
+    running: dict[str, str] = field(default_factory=dict)  # agent → version
+    live: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) → hash
+    generations: dict[str, int] = field(default_factory=dict)  # deployment → ours
+
+
+def stamped(obj: KubeObject) -> KubeObject:
+    """`obj` with the hash of its own content as an annotation, to skip no-op applies."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    copy = json.loads(json.dumps(obj))
+    copy["metadata"].setdefault("annotations", {})[HASH] = digest
+    return copy  # type: ignore[no-any-return]
+
+
+class KubernetesTarget:
+    def __init__(self, client: KubeClient, *, poll_interval: float = 0.5) -> None:
+        self.client = client
+        self.poll_interval = poll_interval
+        self._environments: dict[str, _Environment] = {}
+        self._last_good: dict[tuple[str, str], KubeRequest] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
+
+    # Observing --------------------------------------------------------------------------
+
+    async def refresh(self, environment: str, namespace: str | None = None) -> None:
+        """Read what the cluster runs in `environment` (one list call per kind)."""
+        state = self._environments.get(environment)
+        if state is None and namespace is None:
+            return
+        if state is None:
+            state = self._environments[environment] = _Environment(namespace or "", False)
+        await asyncio.to_thread(self._observe, environment, state)
+
+    def _observe(self, environment: str, state: _Environment) -> None:
+        selector = f"{MANAGED},{ENVIRONMENT}={environment}"
+        live: dict[tuple[str, str], str] = {}
+        present: dict[str, set[str]] = {}
+        running: dict[str, str] = {}
+        for api_version, kind in AGENT_KINDS:
+            for item in self.client.list(api_version, kind, state.namespace, selector):
+                metadata = item.get("metadata") or {}
+                name = metadata.get("name", "")
+                live[(kind, name)] = (metadata.get("annotations") or {}).get(HASH, "")
+                agent = (metadata.get("labels") or {}).get(AGENT)
+                if agent:
+                    present.setdefault(agent, set()).add(kind)
+                if kind == "Deployment" and agent:
+                    edited = (
+                        name in state.generations
+                        and metadata.get("generation") != state.generations[name]
+                    )
+                    if edited:
+                        self.drift.append((environment, agent, "Deployment spec edited"))
+                        continue
+                    running[agent] = (metadata.get("labels") or {}).get(VERSION, "")
+        for agent in list(running):
+            missing = {"ConfigMap", "Service"} - present.get(agent, set())
+            if missing:
+                self.drift.append((environment, agent, f"{', '.join(sorted(missing))} deleted"))
+                del running[agent]
+        for agent in set(state.running) - set(running) - {a for _, a, _ in self.drift}:
+            self.drift.append((environment, agent, "Deployment deleted"))
+        state.live = live
+        state.running = running
+
+    def take_drift(self) -> list[tuple[str, str, str]]:
+        """Drift found by `refresh` since the last call: (environment, agent, what)."""
+        found, self.drift = self.drift, []
+        return found
+
+    def running(self, environment: str) -> dict[str, str]:
+        state = self._environments.get(environment)
+        return dict(state.running) if state else {}
+
+    def environments(self) -> set[str]:
+        return set(self._environments)
+
+    def serving(self) -> list[Serving]:
+        return [
+            Serving(agent, name, version, 0, "Healthy")
+            for name, state in sorted(self._environments.items())
+            for agent, version in sorted(state.running.items())
+        ]
+
+    def process(self, environment: str, agent: str) -> AgentProcess | None:
+        return None
+
+    # Changing -----------------------------------------------------------------------------
+
+    async def deploy(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
+        slot = (request.environment, request.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            state = self._environments.setdefault(
+                request.environment, _Environment(request.namespace, request.is_preview)
+            )
+            state.is_preview = request.is_preview
+            try:
+                await asyncio.to_thread(self._apply, request, state)
+                healthy, message = await self._wait_available(request, deadline_seconds)
+            except errors.ApiError as error:
+                healthy, message = False, str(error)
+            if healthy:
+                state.running[request.agent] = request.version
+                self._last_good[slot] = request
+                await asyncio.to_thread(self._prune_config_maps, request)
+                return DeployResult(True)
+            previous = self._last_good.get(slot)
+            if previous is None or previous.version == request.version:
+                return DeployResult(False, message)
+            try:
+                await asyncio.to_thread(self._apply, previous, state)
+                restored, _ = await self._wait_available(previous, deadline_seconds)
+            except errors.ApiError as error:
+                return DeployResult(False, f"{message}; rollback failed: {error}")
+            if restored:
+                state.running[request.agent] = previous.version
+            return DeployResult(False, message)
+
+    def _apply(self, request: KubeRequest, state: _Environment) -> None:
+        for obj in (*request.namespace_objects, *request.objects):
+            desired = stamped(obj)
+            key = (desired["kind"], desired["metadata"]["name"])
+            if state.live.get(key) == desired["metadata"]["annotations"][HASH]:
+                continue
+            applied = self.client.apply(desired)
+            state.live[key] = desired["metadata"]["annotations"][HASH]
+            if desired["kind"] == "Deployment":
+                state.generations[key[1]] = int(applied["metadata"].get("generation") or 0)
+
+    async def _wait_available(self, request: KubeRequest, deadline: float) -> tuple[bool, str]:
+        name = next(o["metadata"]["name"] for o in request.objects if o["kind"] == "Deployment")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline
+        message = f"Deployment {name} not available within {deadline:g}s"
+        while True:
+            live = await asyncio.to_thread(
+                self.client.get, "apps/v1", "Deployment", name, request.namespace
+            )
+            verdict, detail = _available(live)
+            if verdict is not None:
+                return verdict, detail
+            if detail:
+                message = f"{message}: {detail}"
+            if loop.time() >= give_up:
+                return False, message
+            await asyncio.sleep(self.poll_interval)
+
+    def _prune_config_maps(self, request: KubeRequest) -> None:
+        """ConfigMaps of earlier prompts and models, now that the new pods are up."""
+        current = {o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"}
+        selector = f"{MANAGED},{ENVIRONMENT}={request.environment},{AGENT}={request.agent}"
+        for item in self.client.list("v1", "ConfigMap", request.namespace, selector):
+            name = item["metadata"]["name"]
+            if name not in current:
+                self.client.delete("v1", "ConfigMap", name, request.namespace)
+
+    async def remove(self, environment: str, agent: str) -> None:
+        state = self._environments.get(environment)
+        if state is None:
+            return
+        await asyncio.to_thread(self._delete_agent, environment, agent, state)
+        state.running.pop(agent, None)
+        self._last_good.pop((environment, agent), None)
+
+    def _delete_agent(self, environment: str, agent: str, state: _Environment) -> None:
+        selector = f"{MANAGED},{ENVIRONMENT}={environment},{AGENT}={agent}"
+        for api_version, kind in reversed(AGENT_KINDS):
+            for item in self.client.list(api_version, kind, state.namespace, selector):
+                self.client.delete(api_version, kind, item["metadata"]["name"], state.namespace)
+                state.live.pop((kind, item["metadata"]["name"]), None)
+
+    async def teardown(self, environment: str) -> None:
+        """Delete a preview's namespace (and with it everything in it)."""
+        state = self._environments.pop(environment, None)
+        if state is not None and state.is_preview:
+            await asyncio.to_thread(self.client.delete, "v1", "Namespace", state.namespace)
+        for slot in [slot for slot in self._last_good if slot[0] == environment]:
+            del self._last_good[slot]
+
+    async def close(self) -> None:
+        self._environments.clear()
+
+
+def _available(deployment: KubeObject | None) -> tuple[bool | None, str]:
+    """(True, "") when rolled out, (False, why) when it cannot be, (None, progress) else."""
+    if deployment is None:
+        return False, "Deployment disappeared"
+    spec: dict[str, Any] = deployment.get("spec") or {}
+    status: dict[str, Any] = deployment.get("status") or {}
+    metadata: dict[str, Any] = deployment.get("metadata") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == (
+            "ProgressDeadlineExceeded"
+        ):
+            return False, f"ProgressDeadlineExceeded: {condition.get('message', '')}".strip()
+    wanted = int(spec.get("replicas", 1) or 0)
+    observed = int(status.get("observedGeneration") or 0) >= int(metadata.get("generation") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if observed and updated >= wanted and available >= wanted:
+        return True, ""
+    return None, f"{available} of {wanted} replicas available, {updated} updated"
