@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from controller.specs import loading
+from controller.specs import loading, validation
 from controller.specs import tree as trees
 from controller.specs.model import Agent
 from controller.specs.problems import Problem
+
+# From this many files on, they are checked in a pool of processes, one per core: below
+# it, starting the pool costs more than it saves.
+PARALLEL_FROM_FILES = 200
+# Chunks per worker: enough to even out uneven files, few enough to keep the overhead low.
+CHUNKS_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class CheckedAgent:
+    """What `validate` reports about a valid agent; small, so it crosses processes cheaply."""
+
+    name: str
+    version: str
+    file: str
+    line: int
+
+
+FileResult = loading.FileResult[CheckedAgent]
 
 
 @click.command()
@@ -53,15 +76,13 @@ def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | 
       shipyard validate agents/support-bot.yaml -o json
     """
     requests = _group_by_repository(paths or (Path(),), root, repo_root)
-    results = [
-        (repository, loading.collect(trees.FilesystemTree(repository), root, files))
-        for repository, files in requests.items()
-    ]
-    agents = [(repository, agent) for repository, result in results for agent in result.agents]
-    problems = [
-        (repository, problem) for repository, result in results for problem in result.problems
-    ]
-    file_count = sum(result.files for _, result in results)
+    agents: list[tuple[Path, CheckedAgent]] = []
+    problems: list[tuple[Path, Problem]] = []
+    file_count = 0
+    for repository, (checked, found, files) in _check(requests, root).items():
+        agents += [(repository, agent) for agent in checked]
+        problems += [(repository, problem) for problem in found]
+        file_count += files
     if file_count == 0:
         where = ", ".join(str(path) for path in paths) or "."
         raise click.ClickException(f"no manifests (*.yaml, *.yml) found in {where}")
@@ -71,6 +92,90 @@ def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | 
         _print_text(agents, problems, file_count)
     if problems:
         raise SystemExit(1)
+
+
+Outcome = tuple[list[CheckedAgent], list[Problem], int]
+
+
+def _check(requests: dict[Path, list[str] | None], root: str) -> dict[Path, Outcome]:
+    """Each repository's agents, problems and file count, as `loading.collect` finds them.
+
+    Files are checked one by one (the per-file step), in a process pool when there are
+    many; then each repository's results, in file order, go through the cross-file step
+    once, so names are compared across all its files whichever process read them.
+    """
+    outcomes: dict[Path, Outcome] = {}
+    work: list[tuple[Path, list[str]]] = []
+    for repository, files in requests.items():
+        try:
+            listed = loading.manifest_files(trees.FilesystemTree(repository), root, files)
+        except (trees.TreeError, OSError) as error:
+            result = loading.unlisted(root, error)
+            outcomes[repository] = ([], list(result.problems), result.files)
+            continue
+        outcomes[repository] = ([], [], 0)  # keeps the repositories in the order asked
+        work.append((repository, listed))
+    for repository, results in _check_files(work).items():
+        outcomes[repository] = loading.unique(results)
+    return outcomes
+
+
+def _check_files(work: list[tuple[Path, list[str]]]) -> dict[Path, list[FileResult]]:
+    """Every listed file's result, grouped by repository and in the order listed."""
+    workers = _workers(sum(len(files) for _, files in work))
+    chunks = _chunks(work, workers)
+    results: dict[Path, list[FileResult]] = {repository: [] for repository, _ in work}
+    for (repository, _), checked in zip(chunks, _map_chunks(chunks, workers), strict=True):
+        results[repository] += checked
+    return results
+
+
+def _workers(file_count: int) -> int:
+    if file_count < PARALLEL_FROM_FILES:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores)
+
+
+def _chunks(work: list[tuple[Path, list[str]]], workers: int) -> list[tuple[Path, list[str]]]:
+    """The files in runs of about equal size, in order; a run never spans two repositories."""
+    if workers == 1:
+        return work
+    total = sum(len(files) for _, files in work)
+    size = max(1, math.ceil(total / (workers * CHUNKS_PER_WORKER)))
+    return [
+        (repository, files[start : start + size])
+        for repository, files in work
+        for start in range(0, len(files), size)
+    ]
+
+
+def _map_chunks(chunks: list[tuple[Path, list[str]]], workers: int) -> list[list[FileResult]]:
+    """`_check_chunk` over the chunks, in order: in a process pool when there are workers."""
+    if workers > 1 and len(chunks) > 1:
+        validation.prepare()  # compile the schema once, here, for every forked worker
+        try:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(_check_chunk, *zip(*chunks, strict=True)))
+        except (BrokenProcessPool, OSError):
+            pass  # no processes to be had (a sandbox, a limit): do the same work here
+    return [_check_chunk(repository, files) for repository, files in chunks]
+
+
+def _check_chunk(repository: Path, files: list[str]) -> list[FileResult]:
+    """The per-file step for some files of one repository; runs in a worker process."""
+    tree = trees.FilesystemTree(repository)
+    return [_summary(loading.load_file(tree, path)) for path in files]
+
+
+def _summary(result: loading.FileResult[Agent]) -> FileResult:
+    agents = tuple(
+        CheckedAgent(agent.name, agent.version, agent.file, agent.line) for agent in result.agents
+    )
+    return loading.FileResult(result.path, agents, result.problems)
 
 
 def _group_by_repository(
@@ -114,7 +219,7 @@ def _shown(repository: Path, file: str) -> str:
 
 
 def _print_text(
-    agents: list[tuple[Path, Agent]], problems: list[tuple[Path, Problem]], file_count: int
+    agents: list[tuple[Path, CheckedAgent]], problems: list[tuple[Path, Problem]], file_count: int
 ) -> None:
     for repository, problem in problems:
         located = Problem(
@@ -137,7 +242,7 @@ def _print_text(
 
 
 def _print_json(
-    agents: list[tuple[Path, Agent]], problems: list[tuple[Path, Problem]], file_count: int
+    agents: list[tuple[Path, CheckedAgent]], problems: list[tuple[Path, Problem]], file_count: int
 ) -> None:
     document = {
         "valid": not problems,

@@ -6,9 +6,9 @@ line, column and field, and never lets hostile input through as a traceback or a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from controller.errors import ManifestInvalid
 from controller.specs import model, semantic, validation, versioning, yamldoc
@@ -44,16 +44,76 @@ def collect(
     tree: trees.Tree, root: str = DEFAULT_ROOT, paths: list[str] | None = None
 ) -> LoadResult:
     """Load the manifests under `root` (or exactly `paths`) and gather every problem."""
-    problems: list[Problem] = []
-    agents: list[model.Agent] = []
     try:
-        files = paths if paths is not None else tree.manifest_paths(root)
+        files = manifest_files(tree, root, paths)
     except (trees.TreeError, OSError) as error:
-        problem = Problem(root, 1, 1, "", f"cannot list manifests: {error}")
-        return LoadResult((), (problem,), 0)
-    defined: dict[str, model.Agent] = {}
-    for path in files:
-        for agent in _load_file(tree, path, problems):
+        return unlisted(root, error)
+    return combine(load_file(tree, path) for path in files)
+
+
+class Named(Protocol):
+    """What the cross-file check needs of an agent: its name and where it is defined."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def line(self) -> int: ...
+
+
+AgentT = TypeVar("AgentT", bound=Named)
+
+
+@dataclass(frozen=True)
+class FileResult(Generic[AgentT]):
+    """One manifest file on its own: its agents and its problems, before names are compared."""
+
+    path: str
+    agents: tuple[AgentT, ...]
+    problems: tuple[Problem, ...]
+
+
+def manifest_files(
+    tree: trees.Tree, root: str = DEFAULT_ROOT, paths: list[str] | None = None
+) -> list[str]:
+    """Exactly `paths`, else every manifest under `root`; `TreeError` or `OSError` if unlistable."""
+    return paths if paths is not None else tree.manifest_paths(root)
+
+
+def unlisted(root: str, error: Exception) -> LoadResult:
+    """The result when the manifests under `root` cannot even be listed."""
+    return LoadResult((), (Problem(root, 1, 1, "", f"cannot list manifests: {error}"),), 0)
+
+
+def load_file(tree: trees.Tree, path: str) -> FileResult[model.Agent]:
+    """Parse, validate and version one file: the per-file step, independent of other files."""
+    problems: list[Problem] = []
+    agents = _load_file(tree, path, problems)
+    return FileResult(path, tuple(agents), tuple(problems))
+
+
+def combine(results: Iterable[FileResult[model.Agent]]) -> LoadResult:
+    """The cross-file step: per-file results, in file order, as one result."""
+    agents, problems, files = unique(results)
+    return LoadResult(tuple(agents), tuple(problems), files)
+
+
+def unique(results: Iterable[FileResult[AgentT]]) -> tuple[list[AgentT], list[Problem], int]:
+    """Every file's agents and problems in file order, and how many files there were.
+
+    An agent whose name an earlier one already took is a problem, not an agent.
+    """
+    problems: list[Problem] = []
+    agents: list[AgentT] = []
+    defined: dict[str, AgentT] = {}
+    files = 0
+    for result in results:
+        files += 1
+        problems.extend(result.problems)
+        for agent in result.agents:
             first = defined.get(agent.name)
             if first is not None:
                 message = f'agent "{agent.name}" is already defined at {first.file}:{first.line}'
@@ -61,7 +121,7 @@ def collect(
                 continue
             defined[agent.name] = agent
             agents.append(agent)
-    return LoadResult(tuple(agents), tuple(problems), len(files))
+    return agents, problems, files
 
 
 def _load_file(tree: trees.Tree, path: str, problems: list[Problem]) -> list[model.Agent]:
