@@ -23,7 +23,14 @@ from typing import Any, TypeVar
 
 from controller.errors import Conflict, NotFound, ShipyardError
 from controller.metrics.collector import Metrics
-from controller.reconciler import drivers, launching, planner, pr_feedback, reporting
+from controller.reconciler import (
+    drivers,
+    launching,
+    manifest_cache,
+    planner,
+    pr_feedback,
+    reporting,
+)
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
@@ -80,13 +87,17 @@ class Controller:
         self._failed: dict[tuple[str, str], str] = {}
         self._ttl: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
+        self._manifests = manifest_cache.ManifestCache()
         self._reconciled_at: dict[str, float] = {}
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
         self._secrets = launching.read_secrets_file(config.secrets_file)
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
-        self.driver = driver if driver is not None else drivers.LocalDriver(target)
+        if driver is None:
+            assert hasattr(target, "deploy"), "without a driver, the target runs processes"
+            driver = drivers.LocalDriver(target)  # type: ignore[arg-type]
+        self.driver = driver
         self.repository = config.github_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
@@ -341,7 +352,7 @@ class Controller:
 
     def _load(self, sha: str) -> _Loaded:
         tree = self.mirror.tree(sha)
-        result = loading.collect(tree, self.config.manifests_root)
+        result = self._manifests.collect(tree, self.config.manifests_root)
         return _Loaded(result, self.mirror.commit(sha))
 
     def _stall(self, status: EnvironmentStatus, result: loading.LoadResult) -> Outcome:

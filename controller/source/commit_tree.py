@@ -35,6 +35,7 @@ class CommitTree:
         # Parsed directories by their resolved path: a load reads many files from the
         # same few directories, and each parse is an object read.
         self._directories: dict[tuple[str, ...], git.Tree] = {(): root}
+        self._indexes: dict[tuple[str, ...], dict[str, _Entry]] = {}
 
     def manifest_paths(self, root: str) -> list[str]:
         start = trees.normalize(root)
@@ -131,13 +132,20 @@ class CommitTree:
         cached = self._directories.get((*where, name))
         if cached is not None:
             return cached
-        for entry in self._entries(shown, directory):
+        index = self._indexes.get(where)
+        if index is None:
+            # One pass per directory: looking names up one by one would make reading every
+            # file of a large directory quadratic.
             # From the path: a submodule's `.name` would look it up in `.gitmodules`.
-            if os.fspath(entry.path).rpartition("/")[2] == name:
-                if isinstance(entry, git.Tree):
-                    self._directories[(*where, name)] = entry
-                return entry
-        return None
+            index = {
+                os.fspath(entry.path).rpartition("/")[2]: entry
+                for entry in self._entries(shown, directory)
+            }
+            self._indexes[where] = index
+        entry = index.get(name)
+        if isinstance(entry, git.Tree):
+            self._directories[(*where, name)] = entry
+        return entry
 
     @staticmethod
     def _entries(shown: str, directory: git.Tree) -> list[_Entry]:

@@ -1,0 +1,207 @@
+"""Benchmark the reconcile loop at 100 and 1,000 agents with 50 branches.
+
+Why this exists: a poll that finds nothing new must not cost more as a repository
+grows (it should be O(branches), not O(agents)), and a push that changes one agent
+must reach that agent in well under a second even with 1,000 agents (Argo CD polls
+every three minutes by default). This script measures both, side by side, for two
+repository sizes in one run, and prints the ratios:
+
+    python bench/sync.py [--agents 100 1000] [--branches 50] [--repeat 5] [--json]
+
+It runs the real controller, git mirror, manifest loader, planner and SQLite store on a
+real git repository. The target is a stand-in that turns every version healthy at once
+(starting 50,000 real agent processes is not what is being measured), so the figures
+are the controller's own cost: fetch, load, plan, record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from controller.reconciler.config import ControllerConfig  # noqa: E402
+from controller.reconciler.controller import Controller  # noqa: E402
+from controller.source.mirror import Mirror  # noqa: E402
+from controller.store.sqlite import Store  # noqa: E402
+from controller.targets.local.processes import LaunchSpec  # noqa: E402
+from controller.targets.local.target import DeployResult, Serving  # noqa: E402
+
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+
+
+class InstantTarget:
+    """Every version is healthy the moment it is deployed; counts the deploys."""
+
+    def __init__(self) -> None:
+        self.serving_now: dict[tuple[str, str], str] = {}
+        self.deploys = 0
+
+    async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        self.deploys += 1
+        self.serving_now[(launch.environment, launch.agent)] = launch.version
+        return DeployResult(True)
+
+    async def remove(self, environment: str, agent: str) -> None:
+        self.serving_now.pop((environment, agent), None)
+
+    def running(self, environment: str) -> dict[str, str]:
+        return {a: v for (e, a), v in self.serving_now.items() if e == environment}
+
+    def environments(self) -> set[str]:
+        return {e for e, _ in self.serving_now}
+
+    def serving(self) -> list[Serving]:
+        return [Serving(a, e, v, 0, "Healthy") for (e, a), v in self.serving_now.items()]
+
+    def process(self, environment: str, agent: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.serving_now.clear()
+
+
+def manifest(index: int, temperature: float = 0.2) -> str:
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata:
+  name: agent-{index:04d}
+  labels: {{team: team-{index % 8}}}
+spec:
+  run:
+    command: ["python3", "agent.py"]
+  model:
+    provider: fake
+    name: echo
+    parameters: {{temperature: {temperature}, maxTokens: 512}}
+  prompt:
+    file: prompts/agent-{index:04d}.md
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def make_repository(root: Path, agents: int, branches: int) -> tuple[Path, Path]:
+    remote, work = root / "remote.git", root / "work"
+    git(root, "init", "-q", "--bare", "--initial-branch=main", str(remote))
+    git(root, "init", "-q", "--initial-branch=main", str(work))
+    (work / "agents").mkdir()
+    (work / "prompts").mkdir()
+    for index in range(agents):
+        (work / "agents" / f"agent-{index:04d}.yaml").write_text(manifest(index))
+        (work / "prompts" / f"agent-{index:04d}.md").write_text(f"You are agent {index}.\n" * 8)
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "agents")
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "push", "-q", "origin", "main")
+    for branch in range(branches):
+        git(work, "checkout", "-q", "-b", f"feature/{branch:02d}", "main")
+        (work / "agents" / f"agent-{branch:04d}.yaml").write_text(manifest(branch, 0.9))
+        git(work, "commit", "-qam", f"branch {branch}")
+    git(work, "checkout", "-q", "main")
+    git(work, "push", "-q", "origin", "--all")
+    return remote, work
+
+
+async def measure(agents: int, branches: int, repeat: int, root: Path) -> dict[str, Any]:
+    remote, work = make_repository(root, agents, branches)
+    config = ControllerConfig(
+        repo=str(remote), state_dir=root / "state", poll_interval=3600, max_previews=branches
+    )
+    store = Store(config.database)
+    target = InstantTarget()
+    controller = Controller(config, Mirror(config.repo, config.mirror_dir), store, target)
+    started = time.perf_counter()
+    await controller.sync_once()
+    await controller.wait_idle()
+    first_sync = time.perf_counter() - started
+    environments = len(controller.statuses)
+
+    noop = []
+    for _ in range(repeat):
+        before = target.deploys
+        started = time.perf_counter()
+        await controller.sync_once()
+        await controller.wait_idle()
+        noop.append(time.perf_counter() - started)
+        assert target.deploys == before, "a poll with nothing new deployed something"
+
+    change = []
+    for step in range(repeat):
+        (work / "agents" / "agent-0000.yaml").write_text(manifest(0, round(0.3 + step * 0.1, 2)))
+        git(work, "commit", "-qam", f"change one agent ({step})")
+        git(work, "push", "-q", "origin", "main")
+        before = target.deploys
+        started = time.perf_counter()
+        await controller.sync_once()
+        await controller.wait_idle()
+        change.append(time.perf_counter() - started)
+        assert target.deploys == before + 1, f"expected one deploy, got {target.deploys - before}"
+    await controller.close()
+    store.close()
+    return {
+        "agents": agents,
+        "branches": branches,
+        "environments": environments,
+        "first_sync_s": first_sync,
+        "noop_poll_ms": statistics.median(noop) * 1000,
+        "one_agent_change_ms": statistics.median(change) * 1000,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--branches", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("GIT_CONFIG_GLOBAL", os.devnull)
+    results = []
+    for count in args.agents:
+        root = Path(tempfile.mkdtemp(prefix=f"shipyard-bench-{count}-"))
+        try:
+            results.append(asyncio.run(measure(count, args.branches, args.repeat, root)))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{'agents':>7} {'envs':>5} {'first sync':>11} {'no-op poll':>11} {'1-agent change':>15}")
+    for row in results:
+        print(
+            f"{row['agents']:>7} {row['environments']:>5} {row['first_sync_s']:>10.1f}s "
+            f"{row['noop_poll_ms']:>9.1f}ms {row['one_agent_change_ms']:>13.1f}ms"
+        )
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        growth = large["noop_poll_ms"] / small["noop_poll_ms"]
+        print(
+            f"no-op poll at {large['agents']} vs {small['agents']} agents: {growth:.2f}x "
+            "(goal: does not grow with agents)"
+        )
+        verdict = "met" if large["one_agent_change_ms"] < 1000 else "NOT met"
+        print(
+            f"one-agent change at {large['agents']} agents: "
+            f"{large['one_agent_change_ms']:.0f} ms (goal < 1000 ms: {verdict})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
