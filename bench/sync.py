@@ -29,14 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from controller.reconciler.config import ControllerConfig  # noqa: E402
-from controller.reconciler.controller import Controller  # noqa: E402
-from controller.source.mirror import Mirror  # noqa: E402
-from controller.store.sqlite import Store  # noqa: E402
-from controller.targets.local.processes import LaunchSpec  # noqa: E402
-from controller.targets.local.target import DeployResult, Serving  # noqa: E402
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.controller import Controller
+from controller.source.mirror import Mirror
+from controller.store.sqlite import Store
+from controller.targets.local.processes import LaunchSpec
+from controller.targets.local.target import DeployResult, Serving
 
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 

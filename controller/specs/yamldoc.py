@@ -237,6 +237,15 @@ def _read_stream(loader: Any, documents: list[Document]) -> None:  # noqa: PLR09
             mark = _mark(event.start_mark)
             if event.anchor not in anchors:
                 raise YamlProblem(mark, f"invalid YAML: unknown alias *{event.anchor}")
+            if (
+                parent is not None
+                and parent.is_mapping
+                and parent.pending_key is None
+                and not parent.pending_merge
+            ):
+                raise YamlProblem(
+                    mark, f"mapping keys must be written out, not aliases (*{event.anchor})"
+                )
             value, size = anchors[event.anchor]
             _place(document, stack, value, mark, size)
         elif kind is yaml.DocumentEndEvent:
@@ -325,7 +334,7 @@ def _open(
         document.problems.append((mark, f"unsupported YAML tag {event.tag}"))
     path = _child_path(stack, mark) if stack else ()
     if stack and stack[-1].pending_merge and not is_mapping:
-        stack[-1].pending_merge = False  # `<<: [*a, *b]`: the sequence's items are merged
+        # `<<: [*a, *b]`: the items are merged when the list closes (see `_place`).
         path = _MERGED_LIST
     container: dict[str, Any] | list[Any] = {} if is_mapping else []
     frame = _Frame(path, container, mark, event.anchor)
@@ -337,6 +346,8 @@ def _child_path(stack: list[_Frame], mark: Mark) -> Path:
     parent = stack[-1]
     if not parent.is_mapping:
         return (*parent.path, len(parent.container))
+    if parent.pending_merge:  # `<<: {…}` written out in place
+        return (*parent.path, "<<")
     if parent.pending_key is None:
         raise YamlProblem(mark, "mapping keys must be strings, not lists or mappings")
     return (*parent.path, parent.pending_key)

@@ -44,3 +44,33 @@ def test_unreadable_streams_raise_a_located_problem(text: str) -> None:
     with pytest.raises(yamldoc.YamlProblem) as caught:
         yamldoc.parse(text)
     assert caught.value.mark[0] >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "b: &b {p: 1}\nc: &c {q: 2}\nm:\n  <<: [*b, *c]\n  z: 3\n",
+            {"p": 1, "q": 2, "z": 3},
+            id="list-of-aliases",
+        ),
+        pytest.param("m:\n  <<: {p: 1}\n  q: 2\n", {"p": 1, "q": 2}, id="inline-mapping"),
+        pytest.param("m:\n  <<: [{p: 1}, {p: 2, r: 3}]\n", {"p": 1, "r": 3}, id="first-wins"),
+    ],
+)
+def test_merge_key_forms(text: str, expected: dict[str, int]) -> None:
+    (document,) = yamldoc.parse(text)
+    assert document.value["m"] == expected
+    assert not document.problems
+
+
+def test_merge_key_of_scalars_is_a_problem_not_a_crash() -> None:
+    (document,) = yamldoc.parse("m:\n  <<: [1, 2]\n")
+    assert document.problems == [((2, 7), "a merge key (<<) takes a mapping or a list of mappings")]
+
+
+def test_alias_as_a_key_is_refused_with_its_position() -> None:
+    with pytest.raises(yamldoc.YamlProblem) as caught:
+        yamldoc.parse("a: &x k\n*x : 1\n")
+    assert caught.value.mark == (2, 1)
+    assert "not aliases (*x)" in caught.value.message
