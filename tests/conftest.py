@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.gitrepos import Upstream
 
 VALID_AGENT = """\
 apiVersion: shipyard.dev/v1alpha1
@@ -51,3 +54,16 @@ def write_repo(tmp_path: Path) -> WriteRepo:
         return root
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own git config (signing, hooks, default branch) must not leak in.
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Upstream:
+    """A bare remote and a working clone that pushes to it."""
+    return Upstream(tmp_path / "upstream")
