@@ -17,14 +17,30 @@ import uvicorn
 from controller.api import app as apps
 from controller.api import auth, proxy, webhooks
 from controller.metrics.collector import Metrics
+from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
+from controller.reconciler.target import Target
 from controller.source.mirror import Mirror
 from controller.store.sqlite import Store
+from controller.targets.kubernetes.client import KubeClient
+from controller.targets.kubernetes.leader import LeaderElection
+from controller.targets.kubernetes.target import KubernetesTarget
 from controller.targets.local.target import LocalTarget
 from preview.github import DEFAULT_API_URL, GitHubNotifier
 
 OnReady = Callable[[Controller], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Where and how `--target kubernetes` runs agents."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    options: kube_workloads.ClusterOptions = field(default_factory=kube_workloads.ClusterOptions)
+    leader_election: bool = True
+    leader_namespace: str = "shipyard-system"
 
 
 @dataclass(frozen=True)
@@ -36,7 +52,9 @@ class ApiSettings:
 
 
 def build(
-    config: ControllerConfig, api: ApiSettings | None = None
+    config: ControllerConfig,
+    api: ApiSettings | None = None,
+    kubernetes: KubernetesSettings | None = None,
 ) -> tuple[Controller, proxy.Router]:
     api = api or ApiSettings()
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -44,12 +62,23 @@ def build(
     mirror = Mirror(config.repo, config.mirror_dir)
     metrics = Metrics()  # one registry: the controller and the router record into it
     notifier = GitHubNotifier(api.github_api_url, api.github_token) if api.github_token else None
+    target: Target
+    driver: drivers.Driver
+    if kubernetes is None:
+        local = LocalTarget()
+        target, driver = local, drivers.LocalDriver(local)
+    else:
+        cluster = KubernetesTarget(
+            KubeClient.from_config(kubernetes.kubeconfig, kubernetes.context)
+        )
+        target, driver = cluster, drivers.KubernetesDriver(cluster, kubernetes.options, config.repo)
     controller = Controller(
-        config, mirror, store, LocalTarget(), metrics=metrics, notifier=notifier
+        config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
     router = proxy.Router(
         apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
-        upstreams=lambda: upstreams(controller),
+        # On a cluster, agent traffic goes through its Ingress, not through us.
+        upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
     )
@@ -70,10 +99,12 @@ async def serve(
     config: ControllerConfig,
     host: str,
     port: int,
+    *,
     on_ready: OnReady | None = None,
     api: ApiSettings | None = None,
+    kubernetes: KubernetesSettings | None = None,
 ) -> None:
-    controller, router = build(config, api)
+    controller, router = build(config, api, kubernetes)
     server = uvicorn.Server(
         uvicorn.Config(
             router,
@@ -85,7 +116,13 @@ async def serve(
             date_header=False,
         )
     )
-    loop_task = asyncio.create_task(controller.run(), name="shipyard-controller")
+    work = controller.run
+    if kubernetes is not None and kubernetes.leader_election:
+        assert isinstance(controller.target, KubernetesTarget)
+        election = LeaderElection(controller.target.client, kubernetes.leader_namespace)
+        loop_task = asyncio.create_task(election.run(work), name="shipyard-leader-election")
+    else:
+        loop_task = asyncio.create_task(work(), name="shipyard-controller")
     ready_task = asyncio.create_task(_announce(controller, on_ready)) if on_ready else None
     try:
         await server.serve()

@@ -15,6 +15,7 @@ import click
 
 from controller.api import auth, server
 from controller.cli import durations
+from controller.reconciler import kube_workloads
 from controller.reconciler.config import ControllerConfig
 from preview import naming
 from preview.github import DEFAULT_API_URL
@@ -231,24 +232,93 @@ def _github_token(token: str | None, token_file: Path | None) -> str | None:
 )
 @click.option(
     "--target",
-    type=click.Choice(["local"]),
+    type=click.Choice(["local", "kubernetes"]),
     default="local",
     show_default=True,
     envvar="SHIPYARD_TARGET",
     help="Where agents run.",
 )
+@click.option(
+    "--kubeconfig",
+    envvar="SHIPYARD_KUBECONFIG",
+    help="Kubeconfig file "
+    "(kubernetes target). [default: in-cluster config, else KUBECONFIG/~/.kube/config]",
+)
+@click.option(
+    "--context",
+    "kube_context",
+    envvar="SHIPYARD_CONTEXT",
+    help="Kubeconfig context (kubernetes target).",
+)
+@click.option(
+    "--ingress-class",
+    envvar="SHIPYARD_INGRESS_CLASS",
+    help="ingressClassName of rendered Ingresses (kubernetes target).",
+)
+@click.option(
+    "--tls-secret",
+    envvar="SHIPYARD_TLS_SECRET",
+    help="TLS Secret for rendered Ingresses (kubernetes target).",
+)
+@click.option(
+    "--production-namespace",
+    default="shipyard-production",
+    show_default=True,
+    envvar="SHIPYARD_PRODUCTION_NAMESPACE",
+    help="Namespace of production.",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=True,
+    show_default=True,
+    envvar="SHIPYARD_LEADER_ELECTION",
+    help="Act only while holding a Lease, so replicas never both act.",
+)
+@click.option(
+    "--leader-election-namespace",
+    default="shipyard-system",
+    show_default=True,
+    envvar="SHIPYARD_LEADER_ELECTION_NAMESPACE",
+    help="Namespace of the Lease.",
+)
 @serve_options
-def serve(repo: str, target: str, **values: Any) -> None:
+def serve(  # noqa: PLR0917 - click passes one argument per flag
+    repo: str,
+    target: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    ingress_class: str | None,
+    tls_secret: str | None,
+    production_namespace: str,
+    leader_election: bool,
+    leader_election_namespace: str,
+    **values: Any,
+) -> None:
     """Run the controller: previews for every branch, production from the default branch.
 
     \b
     Examples:
       shipyard serve --repo https://github.com/acme/agents.git
       SHIPYARD_REPO=../agents shipyard serve --port 9000 --poll-interval 30s
+      shipyard serve --repo URL --target kubernetes --kubeconfig ~/.kube/config \\
+        --url-template 'https://{agent}--{env}.preview.example.com/' --ingress-class nginx
     """
-    del target  # the local target is the only one so far
     options = gather(**values)
-    run(build_config(repo, options), options)
+    kubernetes = None
+    if target == "kubernetes":
+        kubernetes = server.KubernetesSettings(
+            kubeconfig=kubeconfig,
+            context=kube_context,
+            options=kube_workloads.ClusterOptions(
+                url_template=options.url_template,
+                ingress_class=ingress_class,
+                tls_secret=tls_secret,
+                production_namespace=production_namespace,
+            ),
+            leader_election=leader_election,
+            leader_namespace=leader_election_namespace,
+        )
+    run(build_config(repo, options), options, kubernetes=kubernetes)
 
 
 def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
@@ -283,10 +353,22 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
 
 
 def run(
-    config: ControllerConfig, options: ServeOptions, on_ready: server.OnReady | None = None
+    config: ControllerConfig,
+    options: ServeOptions,
+    on_ready: server.OnReady | None = None,
+    kubernetes: server.KubernetesSettings | None = None,
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve(config, options.host, options.port, on_ready, options.api))
+        asyncio.run(
+            server.serve(
+                config,
+                options.host,
+                options.port,
+                on_ready=on_ready,
+                api=options.api,
+                kubernetes=kubernetes,
+            )
+        )
 
 
 def _repository(repo: str) -> str:

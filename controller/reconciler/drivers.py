@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from controller.reconciler import kube_workloads, launching
-from controller.reconciler.target import Target
+from controller.reconciler.target import ProcessTarget
 from controller.source.errors import redact
 from controller.specs.model import Agent
 from controller.targets.kubernetes import rendering
@@ -63,7 +63,7 @@ class LocalDriver:
     needs_checkout = True
     restores_from_store = True  # processes die with the controller
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: ProcessTarget) -> None:
         self.target = target
 
     def prepare(self, placement: Placement) -> LaunchSpec:
@@ -116,7 +116,17 @@ class KubernetesDriver:
                 placement.agent, placement.environment, origin, self.options
             )
             objects = rendering.workload_objects(workload, settings)
-            namespace_objects = rendering.namespace_objects(settings)
+            namespace_objects = rendering.namespace_objects(settings) or [
+                # Production's namespace is the install's; apply makes sure it exists.
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": settings.namespace,
+                        "labels": {"app.kubernetes.io/part-of": "shipyard"},
+                    },
+                }
+            ]
         except (kube_workloads.NotRenderable, rendering.RenderError) as error:
             raise launching.NotLaunchable(str(error)) from error
         return KubeRequest(

@@ -13,9 +13,7 @@ from controller.targets.local.target import DeployResult, Serving
 
 
 class Target(Protocol):
-    async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
-        """Start `launch`'s version; switch traffic to it only once healthy."""
-        ...
+    """What the reconciler reads and removes; deploying goes through a driver."""
 
     async def remove(self, environment: str, agent: str) -> None: ...
 
@@ -30,3 +28,11 @@ class Target(Protocol):
     def process(self, environment: str, agent: str) -> AgentProcess | None: ...
 
     async def close(self) -> None: ...
+
+
+class ProcessTarget(Target, Protocol):
+    """A target that runs agents as local processes (the local driver's)."""
+
+    async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start `launch`'s version; switch traffic to it only once healthy."""
+        ...

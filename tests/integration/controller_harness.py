@@ -105,6 +105,11 @@ class Shipyard:
         self.http = httpx.Client(timeout=10.0, trust_env=False, headers=headers)
 
     def start(self) -> Shipyard:
+        self._launch()
+        wait_for(self._ready, what="the controller's first sync")
+        return self
+
+    def _launch(self) -> None:
         executable = Path(sys.executable).parent / "shipyard"
         command = [
             str(executable), "serve", "--repo", str(self.repo), "--state-dir", str(self.state),
@@ -112,7 +117,10 @@ class Shipyard:
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self._ready, what="the controller's first sync")
+
+    def process_only(self) -> Shipyard:
+        """Start without waiting for readiness (a standby replica never becomes ready)."""
+        self._launch()
         return self
 
     def _ready(self) -> bool:

@@ -33,6 +33,7 @@ AGENT_KINDS = (
     ("v1", "Service"),
     ("networking.k8s.io/v1", "Ingress"),
 )
+_AGENT_KIND_NAMES = frozenset(kind for _, kind in AGENT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class KubernetesTarget:
         self._environments: dict[str, _Environment] = {}
         self._last_good: dict[tuple[str, str], KubeRequest] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._poll_locks: dict[str, asyncio.Lock] = {}
+        self._snapshots: dict[str, tuple[float, dict[str, KubeObject]]] = {}
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
 
     # Observing --------------------------------------------------------------------------
@@ -114,7 +117,9 @@ class KubernetesTarget:
                 del running[agent]
         for agent in set(state.running) - set(running) - {a for _, a, _ in self.drift}:
             self.drift.append((environment, agent, "Deployment deleted"))
-        state.live = live
+        # Namespace-level objects are not listed here; keep what we know of them.
+        kept = {key: value for key, value in state.live.items() if key[0] not in _AGENT_KIND_NAMES}
+        state.live = {**kept, **live}
         state.running = running
 
     def take_drift(self) -> list[tuple[str, str, str]]:
@@ -183,13 +188,13 @@ class KubernetesTarget:
 
     async def _wait_available(self, request: KubeRequest, deadline: float) -> tuple[bool, str]:
         name = next(o["metadata"]["name"] for o in request.objects if o["kind"] == "Deployment")
+        state = self._environments[request.environment]
+        applied = state.generations.get(name, 0)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
         message = f"Deployment {name} not available within {deadline:g}s"
         while True:
-            live = await asyncio.to_thread(
-                self.client.get, "apps/v1", "Deployment", name, request.namespace
-            )
+            live = await self._deployment(request.namespace, name, applied)
             verdict, detail = _available(live)
             if verdict is not None:
                 return verdict, detail
@@ -197,6 +202,29 @@ class KubernetesTarget:
                 message = f"{message}: {detail}"
             if loop.time() >= give_up:
                 return False, message
+            await asyncio.sleep(self.poll_interval)
+
+    async def _deployment(self, namespace: str, name: str, applied: int) -> KubeObject | None:
+        """The Deployment as of a list at most one poll interval old, shared by every waiter.
+
+        Waiting on a thousand rollouts at once must not mean a thousand GETs per tick. A
+        list older than our own write (generation below the one our apply returned) is
+        never trusted: it would show the previous rollout as complete.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self._poll_locks.setdefault(namespace, asyncio.Lock()):
+                taken, items = self._snapshots.get(namespace, (-1.0, {}))
+                if loop.time() - taken >= self.poll_interval:
+                    listed = await asyncio.to_thread(
+                        self.client.list, "apps/v1", "Deployment", namespace, MANAGED
+                    )
+                    items = {item["metadata"]["name"]: item for item in listed}
+                    self._snapshots[namespace] = (loop.time(), items)
+            live = items.get(name)
+            generation = int(((live or {}).get("metadata") or {}).get("generation") or 0)
+            if live is None or generation >= applied:
+                return live
             await asyncio.sleep(self.poll_interval)
 
     def _prune_config_maps(self, request: KubeRequest) -> None:
@@ -247,10 +275,17 @@ def _available(deployment: KubeObject | None) -> tuple[bool | None, str]:
             "ProgressDeadlineExceeded"
         ):
             return False, f"ProgressDeadlineExceeded: {condition.get('message', '')}".strip()
+    # The same tests, in the same order, as `kubectl rollout status`.
     wanted = int(spec.get("replicas", 1) or 0)
-    observed = int(status.get("observedGeneration") or 0) >= int(metadata.get("generation") or 0)
+    if int(status.get("observedGeneration") or 0) < int(metadata.get("generation") or 0):
+        return None, "waiting for the Deployment spec update to be observed"
     updated = int(status.get("updatedReplicas") or 0)
+    replicas = int(status.get("replicas") or 0)
     available = int(status.get("availableReplicas") or 0)
-    if observed and updated >= wanted and available >= wanted:
-        return True, ""
-    return None, f"{available} of {wanted} replicas available, {updated} updated"
+    if updated < wanted:
+        return None, f"{updated} of {wanted} new replicas have been updated"
+    if replicas > updated:
+        return None, f"{replicas - updated} old replicas are pending termination"
+    if available < updated:
+        return None, f"{available} of {updated} updated replicas are available"
+    return True, ""

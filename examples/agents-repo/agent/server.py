@@ -148,7 +148,9 @@ class AgentHandler(BaseHTTPRequestHandler):
 
 def main() -> int:
     port = int(_env("PORT") or DEFAULT_PORT)
-    server = ThreadingHTTPServer(("127.0.0.1", port), AgentHandler)
+    # Loopback by default (the local target proxies to it); a container sets HOST=0.0.0.0.
+    host = _env("HOST") or "127.0.0.1"
+    server = ThreadingHTTPServer((host, port), AgentHandler)
     server.daemon_threads = True
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -159,7 +161,7 @@ def main() -> int:
     who = identity()
     log(
         f"agent {who['agent']} version {who['version']} ({who['environment']}) "
-        f"listening on http://127.0.0.1:{server.server_address[1]}/"
+        f"listening on http://{host}:{server.server_address[1]}/"
     )
     try:
         server.serve_forever()
