@@ -1,0 +1,137 @@
+"""Field paths and field sets in structured-merge-diff's shapes, and the `fieldsV1` codec.
+
+`metadata.managedFields[].fieldsV1` is what clients see of server-side apply's
+ownership: a tree of `f:<field>`, `k:<json key>`, `v:<json value>` and `i:<index>`
+entries, with `".": {}` marking a node that is itself owned and also has owned
+children. Conflict messages print paths as `.spec.template.spec.containers[name="app"]
+.image`. Both encodings live here, so ssa.py deals in plain sets of tuples.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+Json = dict[str, Any]
+PathElement = tuple[str, str]  # ("f", name) | ("k", key json) | ("v", value json) | ("i", n)
+Path = tuple[PathElement, ...]
+FieldSet = frozenset[Path]
+
+_RANK = {"f": 0, "k": 1, "v": 2, "i": 3}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def field(name: str) -> PathElement:
+    return ("f", name)
+
+
+def key(pairs: Iterable[tuple[str, Any]]) -> PathElement:
+    return ("k", _canonical(dict(pairs)))
+
+
+def value(item: Any) -> PathElement:
+    return ("v", _canonical(item))
+
+
+def index(n: int) -> PathElement:
+    return ("i", str(n))
+
+
+def to_string(path: Path) -> str:
+    """structured-merge-diff's `Path.String()`: `.spec.containers[name="a"].image`."""
+    out = []
+    for kind, payload in path:
+        if kind == "f":
+            out.append(f".{payload}")
+        elif kind == "k":
+            pairs = json.loads(payload)
+            inner = ",".join(f"{k}={_canonical(v)}" for k, v in sorted(pairs.items()))
+            out.append(f"[{inner}]")
+        elif kind == "v":
+            out.append(f"[={payload}]")
+        else:
+            out.append(f"[{payload}]")
+    return "".join(out)
+
+
+class _Node:
+    __slots__ = ("children", "member")
+
+    def __init__(self) -> None:
+        self.children: dict[PathElement, _Node] = {}
+        self.member = False
+
+
+@functools.lru_cache(maxsize=8192)
+def _encoded(paths: FieldSet) -> Json:
+    return _build(paths)
+
+
+def to_fields_v1(paths: Iterable[Path]) -> Json:
+    """The fieldsV1 tree of a field set. Shared between objects: never mutate it."""
+    return _encoded(frozenset(paths))
+
+
+def _build(paths: Iterable[Path]) -> Json:
+    root = _Node()
+    for path in paths:
+        node = root
+        for element in path:
+            node = node.children.setdefault(element, _Node())
+        node.member = True
+    return _render(root)
+
+
+def _render(node: _Node) -> Json:
+    out: Json = {}
+    if node.member and node.children:
+        out["."] = {}
+    for element in sorted(node.children, key=lambda e: (_RANK[e[0]], e[1])):
+        out[f"{element[0]}:{element[1]}"] = _render(node.children[element])
+    return out
+
+
+_decoded: dict[int, tuple[Any, FieldSet]] = {}
+_decoded_lock = threading.Lock()
+
+
+def from_fields_v1(fields: Any) -> FieldSet:
+    # Stored objects are immutable, so a tree decodes to the same set every time; the
+    # cache holds the tree itself, so its id cannot be reused while cached.
+    cached = _decoded.get(id(fields))
+    if cached is not None and cached[0] is fields:
+        return cached[1]
+    result: set[Path] = set()
+    if isinstance(fields, dict):
+        _collect(fields, (), result)
+    decoded = frozenset(result)
+    with _decoded_lock:
+        if len(_decoded) > 50_000:
+            _decoded.clear()
+        _decoded[id(fields)] = (fields, decoded)
+    return decoded
+
+
+def _collect(node: Json, prefix: Path, out: set[Path]) -> None:
+    for raw, child in node.items():
+        if raw == ".":
+            out.add(prefix)
+            continue
+        kind, _, payload = raw.partition(":")
+        if kind in ("k", "v"):
+            try:
+                payload = _canonical(json.loads(payload))
+            except ValueError:
+                continue
+        element = (kind, payload)
+        path = (*prefix, element)
+        if isinstance(child, dict) and child:
+            _collect(child, path, out)
+        else:
+            out.add(path)
