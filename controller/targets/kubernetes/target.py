@@ -158,12 +158,13 @@ class KubernetesTarget:
                 healthy, message = await self._wait_available(request, deadline_seconds)
             except errors.ApiError as error:
                 healthy, message = False, str(error)
+            previous = self._last_good.get(slot)
             if healthy:
                 state.running[request.agent] = request.version
                 self._last_good[slot] = request
-                await asyncio.to_thread(self._prune_config_maps, request)
+                if previous is None or _config_map(previous) != _config_map(request):
+                    await asyncio.to_thread(self._prune_config_maps, request)
                 return DeployResult(True)
-            previous = self._last_good.get(slot)
             if previous is None or previous.version == request.version:
                 return DeployResult(False, message)
             try:
@@ -261,6 +262,10 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self._environments.clear()
+
+
+def _config_map(request: KubeRequest) -> str | None:
+    return next((o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"), None)
 
 
 def _available(deployment: KubeObject | None) -> tuple[bool | None, str]:

@@ -1,0 +1,317 @@
+"""The Kubernetes target against the fake API server, driven by the official client.
+
+Real git, the real controller, driver and target; the API server is the project's fake
+(DESIGN §8). Each test reads what happened from the server's own request log and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.reconciler import drivers, kube_workloads
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.controller import Controller
+from controller.source.mirror import Mirror
+from controller.store.records import RolloutResult
+from controller.store.sqlite import Store
+from controller.targets.kubernetes.client import KubeClient
+from controller.targets.kubernetes.leader import LeaderElection
+from controller.targets.kubernetes.target import KubernetesTarget
+from preview import naming
+from tests.fake_apiserver.server import FakeApiServer
+from tests.gitrepos import Upstream
+from tests.integration.controller_harness import preview_of
+
+PRODUCTION_NS = "shipyard-production"
+
+
+def manifest(name: str, temperature: float = 0.2, deadline: int = 5) -> str:
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata:
+  name: {name}
+  labels: {{team: support}}
+spec:
+  image: ghcr.io/acme/{name}:1.0.0
+  model:
+    provider: fake
+    name: echo
+    parameters: {{temperature: {temperature}}}
+  prompt:
+    system: You are {name}.
+  rollout:
+    progressDeadlineSeconds: {deadline}
+"""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(ready_delay=0.05, stuck_after=0.3).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert not server.crashes, server.crashes
+
+
+@pytest.fixture
+def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
+    return fake.kubeconfig(tmp_path / "kubeconfig")
+
+
+Scenario = Callable[[Controller, KubernetesTarget], Awaitable[None]]
+
+
+def run(upstream: Upstream, tmp_path: Path, kubeconfig: Path, scenario: Scenario) -> None:
+    config = ControllerConfig(
+        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
+    )
+    options = kube_workloads.ClusterOptions(
+        url_template="https://{agent}--{env}.preview.example.com/",
+        production_namespace=PRODUCTION_NS,
+    )
+
+    async def main() -> None:
+        store = Store(config.database)
+        client = KubeClient.from_config(str(kubeconfig))
+        target = KubernetesTarget(client, poll_interval=0.05)
+        controller = Controller(
+            config,
+            Mirror(config.repo, config.mirror_dir),
+            store,
+            target,
+            driver=drivers.KubernetesDriver(target, options, config.repo),
+        )
+        try:
+            await scenario(controller, target)
+        finally:
+            await controller.close()
+            store.close()
+
+    asyncio.run(main())
+
+
+async def sync(controller: Controller) -> None:
+    await controller.sync_once()
+    await controller.wait_idle()
+
+
+def seed(upstream: Upstream, *names: str) -> None:
+    upstream.commit({f"agents/{n}.yaml": manifest(n) for n in names}, branch="main")
+    upstream.push("main")
+
+
+def deployment(fake: FakeApiServer, namespace: str, name: str) -> dict[str, Any] | None:
+    return fake.get_object("apps/v1", "deployments", name, namespace)
+
+
+def version_of(fake: FakeApiServer, namespace: str, name: str) -> str | None:
+    found = deployment(fake, namespace, name)
+    return found["metadata"]["labels"]["shipyard.dev/version"] if found else None
+
+
+def written(fake: FakeApiServer) -> list[str]:
+    return [f"{r.method} {r.path}" for r in fake.requests.writes()]
+
+
+def test_branch_preview_is_a_namespace_with_labelled_objects(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha", "beta")
+    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.9)}, branch="feature/x")
+    upstream.push("feature/x")
+    environment = preview_of("feature/x")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        assert fake.get_object("v1", "namespaces", environment) is not None
+        for kind, plural in (("apps/v1", "deployments"), ("v1", "services")):
+            found = fake.get_object(kind, plural, "alpha", environment)
+            assert found is not None, plural
+            labels = found["metadata"]["labels"]
+            assert labels["app.kubernetes.io/managed-by"] == "shipyard"
+            assert labels["shipyard.dev/environment"] == environment
+        ingress = fake.get_object("networking.k8s.io/v1", "ingresses", "alpha", environment)
+        assert ingress is not None
+        assert ingress["spec"]["rules"][0]["host"] == f"alpha--{environment}.preview.example.com"
+        quotas = target.client.list("v1", "ResourceQuota", environment)
+        assert [q["metadata"]["labels"]["shipyard.dev/environment"] for q in quotas] == [
+            environment
+        ]
+        policies = target.client.list("networking.k8s.io/v1", "NetworkPolicy", environment)
+        assert len(policies) == 1
+        cause = deployment(fake, environment, "alpha")
+        assert cause is not None
+        assert "kubernetes.io/change-cause" in cause["metadata"]["annotations"]
+        status = controller.statuses[environment]
+        assert status.conditions["Ready"].status, status.as_dict()
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_nothing_changed_makes_zero_writes_and_one_change_writes_one_agent(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha", "beta", "gamma")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        fake.requests.clear()
+        object.__setattr__(controller.config, "resync_interval", 0.0)  # reconcile all again
+        await sync(controller)
+        assert written(fake) == []
+        assert fake.requests.matching(method="GET"), "the resync read nothing: did it run?"
+        upstream.commit({"agents/beta.yaml": manifest("beta", 0.7)}, branch="main")
+        upstream.push("main")
+        fake.requests.clear()
+        await sync(controller)
+        writes = written(fake)
+        assert writes, "the change was not applied"
+        assert all("/beta" in w or "beta-config-" in w for w in writes), writes
+        assert version_of(fake, PRODUCTION_NS, "beta") == target.running(naming.PRODUCTION)["beta"]
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_merge_updates_production_and_deletes_the_preview_namespace(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha")
+    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.5)}, branch="feature/m")
+    upstream.push("feature/m")
+    environment = preview_of("feature/m")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        preview_version = version_of(fake, environment, "alpha")
+        assert preview_version is not None
+        upstream.git("checkout", "--quiet", "main")
+        upstream.git("merge", "--quiet", "--no-ff", "-m", "merge", "feature/m")
+        upstream.push("main")
+        await sync(controller)
+        assert version_of(fake, PRODUCTION_NS, "alpha") == preview_version
+        namespace = fake.get_object("v1", "namespaces", environment)
+        assert namespace is None or namespace.get("status", {}).get("phase") == "Terminating"
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_deleted_branch_deletes_its_namespace(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha")
+    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.5)}, branch="tmp")
+    upstream.push("tmp")
+    environment = preview_of("tmp")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        assert fake.get_object("v1", "namespaces", environment) is not None
+        upstream.push(":tmp")
+        await sync(controller)
+        assert any(
+            r.method == "DELETE" and r.path.endswith(f"/namespaces/{environment}")
+            for r in fake.requests.writes()
+        )
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_drift_is_found_and_corrected(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        assert target.client.delete("apps/v1", "Deployment", "alpha", PRODUCTION_NS)
+        object.__setattr__(controller.config, "resync_interval", 0.0)
+        await sync(controller)
+        assert deployment(fake, PRODUCTION_NS, "alpha") is not None
+        reasons = [e.reason for e in controller.store.events(naming.PRODUCTION, "alpha")]
+        assert "DriftDetected" in reasons
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_stuck_rollout_is_rolled_back_automatically(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        good = version_of(fake, PRODUCTION_NS, "alpha")
+        fake.deployments.set_mode("stuck", f"{PRODUCTION_NS}/alpha", deadline=0.3)
+        upstream.commit({"agents/alpha.yaml": manifest("alpha", 1.9)}, branch="main")
+        upstream.push("main")
+        await sync(controller)
+        assert version_of(fake, PRODUCTION_NS, "alpha") == good
+        (last,) = controller.store.rollouts("alpha", naming.PRODUCTION)[-1:]
+        assert last.result is RolloutResult.ROLLED_BACK
+        assert "ProgressDeadlineExceeded" in last.reason
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_api_faults_converge_without_duplicates(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    seed(upstream, "alpha", "beta")
+    fake.faults.fail(3, 500, method="PATCH")
+    fake.faults.throttle(2, retry_after=1, method="GET")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        for name in ("alpha", "beta"):
+            assert deployment(fake, PRODUCTION_NS, name) is not None
+        owned = target.client.list(
+            "v1", "ConfigMap", PRODUCTION_NS, "app.kubernetes.io/managed-by=shipyard"
+        )
+        assert sorted(c["metadata"]["labels"]["shipyard.dev/agent"] for c in owned) == [
+            "alpha",
+            "beta",
+        ]
+        assert fake.requests.matching(method="PATCH")
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_only_one_of_two_candidates_leads(kubeconfig: Path, fake: FakeApiServer) -> None:
+    client = KubeClient.from_config(str(kubeconfig))
+    first = LeaderElection(client, "default", identity="one", lease_seconds=2)
+    second = LeaderElection(client, "default", identity="two", lease_seconds=2)
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    assert first.try_acquire()  # renewing
+    lease = fake.get_object("coordination.k8s.io/v1", "leases", "shipyard-controller", "default")
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == "one"
+
+
+def test_kubectl_lists_what_shipyard_made(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    seed(upstream, "alpha")
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+    listed = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "deploy", "-A",
+         "-l", "app.kubernetes.io/managed-by=shipyard"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert "alpha" in listed.stdout
+    assert PRODUCTION_NS in listed.stdout
