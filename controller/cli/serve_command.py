@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -306,6 +307,9 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
     options = gather(**values)
     kubernetes = None
     if target == "kubernetes":
+        if options.url_template == naming.DEFAULT_LOCAL_URL_TEMPLATE:
+            # The local default names loopback hosts; a cluster's previews need its domain.
+            options = dataclasses.replace(options, url_template=kube_workloads.DEFAULT_URL_TEMPLATE)
         kubernetes = server.KubernetesSettings(
             kubeconfig=kubeconfig,
             context=kube_context,

@@ -91,7 +91,8 @@ def host_for(agent: str, environment: str, options: ClusterOptions) -> str | Non
     if options.url_template is None:
         return None
     try:
-        url = naming.preview_url(options.url_template, agent, environment)
+        # An Ingress host has no port; any port fills a `{port}` placeholder just as well.
+        url = naming.preview_url(options.url_template, agent, environment, port=80)
     except ValueError as error:
         raise NotRenderable(str(error)) from error
     host = urlsplit(url).hostname

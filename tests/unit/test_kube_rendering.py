@@ -637,10 +637,9 @@ def test_agents_without_an_image_are_not_renderable_and_all_are_named() -> None:
         kube_workloads.workloads(imageless, PREVIEW, ORIGIN, kube_workloads.ClusterOptions())
 
 
-def test_a_url_template_needing_a_port_is_not_renderable() -> None:
+def test_a_port_in_the_url_template_does_not_reach_the_ingress_host() -> None:
     options = kube_workloads.ClusterOptions(url_template=naming.DEFAULT_LOCAL_URL_TEMPLATE)
-    with pytest.raises(kube_workloads.NotRenderable, match="needs a port"):
-        kube_workloads.host_for("triage", PREVIEW, options)
+    assert kube_workloads.host_for("triage", PREVIEW, options) == f"triage--{PREVIEW}.localhost"
 
 
 def test_origin_redacts_credentials_in_the_source() -> None:
