@@ -76,7 +76,7 @@ async def measure(agents: int, root: Path) -> list[dict[str, Any]]:
 
     fake = FakeApiServer(ready_delay=0.0).start()
     client = KubeClient.from_config(str(fake.kubeconfig(root / "kubeconfig")))
-    target = KubernetesTarget(client, poll_interval=0.02)
+    target = KubernetesTarget(client, poll_interval=0.25)
     config = ControllerConfig(repo=str(remote), state_dir=root / "state", poll_interval=3600)
     store = Store(config.database)
     options = kube_workloads.ClusterOptions()

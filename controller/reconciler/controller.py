@@ -89,6 +89,8 @@ class Controller:
         self._retry_at: dict[str, float] = {}
         self._manifests = manifest_cache.ManifestCache()
         self._reconciled_at: dict[str, float] = {}
+        self._thorough: set[str] = set()  # environments due a full read-back of the target
+        self._refreshed: set[str] = set()
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
         self._secrets = launching.read_secrets_file(config.secrets_file)
@@ -234,6 +236,8 @@ class Controller:
                 self.store.save_environment(
                     EnvironmentRecord(environment, branch, sha, now, retired_commit=None)
                 )
+            if resync_due or retry_due:
+                self._thorough.add(environment)
             if changed or unobserved or retry_due or resync_due:
                 self._retry_at.pop(environment, None)
                 self._enqueue(environment, branch, sha)
@@ -294,7 +298,12 @@ class Controller:
                 (agent.spec.preview.ttl_seconds for agent in desired.values()),
                 default=DEFAULT_PREVIEW_TTL,
             )
-        for drift in await self.driver.refresh(environment):
+        # Reading back everything the target runs is for drift, on resyncs and retries, and
+        # the first time after a start; a push in between needs only what changed.
+        thorough = environment in self._thorough or environment not in self._refreshed
+        self._thorough.discard(environment)
+        self._refreshed.add(environment)
+        for drift in await self.driver.refresh(environment, thorough=thorough):
             self._event(
                 "Warning",
                 "DriftDetected",
@@ -692,6 +701,7 @@ class Controller:
             pr_feedback.report(self, gone, "torn_down")
         self._ttl.pop(environment, None)
         self._reconciled_at.pop(environment, None)
+        self._refreshed.discard(environment)
         for key in [key for key in self._failed if key[0] == environment]:
             del self._failed[key]
         records = self.store.environment_records()

@@ -48,8 +48,9 @@ class Driver(Protocol):
 
     async def deploy(self, request: Any, deadline_seconds: float) -> DeployResult: ...
 
-    async def refresh(self, environment: str) -> list[str]:
-        """Observe what runs in `environment`; returns drift found, one line each."""
+    async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
+        """Observe what runs in `environment` (everything when `thorough`); returns drift
+        found, one line each."""
         ...
 
     async def teardown(self, environment: str) -> None:
@@ -80,7 +81,7 @@ class LocalDriver:
     async def deploy(self, request: LaunchSpec, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
 
-    async def refresh(self, environment: str) -> list[str]:
+    async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
         return []  # the processes are ours: nothing else changes them
 
     async def teardown(self, environment: str) -> None:
@@ -142,7 +143,9 @@ class KubernetesDriver:
     async def deploy(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
 
-    async def refresh(self, environment: str) -> list[str]:
+    async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
+        if not thorough:
+            return []  # between resyncs, what this target applied is what runs
         namespace = kube_workloads.namespace_for(environment, self.options)
         await self.target.refresh(environment, namespace)
         return [
