@@ -7,14 +7,12 @@ both branch heads are loaded exactly as the controller loads them.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
 import click
 
-from controller.cli import manifest_diff, printers
-from controller.errors import ShipyardError
+from controller.cli import manifest_diff, printers, repositories
 from controller.source.mirror import Mirror
 from controller.specs import loading
 from controller.specs.model import Agent
@@ -65,14 +63,16 @@ def diff(branch: str, against: str, repo: str | None, root: str, output: str) ->
       shipyard diff feature/x --against main --repo https://github.com/acme/agents.git
       shipyard diff feature/x -o json
     """
-    location = _location(repo)
+    location = repositories.location(repo)
     with tempfile.TemporaryDirectory(prefix="shipyard-diff-") as scratch:
         mirror = Mirror(location, Path(scratch) / "mirror")
         try:
             mirror.fetch()
             branches = mirror.branches()
-            base_branch = _resolve_against(mirror, against, location)
-            heads = {name: _head(branches, name, location) for name in (base_branch, branch)}
+            base_branch = repositories.resolve_against(mirror, against, location)
+            heads = {
+                name: repositories.head(branches, name, location) for name in (base_branch, branch)
+            }
             base = _load(mirror, heads[base_branch], root, base_branch)
             head = _load(mirror, heads[branch], root, branch)
         finally:
@@ -129,53 +129,6 @@ def compare(
     for name in sorted(base.keys() - head.keys()):
         changes.append(manifest_diff.AgentDiff(name, "removed", from_version=base[name].version))
     return changes
-
-
-def _location(repo: str | None) -> str:
-    """A URL as given; a local path made absolute (git resolves it from another directory)."""
-    candidate = repo or "."
-    path = Path(candidate).expanduser()
-    if "://" not in candidate and path.exists():
-        return str(path.resolve())
-    if repo is None:
-        raise ShipyardError("give the agents repository with --repo or SHIPYARD_REPO")
-    return candidate
-
-
-def _resolve_against(mirror: Mirror, against: str, location: str) -> str:
-    if against != naming.PRODUCTION:
-        return against
-    # A working clone's HEAD is whatever is checked out; what it tracks as origin's
-    # default branch is what the controller deploys to production.
-    default = _origin_default(location, mirror.branches()) or mirror.default_branch()
-    if default is None:
-        raise ShipyardError(
-            f"cannot tell the default branch of {location}; name it with --against BRANCH"
-        )
-    return default
-
-
-def _origin_default(location: str, branches: dict[str, str]) -> str | None:
-    if "://" in location or not (Path(location) / ".git").exists():
-        return None
-    found = subprocess.run(
-        ["git", "-C", location, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    name = found.stdout.strip().removeprefix("origin/")
-    if found.returncode == 0 and name in branches:
-        return name
-    candidates = [name for name in ("main", "master") if name in branches]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _head(branches: dict[str, str], name: str, location: str) -> str:
-    if name not in branches:
-        known = ", ".join(sorted(branches)) or "none"
-        raise ShipyardError(f'branch "{name}" not found in {location} (branches: {known})')
-    return branches[name]
 
 
 def _load(mirror: Mirror, sha: str, root: str, branch: str) -> dict[str, Agent]:

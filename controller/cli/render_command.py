@@ -15,7 +15,7 @@ from typing import Any
 import click
 import yaml
 
-from controller.cli import diff_command, printers
+from controller.cli import printers, repositories
 from controller.reconciler import kube_workloads
 from controller.source.mirror import Mirror
 from controller.specs import loading
@@ -119,14 +119,14 @@ def render(
         namespace_prefix=namespace_prefix,
         ingress_namespaces=tuple(ingress_namespaces),
     )
-    location = diff_command._location(repo)
+    location = repositories.location(repo)
     with tempfile.TemporaryDirectory(prefix="shipyard-render-") as scratch:
         mirror = Mirror(location, Path(scratch) / "mirror")
         try:
             mirror.fetch()
             branches = mirror.branches()
-            sha = diff_command._head(branches, branch, location)
-            production = default_branch or diff_command._resolve_against(
+            sha = repositories.head(branches, branch, location)
+            production = default_branch or repositories.resolve_against(
                 mirror, naming.PRODUCTION, location
             )
             result = loading.collect(mirror.tree(sha), root)
