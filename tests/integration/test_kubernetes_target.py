@@ -287,8 +287,8 @@ def test_api_faults_converge_without_duplicates(
 
 def test_only_one_of_two_candidates_leads(kubeconfig: Path, fake: FakeApiServer) -> None:
     client = KubeClient.from_config(str(kubeconfig))
-    first = LeaderElection(client, "default", identity="one", lease_seconds=2)
-    second = LeaderElection(client, "default", identity="two", lease_seconds=2)
+    first = LeaderElection(client, "default", identity="one", lease_seconds=30)
+    second = LeaderElection(client, "default", identity="two", lease_seconds=30)
     assert first.try_acquire()
     assert not second.try_acquire()
     assert first.try_acquire()  # renewing

@@ -162,8 +162,7 @@ class KubernetesTarget:
             if healthy:
                 state.running[request.agent] = request.version
                 self._last_good[slot] = request
-                if previous is None or _config_map(previous) != _config_map(request):
-                    await asyncio.to_thread(self._prune_config_maps, request)
+                await asyncio.to_thread(self._prune_config_maps, request, state)
                 return DeployResult(True)
             if previous is None or previous.version == request.version:
                 return DeployResult(False, message)
@@ -228,14 +227,22 @@ class KubernetesTarget:
                 return live
             await asyncio.sleep(self.poll_interval)
 
-    def _prune_config_maps(self, request: KubeRequest) -> None:
-        """ConfigMaps of earlier prompts and models, now that the new pods are up."""
-        current = {o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"}
-        selector = f"{MANAGED},{ENVIRONMENT}={request.environment},{AGENT}={request.agent}"
-        for item in self.client.list("v1", "ConfigMap", request.namespace, selector):
-            name = item["metadata"]["name"]
-            if name not in current:
-                self.client.delete("v1", "ConfigMap", name, request.namespace)
+    def _prune_config_maps(self, request: KubeRequest, state: _Environment) -> None:
+        """ConfigMaps of earlier prompts and models, now that the new pods are up.
+
+        The names come from what this target applied or last read back, so pruning costs
+        no list call; a ConfigMap left by a crash is found by the next thorough refresh.
+        """
+        current = _config_map(request)
+        prefix = f"{request.agent}-config-"
+        stale = [
+            name
+            for kind, name in state.live
+            if kind == "ConfigMap" and name.startswith(prefix) and name != current
+        ]
+        for name in stale:
+            self.client.delete("v1", "ConfigMap", name, request.namespace)
+            state.live.pop(("ConfigMap", name), None)
 
     async def remove(self, environment: str, agent: str) -> None:
         state = self._environments.get(environment)
