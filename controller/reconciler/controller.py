@@ -191,11 +191,18 @@ class Controller:
         production = wanted.get(naming.PRODUCTION)
         previous = records.get(naming.PRODUCTION)
         if production and previous and production[1] != previous.commit:
+            # Merged: contained in the new production commit but not in the old one (a
+            # branch freshly cut from production is in both and keeps its preview).
+            try:
+                now_in = await self._in_git(self.mirror.branches_contained_in, production[1])
+                was_in = await self._in_git(self.mirror.branches_contained_in, previous.commit)
+            except ShipyardError as error:  # the old commit vanished in a force-push
+                log.warning("merge detection skipped: %s", error)
+                now_in = was_in = set()
             for environment, (branch, sha) in wanted.items():
                 if environment == naming.PRODUCTION or _retired(records, environment, sha):
                     continue
-                merged = await self._in_git(self.mirror.is_ancestor, sha, production[1])
-                if merged and not await self._in_git(self.mirror.is_ancestor, sha, previous.commit):
+                if branch in now_in and branch not in was_in:
                     message = f"{branch} was merged into {self.default_branch}"
                     await self._teardown(environment, "Merged", message, retire_at=sha)
         records = self.store.environment_records()

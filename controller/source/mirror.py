@@ -122,6 +122,15 @@ class Mirror:
         older, newer = self._commit(ancestor), self._commit(descendant)
         return older.repo.is_ancestor(older, newer)
 
+    def branches_contained_in(self, sha: str) -> set[str]:
+        """Branches whose head `sha` contains, in one git call however many branches exist."""
+        repo = self._repo()
+        if repo is None:
+            return set()
+        self._commit(sha)  # an unknown commit raises UnknownCommit, not a git error
+        listing = repo.git.for_each_ref(f"--merged={sha}", "--format=%(refname)", _HEADS)
+        return {line.removeprefix(_HEADS) for line in listing.splitlines() if line}
+
     def tree(self, sha: str) -> commit_tree.CommitTree:
         return commit_tree.CommitTree(self._commit(sha).tree)
 

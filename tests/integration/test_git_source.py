@@ -558,3 +558,17 @@ class TestExport:
         assert (tmp_path / "old" / "a.txt").read_text() == "old\n"
         assert (tmp_path / "new" / "a.txt").read_text() == "new\n"
         assert not (tmp_path / "new" / "gone.txt").exists()
+
+
+def test_branches_contained_in_a_commit(upstream: Upstream, source: mirror.Mirror) -> None:
+    base = upstream.commit({"a.txt": "1\n"}, branch="main")
+    upstream.commit({"b.txt": "2\n"}, branch="feature")
+    upstream.git("checkout", "--quiet", "-b", "fresh", "main")
+    upstream.push("main", "feature", "fresh")
+    source.fetch()
+    assert source.branches_contained_in(base) == {"main", "fresh"}
+    assert source.branches_contained_in(source.branches()["feature"]) == {
+        "main",
+        "fresh",
+        "feature",
+    }
