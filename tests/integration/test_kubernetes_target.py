@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,18 @@ def test_kubectl_lists_what_shipyard_made(
     )  # fmt: skip
     assert "alpha" in listed.stdout
     assert PRODUCTION_NS in listed.stdout
+
+
+def test_a_hanging_request_times_out_and_is_retried(kubeconfig: Path, fake: FakeApiServer) -> None:
+    client = KubeClient.from_config(str(kubeconfig))
+    client.timeout = 0.5
+    client.backoff_base = 0.01
+    fake.faults.delay(3.0, 1, method="GET", path="/api/v1/namespaces/default$")
+    started = time.monotonic()
+    found = client.get("v1", "Namespace", "default")
+    assert found is not None
+    assert found["metadata"]["name"] == "default"
+    elapsed = time.monotonic() - started
+    # The first attempt hung for 3 s; answering in well under that means it timed out
+    # (after 0.5 s) and a retry (urllib3's or ours) got the answer.
+    assert 0.45 <= elapsed < 2.5

@@ -43,9 +43,12 @@ class KubeClient:
         retries: int = 5,
         backoff_base: float = 0.2,
         backoff_cap: float = 10.0,
+        timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_client = api_client
+        # A request that hangs is a transient failure like any other: time out, retry.
+        self.timeout = timeout
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -93,6 +96,7 @@ class KubeClient:
                 field_manager=FIELD_MANAGER,
                 force_conflicts=force,
                 serializer=_raw,
+                _request_timeout=self.timeout,
             ),
         )
         return dict(result)
@@ -104,7 +108,13 @@ class KubeClient:
         self._declared(resource, "get")
         try:
             result = self._retrying(
-                "get", lambda: resource.get(name=name, namespace=namespace, serializer=_raw)
+                "get",
+                lambda: resource.get(
+                    name=name,
+                    namespace=namespace,
+                    serializer=_raw,
+                    _request_timeout=self.timeout,
+                ),
             )
         except errors.NotFound:
             return None
@@ -122,7 +132,10 @@ class KubeClient:
         result = self._retrying(
             "list",
             lambda: resource.get(
-                namespace=namespace, label_selector=label_selector, serializer=_raw
+                namespace=namespace,
+                label_selector=label_selector,
+                serializer=_raw,
+                _request_timeout=self.timeout,
             ),
         )
         items = result.get("items") or []
@@ -137,7 +150,10 @@ class KubeClient:
             self._retrying(
                 "delete",
                 lambda: resource.delete(
-                    name=name, namespace=namespace, propagation_policy="Background"
+                    name=name,
+                    namespace=namespace,
+                    propagation_policy="Background",
+                    _request_timeout=self.timeout,
                 ),
             )
         except errors.NotFound:
@@ -149,7 +165,10 @@ class KubeClient:
         self._declared(resource, "create")
         namespace = obj["metadata"].get("namespace")
         result = self._retrying(
-            "create", lambda: resource.create(body=obj, namespace=namespace, serializer=_raw)
+            "create",
+            lambda: resource.create(
+                body=obj, namespace=namespace, serializer=_raw, _request_timeout=self.timeout
+            ),
         )
         return dict(result)
 
@@ -159,7 +178,10 @@ class KubeClient:
         self._declared(resource, "update")
         namespace = obj["metadata"].get("namespace")
         result = self._retrying(
-            "update", lambda: resource.replace(body=obj, namespace=namespace, serializer=_raw)
+            "update",
+            lambda: resource.replace(
+                body=obj, namespace=namespace, serializer=_raw, _request_timeout=self.timeout
+            ),
         )
         return dict(result)
 
