@@ -109,7 +109,13 @@ class Controller:
         """Restore what ran before, then poll until cancelled."""
         backoff = Backoff(self.config.backoff_base, self.config.backoff_cap)
         while True:
-            outcome = await self.sync_once()
+            try:
+                outcome = await self.sync_once()
+            except Exception:
+                # A bug or an unforeseen failure must not end the loop for good: the API
+                # would keep answering while nothing reconciles any more.
+                log.exception("sync failed unexpectedly; retrying with backoff")
+                outcome = Outcome.TRANSIENT
             if outcome is Outcome.TRANSIENT:
                 delay = backoff.next_delay()
             else:
@@ -263,6 +269,14 @@ class Controller:
                     outcome = await self.reconcile(environment, branch, sha)
                 except ShipyardError as error:
                     log.warning("reconcile %s failed: %s", environment, error)
+                    outcome = Outcome.TRANSIENT
+                except Exception as error:
+                    log.exception("reconcile %s failed unexpectedly", environment)
+                    status = self.statuses.get(environment)
+                    if status is not None:
+                        message = f"internal error, retrying: {type(error).__name__}: {error}"
+                        status.set_condition("Reconciling", False, "InternalError", message)
+                        status.set_condition("Ready", False, "InternalError", message)
                     outcome = Outcome.TRANSIENT
                 reporting.reconciled(self, environment, outcome)
                 backoff = self._env_backoff.setdefault(

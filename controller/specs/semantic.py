@@ -68,6 +68,10 @@ def _check_environment(spec: Mapping[str, Any], outcome: Outcome) -> None:
         (("spec", "secrets", index, "env"), item["env"])
         for index, item in enumerate(spec.get("secrets", []))
     ]
+    for index, item in enumerate(spec.get("env", [])):
+        if "\x00" in item["value"]:
+            where_value: Path = ("spec", "env", index, "value")
+            outcome.findings.append((where_value, False, "contains a NUL character"))
     for where, name in entries:
         if not _ENV_NAME.match(name):
             message = (

@@ -181,3 +181,28 @@ def test_include_and_exclude_patterns_decide_which_branches_get_previews(
         include=("feature/*",),
         exclude=("*/wip-*",),
     )
+
+
+def test_an_unexpected_failure_is_reported_and_retried_not_fatal(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    seed(upstream, "alpha")
+    blocker = tmp_path / "state" / "checkouts"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the checkouts directory belongs")
+
+    async def scenario(controller: Controller, clock: Clock) -> None:
+        await sync(controller)
+        production = controller.statuses[naming.PRODUCTION]
+        ready = production.conditions["Ready"]
+        assert not ready.status
+        assert ready.reason == "InternalError", ready
+        assert "FileExistsError" in ready.message
+        assert controller.target.running(naming.PRODUCTION) == {}
+        blocker.unlink()
+        clock.now += 3600  # past any retry backoff
+        await sync(controller)
+        assert controller.target.running(naming.PRODUCTION) != {}
+        assert controller.statuses[naming.PRODUCTION].conditions["Ready"].status
+
+    run(upstream, tmp_path, scenario)

@@ -272,6 +272,12 @@ class TestSemanticChecks:
             "itself (PORT and SHIPYARD_* are reserved)",
         ]
 
+    def test_env_value_with_a_nul_character(self, write_repo: WriteRepo) -> None:
+        manifest = agent_yaml() + '  env:\n    - {name: X, value: "a\\0b"}\n'
+        assert problem_for(write_repo, manifest) == [
+            "agents/a.yaml:18:24: spec.env[0].value: contains a NUL character"
+        ]
+
     def test_incomplete_secret_reference(self, write_repo: WriteRepo) -> None:
         manifest = agent_yaml() + "  secrets:\n    - env: TOKEN\n      secretRef: {name: openai}\n"
         problems = problem_for(write_repo, manifest)
