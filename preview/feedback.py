@@ -10,8 +10,9 @@ and a second forge (GitLab) can reuse them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 ReportState = Literal["pending", "success", "failure", "torn_down"]
 REPORT_STATES: frozenset[str] = frozenset(get_args(ReportState))
@@ -184,3 +185,21 @@ def _cell(text: str) -> str:
 def _code(text: str) -> str:
     # Inside a code span only a backtick can escape; names and versions never hold one.
     return _one_line(text).replace("`", "'")
+
+
+class Notifier(Protocol):
+    """What the controller needs of a forge's feedback channel (GitHub, GitLab)."""
+
+    def submit(self, report: PreviewReport) -> None:
+        """Queue a report; never blocks, never raises."""
+        ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def note_pull_request(
+        self, repository: str, branch: str, number: int, *, from_fork: bool, labels: Iterable[str]
+    ) -> None: ...
+
+    def secrets_allowed(self, repository: str, branch: str, trusted_label: str = ...) -> bool: ...

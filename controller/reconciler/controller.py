@@ -43,7 +43,8 @@ from controller.store.records import Deployed, EnvironmentRecord, Pin, Rollout, 
 from controller.store.sqlite import Store
 from preview import naming
 from preview.environments import EnvironmentPolicy
-from preview.github import GitHubNotifier, repository_from_remote
+from preview.feedback import Notifier
+from preview.github import repository_from_remote
 
 log = logging.getLogger("shipyard.reconciler")
 T = TypeVar("T")
@@ -67,7 +68,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         *,
         metrics: Metrics | None = None,
-        notifier: GitHubNotifier | None = None,
+        notifier: Notifier | None = None,
         driver: drivers.Driver | None = None,
     ) -> None:
         self.config = config
