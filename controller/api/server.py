@@ -27,6 +27,8 @@ from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
 from controller.targets.local.target import LocalTarget
+from preview import gitlab
+from preview.feedback import Notifier
 from preview.github import DEFAULT_API_URL, GitHubNotifier
 
 OnReady = Callable[[Controller], Awaitable[None]]
@@ -49,6 +51,16 @@ class ApiSettings:
     webhook_secret: str | None = None
     github_api_url: str = DEFAULT_API_URL
     github_token: str | None = field(default=None, repr=False)
+    gitlab_api_url: str = gitlab.DEFAULT_API_URL
+    gitlab_token: str | None = field(default=None, repr=False)
+
+    def notifier(self) -> Notifier | None:
+        """Pull or merge request feedback for whichever forge has a token."""
+        if self.github_token:
+            return GitHubNotifier(self.github_api_url, self.github_token)
+        if self.gitlab_token:
+            return gitlab.GitLabNotifier(self.gitlab_api_url, self.gitlab_token)
+        return None
 
 
 def build(
@@ -61,7 +73,7 @@ def build(
     store = Store(config.database)
     mirror = Mirror(config.repo, config.mirror_dir)
     metrics = Metrics()  # one registry: the controller and the router record into it
-    notifier = GitHubNotifier(api.github_api_url, api.github_token) if api.github_token else None
+    notifier = api.notifier()
     target: Target
     driver: drivers.Driver
     if kubernetes is None:

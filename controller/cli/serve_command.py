@@ -18,7 +18,7 @@ from controller.api import auth, server
 from controller.cli import durations
 from controller.reconciler import kube_workloads
 from controller.reconciler.config import ControllerConfig
-from preview import naming
+from preview import gitlab, naming
 from preview.github import DEFAULT_API_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,6 +46,9 @@ class ServeOptions:
     github_api_url: str
     github_token: str | None = field(repr=False)
     github_repo: str | None
+    gitlab_api_url: str
+    gitlab_token: str | None = field(repr=False)
+    gitlab_project: str | None
     trusted_label: str
 
     @property
@@ -55,6 +58,8 @@ class ServeOptions:
             webhook_secret=self.webhook_secret or None,
             github_api_url=self.github_api_url,
             github_token=self.github_token,
+            gitlab_api_url=self.gitlab_api_url,
+            gitlab_token=self.gitlab_token,
         )
 
 
@@ -169,6 +174,29 @@ _SHARED = [
         help="owner/name on GitHub. [default: derived from --repo]",
     ),
     click.option(
+        "--gitlab-api-url",
+        default=gitlab.DEFAULT_API_URL,
+        show_default=True,
+        envvar="SHIPYARD_GITLAB_API_URL",
+        help="GitLab REST API (self-managed: https://HOST/api/v4).",
+    ),
+    click.option(
+        "--gitlab-token",
+        envvar="SHIPYARD_GITLAB_TOKEN",
+        help="Token for merge request feedback (commit status, one note per MR).",
+    ),
+    click.option(
+        "--gitlab-token-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_GITLAB_TOKEN_FILE",
+        help="File holding the GitLab token (instead of --gitlab-token).",
+    ),
+    click.option(
+        "--gitlab-project",
+        envvar="SHIPYARD_GITLAB_PROJECT",
+        help="group/name on GitLab. [default: derived from --repo]",
+    ),
+    click.option(
         "--trusted-label",
         default="shipyard:trusted",
         show_default=True,
@@ -210,15 +238,18 @@ def gather(**values: Any) -> ServeOptions:
         read_tokens=tuple(values["read_tokens"]),
         write_tokens=tuple(values["write_tokens"]),
         github_api_url=values["github_api_url"],
-        github_token=_github_token(values["github_token"], values["github_token_file"]),
+        github_token=_token(values["github_token"], values["github_token_file"], "--github-token"),
         github_repo=values["github_repo"],
+        gitlab_api_url=values["gitlab_api_url"],
+        gitlab_token=_token(values["gitlab_token"], values["gitlab_token_file"], "--gitlab-token"),
+        gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
     )
 
 
-def _github_token(token: str | None, token_file: Path | None) -> str | None:
+def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
     if token and token_file:
-        raise click.UsageError("give --github-token or --github-token-file, not both")
+        raise click.UsageError(f"give {flag} or {flag}-file, not both")
     if token_file is not None:
         return token_file.read_text(encoding="utf-8").strip() or None
     return token or None
@@ -351,7 +382,7 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         url_template=options.url_template,
         public_port=options.port,
         secrets_file=options.secrets_file,
-        github_repository=options.github_repo,
+        forge_repository=_forge_repository(options),
         trusted_label=options.trusted_label,
     )
 
@@ -373,6 +404,14 @@ def run(
                 kubernetes=kubernetes,
             )
         )
+
+
+def _forge_repository(options: ServeOptions) -> str | None:
+    if options.github_token and options.gitlab_token:
+        raise click.UsageError("give a GitHub or a GitLab token, not both")
+    if options.gitlab_token:
+        return options.gitlab_project
+    return options.github_repo
 
 
 def _repository(repo: str) -> str:

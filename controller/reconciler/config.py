@@ -21,7 +21,8 @@ class ControllerConfig:
     url_template: str = naming.DEFAULT_LOCAL_URL_TEMPLATE
     public_port: int = 8080
     secrets_file: Path | None = None
-    github_repository: str | None = None  # owner/name; None: derived from `repo`
+    forge_repository: str | None = None  # GitHub owner/name or GitLab group/name
+
     trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0

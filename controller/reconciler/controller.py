@@ -101,7 +101,7 @@ class Controller:
             assert hasattr(target, "deploy"), "without a driver, the target runs processes"
             driver = drivers.LocalDriver(target)  # type: ignore[arg-type]
         self.driver = driver
-        self.repository = config.github_repository or repository_from_remote(config.repo)
+        self.repository = config.forge_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
     # Running ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.github import DEFAULT_TOKEN, FakeGitHub, fake_github
+from tests.fakes.gitlab import DEFAULT_TOKEN as GITLAB_TOKEN
+from tests.fakes.gitlab import fake_gitlab
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, manifest, preview_of, seed, wait_for
 
@@ -103,3 +105,44 @@ def test_github_outage_never_blocks_deployment(
 
 def shipyard_url(shipyard: Shipyard, environment: str) -> str:
     return f"http://alpha--{environment}.localhost:{shipyard.port}/"
+
+
+def test_gitlab_merge_request_gets_a_status_and_one_note(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    seed(upstream, "alpha")
+    with fake_gitlab() as gitlab:
+        gitlab.state.add_merge_request("group/agents", 4, "feature/gl")
+        token_file = tmp_path / "gitlab-token"
+        token_file.write_text(GITLAB_TOKEN + "\n")
+        running = Shipyard(
+            upstream.bare, tmp_path / "state",
+            "--gitlab-api-url", gitlab.url, "--gitlab-token-file", str(token_file),
+            "--gitlab-project", "group/agents",
+        ).start()  # fmt: skip
+        try:
+            for temperature in (0.4, 0.5):
+                sha = upstream.commit(
+                    {"agents/alpha.yaml": manifest("alpha", temperature=temperature)},
+                    branch="feature/gl",
+                )
+                upstream.push("feature/gl")
+                wait_for(
+                    lambda sha=sha: any(  # type: ignore[misc]
+                        s["status"] == "success"
+                        for s in gitlab.state.commit_statuses("group/agents", sha)
+                    ),
+                    what="a success status on GitLab",
+                )
+            wait_for(
+                lambda: sha[:7] in gitlab.state.mr_notes("group/agents", 4)[-1]["body"],
+                what="the note to mention the newest commit",
+            )
+            notes = [
+                n
+                for n in gitlab.state.mr_notes("group/agents", 4)
+                if "shipyard:preview" in n["body"]
+            ]
+            assert len(notes) == 1
+        finally:
+            running.close()

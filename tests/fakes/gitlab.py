@@ -1,0 +1,504 @@
+"""A fake GitLab REST v4 server for MR feedback tests: real HTTP on a loopback port.
+
+It serves exactly the endpoints Shipyard's GitLab notifier calls, under `/api/v4`, in
+GitLab's documented shapes and status codes (201 on create, 200 on read and update,
+`{"message": ...}` errors), records every call, and fails on request. What it must
+reproduce, or the tests lie:
+
+- `PRIVATE-TOKEN: <token>` checked on every call, `401 {"message": "401 Unauthorized"}`
+  otherwise;
+- projects addressed by numeric id or URL-encoded path (`group%2Fname`); an unencoded
+  path does not match any route (404), as on GitLab;
+- commit statuses: state in pending/running/success/failed/canceled (else 400), and a
+  400 "Cannot transition status" when the status `name` already has that state;
+- merge requests: `source_branch` and `state=opened|closed|merged|locked|all` filters;
+  fork MRs carry a different `source_project_id`;
+- notes: 404 for an unknown MR or note, `sort` (default desc) / `per_page` (max 100) /
+  `page` with `X-Next-Page` and `X-Total` headers, 400 for an empty body;
+- faults: `fail_next` (5xx, optionally after the request took effect), `rate_limit_next`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_TOKEN = "glpat-fake-token-for-tests-0123456789"
+WEB = "https://gitlab.example.com"
+PREFIX = "/api/v4"
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as it arrived (`path` raw, still percent-encoded)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]  # lower-cased names
+
+    @property
+    def line(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class _Fault:
+    status: int
+    headers: dict[str, str]
+    match: re.Pattern[str] | None
+    processed: bool
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_Result = tuple[int, Any, dict[str, str]]
+
+
+@dataclass
+class FakeGitLabState:
+    """Everything the fake knows; every method is safe to call from the test thread."""
+
+    token: str = DEFAULT_TOKEN
+    calls: list[Call] = field(default_factory=list)
+    projects: dict[int, Json] = field(default_factory=dict)
+    merge_requests: dict[tuple[int, int], Json] = field(default_factory=dict)  # (project, iid)
+    notes: dict[int, Json] = field(default_factory=dict)  # id → note (+ private keys)
+    statuses: dict[tuple[int, str], list[Json]] = field(default_factory=dict)
+    _faults: deque[_Fault] = field(default_factory=deque)
+    _next_id: int = 5000
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- set-up and fault injection --------------------------------------------------------
+
+    def add_project(self, path: str) -> int:
+        """The id of project `path` ("group/name"), created if new."""
+        with self._lock:
+            for project in self.projects.values():
+                if project["path_with_namespace"] == path:
+                    return int(project["id"])
+            project_id = self._id()
+            self.projects[project_id] = {
+                "id": project_id,
+                "path_with_namespace": path,
+                "web_url": f"{WEB}/{path}",
+            }
+            return project_id
+
+    def add_merge_request(
+        self,
+        project: str,
+        iid: int,
+        source_branch: str,
+        *,
+        source_project: str | None = None,
+        labels: tuple[str, ...] = (),
+        state: str = "opened",
+    ) -> Json:
+        """Open MR `iid` from `source_branch` (of `source_project`, a fork if given)."""
+        with self._lock:
+            target_id = self.add_project(project)
+            source_id = self.add_project(source_project or project)
+            merge_request: Json = {
+                "id": self._id(),
+                "iid": iid,
+                "project_id": target_id,
+                "title": f"Change {source_branch}",
+                "state": state,
+                "source_branch": source_branch,
+                "target_branch": "main",
+                "source_project_id": source_id,
+                "target_project_id": target_id,
+                "labels": list(labels),
+                "author": {"id": 1, "username": "dev", "name": "Dev"},
+                "sha": "0" * 40,
+                "web_url": f"{WEB}/{project}/-/merge_requests/{iid}",
+                "created_at": _now(),
+                "updated_at": _now(),
+            }
+            self.merge_requests[(target_id, iid)] = merge_request
+            return merge_request
+
+    def add_note(
+        self, project: str, iid: int, body: str, *, user: str = "reviewer", system: bool = False
+    ) -> int:
+        """A note somebody else (or GitLab itself, with `system`) wrote."""
+        with self._lock:
+            project_id = self.add_project(project)
+            return int(self._create_note(project_id, iid, body, user, system)["id"])
+
+    def fail_next(
+        self, n: int, status: int = 502, *, match: str | None = None, processed: bool = False
+    ) -> None:
+        """Answer the next `n` requests (matching the regex `match` on "METHOD /path", if
+        given) with `status`; with `processed` the request takes effect first."""
+        pattern = re.compile(match) if match else None
+        with self._lock:
+            for _ in range(n):
+                self._faults.append(_Fault(status, {}, pattern, processed))
+
+    def rate_limit_next(self, retry_after: int = 1) -> None:
+        """Answer the next request with GitLab's 429 and a Retry-After."""
+        with self._lock:
+            self._faults.append(_Fault(429, {"Retry-After": str(retry_after)}, None, False))
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def calls_to(self, method: str, path: str = ".*") -> list[Call]:
+        """Recorded calls with `method` whose raw path fully matches the regex `path`."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method and re.fullmatch(path, c.path)]
+
+    def commit_statuses(self, project: str, sha: str) -> list[Json]:
+        """Statuses of a commit, oldest first."""
+        with self._lock:
+            return [dict(s) for s in self.statuses.get((self.add_project(project), sha), [])]
+
+    def mr_notes(self, project: str, iid: int) -> list[Json]:
+        """Notes of a merge request, oldest first."""
+        with self._lock:
+            project_id = self.add_project(project)
+            return [
+                _public(n)
+                for n in self.notes.values()
+                if n["_project"] == project_id and n["noteable_iid"] == iid
+            ]
+
+    # -- request handling (server threads) -------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Result:
+        parts = urlsplit(target)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return 400, {"error": "The provided content-type is not supported."}, {}
+        with self._lock:
+            self.calls.append(Call(method, parts.path, query, payload, headers))
+            fault = self._take_fault(f"{method} {parts.path}")
+        if fault is not None and not fault.processed:
+            return fault.status, {"message": "502 Bad Gateway"}, fault.headers
+        try:
+            if headers.get("private-token") != self.token:
+                raise _HTTPError(401, "401 Unauthorized")
+            with self._lock:
+                result = self._route(method, parts.path, query, payload)
+        except _HTTPError as error:
+            result = error.status, {"message": error.message}, {}
+        if fault is not None:
+            return fault.status, {"message": "502 Bad Gateway"}, fault.headers
+        return result
+
+    def _take_fault(self, line: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.match is None or fault.match.fullmatch(line):
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> _Result:
+        if not path.startswith(PREFIX + "/"):
+            raise _HTTPError(404, "404 Not Found")
+        for pattern, handlers in _ROUTES:
+            match = pattern.fullmatch(path[len(PREFIX) :])
+            if match is None:
+                continue
+            handler = handlers.get(method)
+            if handler is None:
+                raise _HTTPError(405, "405 Method Not Allowed")
+            args = match.groupdict()
+            project = self._project(args.pop("project"))
+            return handler(self, project, args, query, body)
+        raise _HTTPError(404, "404 Not Found")
+
+    def _project(self, raw: str) -> int:
+        wanted = unquote(raw)
+        for project in self.projects.values():
+            if str(project["id"]) == wanted or project["path_with_namespace"] == wanted:
+                return int(project["id"])
+        raise _HTTPError(404, "404 Project Not Found")
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def _post_status(
+        self, project: int, args: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Result:
+        body = _object(body)
+        state = body.get("state")
+        if state not in {"pending", "running", "success", "failed", "canceled"}:
+            raise _HTTPError(400, "state does not have a valid value")
+        name = body.get("name") or body.get("context") or "default"
+        sha = args["sha"]
+        existing = [s for s in self.statuses.get((project, sha), []) if s["name"] == name]
+        if existing and existing[-1]["status"] == state:
+            verb = {"running": "run", "success": "succeed", "failed": "drop"}.get(state, state)
+            raise _HTTPError(400, f"Cannot transition status via :{verb} from :{state}")
+        status_id = self._id()
+        status = {
+            "id": status_id,
+            "sha": sha,
+            "ref": body.get("ref"),
+            "status": state,
+            "name": name,
+            "target_url": body.get("target_url"),
+            "description": body.get("description"),
+            "created_at": _now(),
+            "started_at": _now() if state == "running" else None,
+            "finished_at": _now() if state in {"success", "failed", "canceled"} else None,
+            "allow_failure": False,
+            "coverage": None,
+            "pipeline_id": 1,
+            "author": {"id": 2, "username": "shipyard-bot", "name": "Shipyard"},
+        }
+        self.statuses.setdefault((project, sha), []).append(status)
+        return 201, status, {}
+
+    def _list_merge_requests(
+        self, project: int, args: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Result:
+        state = query.get("state", "all")
+        branch = query.get("source_branch")
+        found = [
+            mr
+            for (pid, _), mr in sorted(self.merge_requests.items(), key=lambda item: -item[0][1])
+            if pid == project
+            and (state == "all" or mr["state"] == state)
+            and (branch is None or mr["source_branch"] == branch)
+        ]
+        return 200, found[: _per_page(query)], {}
+
+    def _list_notes(
+        self, project: int, args: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Result:
+        iid = self._merge_request(project, args)
+        notes = [
+            _public(n)
+            for n in self.notes.values()
+            if n["_project"] == project and n["noteable_iid"] == iid
+        ]
+        if query.get("sort", "desc") == "desc":
+            notes.reverse()
+        per_page = _per_page(query)
+        page = max(1, int(query.get("page", "1")))
+        pages = max(1, -(-len(notes) // per_page))
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total": str(len(notes)),
+            "X-Total-Pages": str(pages),
+            "X-Next-Page": str(page + 1) if page < pages else "",
+        }
+        return 200, notes[(page - 1) * per_page : page * per_page], headers
+
+    def _post_note(
+        self, project: int, args: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Result:
+        iid = self._merge_request(project, args)
+        text = _note_body(body)
+        return 201, _public(self._create_note(project, iid, text, "shipyard-bot", False)), {}
+
+    def _put_note(
+        self, project: int, args: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Result:
+        iid = self._merge_request(project, args)
+        note = self.notes.get(int(args["note"]))
+        if note is None or note["_project"] != project or note["noteable_iid"] != iid:
+            raise _HTTPError(404, "404 Not found")
+        note["body"] = _note_body(body)
+        note["updated_at"] = _now()
+        return 200, _public(note), {}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _merge_request(self, project: int, args: dict[str, str]) -> int:
+        iid = int(args["iid"])
+        if (project, iid) not in self.merge_requests:
+            raise _HTTPError(404, "404 Not found")
+        return iid
+
+    def _create_note(self, project: int, iid: int, body: str, user: str, system: bool) -> Json:
+        note_id = self._id()
+        merge_request = self.merge_requests.get((project, iid), {})
+        note = {
+            "id": note_id,
+            "type": None,
+            "body": body,
+            "attachment": None,
+            "author": {"id": 3, "username": user, "name": user},
+            "created_at": _now(),
+            "updated_at": _now(),
+            "system": system,
+            "noteable_id": merge_request.get("id"),
+            "noteable_type": "MergeRequest",
+            "noteable_iid": iid,
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+            "_project": project,
+        }
+        self.notes[note_id] = note
+        return note
+
+    def _id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id
+
+
+_Endpoint = Callable[[FakeGitLabState, int, dict[str, str], dict[str, str], Any], _Result]
+_PROJECT = r"/projects/(?P<project>[^/]+)"
+_ROUTES: list[tuple[re.Pattern[str], dict[str, _Endpoint]]] = [
+    (
+        re.compile(_PROJECT + r"/statuses/(?P<sha>[0-9a-fA-F]+)"),
+        {"POST": FakeGitLabState._post_status},
+    ),
+    (
+        re.compile(_PROJECT + r"/merge_requests"),
+        {"GET": FakeGitLabState._list_merge_requests},
+    ),
+    (
+        re.compile(_PROJECT + r"/merge_requests/(?P<iid>\d+)/notes"),
+        {"GET": FakeGitLabState._list_notes, "POST": FakeGitLabState._post_note},
+    ),
+    (
+        re.compile(_PROJECT + r"/merge_requests/(?P<iid>\d+)/notes/(?P<note>\d+)"),
+        {"PUT": FakeGitLabState._put_note},
+    ),
+]
+
+
+def _object(body: Any) -> Json:
+    if not isinstance(body, dict):
+        raise _HTTPError(400, "400 Bad request")
+    return body
+
+
+def _note_body(body: Any) -> str:
+    text = _object(body).get("body")
+    if not isinstance(text, str) or not text.strip():
+        raise _HTTPError(400, "400 Bad request - body is missing")
+    if len(text) > 1_000_000:
+        raise _HTTPError(400, "Note is too long (maximum is 1000000 characters)")
+    return text
+
+
+def _per_page(query: dict[str, str]) -> int:
+    return min(100, max(1, int(query.get("per_page", "20"))))
+
+
+def _public(record: Json) -> Json:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: FakeGitLabState) -> None:
+        super().__init__(("127.0.0.1", 0), _RequestHandler)
+        self.state = state
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    # Without it every response waits ~40 ms for a delayed ACK (Nagle).
+    disable_nagle_algorithm = True
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        status, payload, extra = self.server.state.handle(self.command, self.path, headers, body)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+class FakeGitLab:
+    """The server: `url` is the API base URL (ending in `/api/v4`), `state` what it holds."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        self.state = FakeGitLabState(token=token)
+        self._server = _Server(self.state)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-gitlab",
+            daemon=True,
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
+        self._running = False
+
+    def start(self) -> FakeGitLab:
+        self._thread.start()
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut open connections: to a client, GitLab is gone."""
+        if not self._running:
+            return
+        self._running = False
+        self._server.shutdown()
+        self._server.server_close()
+        with self._server.connections_lock:
+            connections = list(self._server.connections)
+        for connection in connections:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def fake_gitlab(token: str = DEFAULT_TOKEN) -> Iterator[FakeGitLab]:
+    """Run a fake GitLab on a free loopback port for the duration of the block."""
+    server = FakeGitLab(token).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,332 @@
+"""Merge request feedback over real HTTP against the fake GitLab: a commit status, one note.
+
+Each test drives the real `GitLabNotifier` (its own httpx client, its own retries)
+against `tests.fakes.gitlab` on a loopback port, and judges only what GitLab would have
+recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from preview.feedback import MAX_DESCRIPTION, AgentReport, Notifier, PreviewReport, ReportState
+from preview.github import GitHubNotifier
+from preview.gitlab import GitLabNotifier
+from tests.fakes.gitlab import DEFAULT_TOKEN, FakeGitLab, fake_gitlab
+
+REPO = "acme/agents"
+PROJECT = "acme%2Fagents"
+BRANCH = "feature/faster-answers"
+ENV = "preview-feature-faster-answers"
+MR = 7
+SHAS = [f"{i:x}" * 40 for i in range(1, 4)]
+SHA = SHAS[0]
+URL = f"http://support-bot--{ENV}.preview.example.com/"
+AGENTS = (
+    AgentReport("support-bot", "3f2a9c01be", URL, "Healthy"),
+    AgentReport("triage", "77d01e4a2c", f"http://triage--{ENV}.preview.example.com/", "Healthy"),
+)
+STATUS = rf"/api/v4/projects/{PROJECT}/statuses/[0-9a-f]+"
+NOTES = rf"/api/v4/projects/{PROJECT}/merge_requests/{MR}/notes"
+NOTE = rf"{NOTES}/\d+"
+MARKER = f"<!-- shipyard:preview:{ENV} -->"
+
+
+@pytest.fixture
+def gitlab() -> Iterator[FakeGitLab]:
+    with fake_gitlab() as server:
+        server.state.add_project(REPO)
+        yield server
+
+
+def report(state: ReportState, sha: str = SHA, *, problems: tuple[str, ...] = ()) -> PreviewReport:
+    return PreviewReport(REPO, BRANCH, sha, ENV, state, AGENTS, problems)
+
+
+def drive(
+    gitlab: FakeGitLab,
+    scenario: Callable[[GitLabNotifier], Awaitable[None]],
+    *,
+    notify_mr: bool = True,
+) -> None:
+    async def main() -> None:
+        notifier = GitLabNotifier(gitlab.url, DEFAULT_TOKEN, backoff_base=0.01)
+        if notify_mr:
+            notifier.note_pull_request(REPO, BRANCH, MR, from_fork=False, labels=())
+        try:
+            await scenario(notifier)
+            await notifier.flush()
+        finally:
+            await notifier.close()
+
+    asyncio.run(main())
+
+
+async def deliver(notifier: GitLabNotifier, *reports: PreviewReport) -> None:
+    """Submit and wait for each report in turn, so none is coalesced away."""
+    for item in reports:
+        notifier.submit(item)
+        await notifier.flush()
+
+
+def our_statuses(gitlab: FakeGitLab, sha: str = SHA) -> list[dict[str, object]]:
+    return [s for s in gitlab.state.commit_statuses(REPO, sha) if s["name"] == "shipyard/preview"]
+
+
+def our_notes(gitlab: FakeGitLab, iid: int = MR) -> list[dict[str, object]]:
+    return [n for n in gitlab.state.mr_notes(REPO, iid) if str(n["body"]).startswith(MARKER)]
+
+
+def test_status_goes_running_then_success_with_the_preview_url(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+
+    drive(gitlab, lambda n: deliver(n, report("pending"), report("success")))
+
+    statuses = our_statuses(gitlab)
+    assert [s["status"] for s in statuses] == ["running", "success"]
+    assert statuses[0]["target_url"] is None
+    assert statuses[1]["target_url"] == URL
+    assert statuses[1]["description"] == "2 agents ready"
+    assert statuses[1]["ref"] == BRANCH
+    for call in gitlab.state.calls:
+        assert call.path.startswith(f"/api/v4/projects/{PROJECT}/")
+        assert call.headers["private-token"] == DEFAULT_TOKEN
+        assert "authorization" not in call.headers
+
+
+def test_failure_status_describes_the_problem(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    problems = (
+        "agents/support.yaml:4:3: spec.modle: unknown field, did you mean 'model'? " + "x" * 150,
+        "agents/triage.yaml:9:5: spec.prompt.file: prompts/missing.md does not exist",
+    )
+
+    drive(gitlab, lambda n: deliver(n, report("failure", problems=problems)))
+
+    [status] = our_statuses(gitlab)
+    assert status["status"] == "failed"
+    description = str(status["description"])
+    assert len(description) <= MAX_DESCRIPTION
+    assert description.startswith("agents/support.yaml:4:3: spec.modle: unknown field")
+    assert description.endswith("(+1 more)")
+    [note] = our_notes(gitlab)
+    assert "prompts/missing.md does not exist" in str(note["body"])
+
+
+def test_exactly_one_note_across_three_pushes_edited_in_place(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    gitlab.state.add_note(REPO, MR, "Looks good, but see the preview.")
+    gitlab.state.add_note(REPO, MR, "added 1 commit", user="dev", system=True)
+
+    drive(gitlab, lambda n: deliver(n, *(report("success", sha) for sha in SHAS)))
+
+    [note] = our_notes(gitlab)
+    assert len(gitlab.state.mr_notes(REPO, MR)) == 3
+    [post] = gitlab.state.calls_to("POST", NOTES)
+    assert str(post.json["body"]).startswith(MARKER)
+    puts = gitlab.state.calls_to("PUT", NOTE)
+    assert len(puts) == 2
+    assert all(put.path.endswith(f"/{note['id']}") for put in puts)
+    body = str(note["body"])
+    assert f"`{SHAS[2][:7]}`" in body
+    assert SHAS[0][:7] not in body
+    assert URL in body
+    for sha in SHAS:
+        assert [s["status"] for s in our_statuses(gitlab, sha)] == ["success"]
+
+
+def test_a_fresh_notifier_finds_the_note_by_its_marker(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    drive(gitlab, lambda n: deliver(n, report("success", SHAS[0])))
+    # Enough chatter after ours that the newest-first default order would bury it.
+    for i in range(130):
+        gitlab.state.add_note(REPO, MR, f"note {i}")
+    gitlab.state.add_note(REPO, MR, f"> {MARKER}\n> quoted")
+
+    drive(gitlab, lambda n: deliver(n, report("success", SHAS[1])))
+
+    [note] = our_notes(gitlab)
+    assert f"`{SHAS[1][:7]}`" in str(note["body"])
+    assert len(gitlab.state.calls_to("POST", NOTES)) == 1
+    [put] = gitlab.state.calls_to("PUT", NOTE)
+    assert put.path.endswith(f"/{note['id']}")
+    lookup = gitlab.state.calls_to("GET", NOTES)[-1]
+    assert lookup.query["per_page"] == "100"
+
+
+def test_torn_down_edits_the_note_and_posts_no_status(gitlab: FakeGitLab) -> None:
+    # The MR was merged before the preview went away: found through `state=all`.
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    drive(gitlab, lambda n: deliver(n, report("success")), notify_mr=False)
+    gitlab.state.merge_requests[(gitlab.state.add_project(REPO), MR)]["state"] = "merged"
+
+    drive(gitlab, lambda n: deliver(n, report("torn_down")), notify_mr=False)
+
+    [note] = our_notes(gitlab)
+    assert "torn down" in str(note["body"])
+    assert len(gitlab.state.calls_to("POST", NOTES)) == 1
+    assert len(our_statuses(gitlab)) == 1  # no commit status for a teardown
+    lookup = gitlab.state.calls_to("GET", rf"/api/v4/projects/{PROJECT}/merge_requests")[-1]
+    assert lookup.query["state"] == "all"
+
+
+def test_the_merge_request_is_found_through_the_api(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, 41, "other-branch")
+    # A fork's MR from a branch of the same name is somebody else's.
+    gitlab.state.add_merge_request(REPO, 42, BRANCH, source_project="mallory/agents")
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+
+    drive(gitlab, lambda n: deliver(n, report("success")), notify_mr=False)
+
+    [lookup] = gitlab.state.calls_to("GET", rf"/api/v4/projects/{PROJECT}/merge_requests")
+    assert lookup.query["source_branch"] == BRANCH
+    assert lookup.query["state"] == "opened"
+    assert len(our_notes(gitlab, MR)) == 1
+    assert our_notes(gitlab, 41) == our_notes(gitlab, 42) == []
+
+
+def test_calls_are_retried_after_two_502s(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    gitlab.state.fail_next(2, 502)
+
+    drive(gitlab, lambda n: deliver(n, report("success")))
+
+    assert len(gitlab.state.calls_to("POST", STATUS)) == 3  # 502, 502, 201
+    assert [s["status"] for s in our_statuses(gitlab)] == ["success"]
+    assert len(our_notes(gitlab)) == 1
+
+
+def test_a_note_whose_response_was_lost_is_not_posted_twice(gitlab: FakeGitLab) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    gitlab.state.fail_next(1, 502, match=f"POST {NOTES}", processed=True)
+
+    drive(gitlab, lambda n: deliver(n, report("success")))
+
+    assert len(our_notes(gitlab)) == 1
+    assert len(gitlab.state.calls_to("POST", NOTES)) == 1
+
+
+def test_a_429_waits_for_retry_after(gitlab: FakeGitLab) -> None:
+    gitlab.state.rate_limit_next(retry_after=1)
+
+    started = time.monotonic()
+    drive(gitlab, lambda n: deliver(n, report("pending")), notify_mr=False)
+    elapsed = time.monotonic() - started
+
+    first, second = gitlab.state.calls_to("POST", STATUS)
+    assert second.json == first.json
+    assert elapsed >= 0.95
+    assert [s["status"] for s in our_statuses(gitlab)] == ["running"]
+
+
+def test_the_same_status_again_is_not_an_error(
+    gitlab: FakeGitLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+
+    with caplog.at_level(logging.WARNING, logger="shipyard.gitlab"):
+        drive(gitlab, lambda n: deliver(n, report("success"), report("success")))
+
+    assert len(gitlab.state.calls_to("POST", STATUS)) == 2  # the second one a 400
+    assert len(our_statuses(gitlab)) == 1
+    assert len(gitlab.state.calls_to("PUT", NOTE)) == 1
+    assert caplog.text == ""
+
+
+def test_gitlab_down_never_blocks_or_raises(caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeGitLab().start()
+    url = server.url
+    server.stop()
+
+    async def main() -> float:
+        notifier = GitLabNotifier(url, DEFAULT_TOKEN, backoff_base=0.01)
+        started = time.monotonic()
+        for sha in SHAS:
+            notifier.submit(report("success", sha))
+        submitted = time.monotonic() - started
+        await notifier.flush()
+        await notifier.close()
+        return submitted
+
+    with caplog.at_level(logging.WARNING, logger="shipyard.gitlab"):
+        submitted = asyncio.run(main())
+
+    assert submitted < 0.05
+    assert "not delivered" in caplog.text
+
+
+def test_the_token_never_appears_in_logs(
+    gitlab: FakeGitLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    gitlab.state.add_merge_request(REPO, MR, BRANCH)
+    wrong = "glpat-wrong-token-that-must-stay-secret"
+
+    async def main() -> None:
+        good = GitLabNotifier(gitlab.url, DEFAULT_TOKEN, backoff_base=0.01)
+        bad = GitLabNotifier(gitlab.url, wrong, backoff_base=0.01)
+        good.note_pull_request(REPO, BRANCH, MR, from_fork=False, labels=())
+        gitlab.state.fail_next(2, 502)
+        await deliver(good, report("failure", problems=("boom",)), report("success"))
+        await deliver(bad, report("success"))
+        assert DEFAULT_TOKEN not in repr(good)
+        await good.close()
+        await bad.close()
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(main())
+
+    assert "401" in caplog.text  # the refused token was reported...
+    for token in (DEFAULT_TOKEN, wrong):
+        assert token not in caplog.text  # ...without the token itself
+    # A refused token ends the report at once: no retries, no further calls.
+    assert len([c for c in gitlab.state.calls if c.headers.get("private-token") == wrong]) == 1
+
+
+def test_without_a_token_the_notifier_does_nothing(
+    gitlab: FakeGitLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        notifier = GitLabNotifier(gitlab.url, None)
+        notifier.submit(report("pending"))
+        notifier.submit(report("success"))
+        await notifier.flush()
+        await notifier.close()
+
+    with caplog.at_level(logging.INFO, logger="shipyard.gitlab"):
+        asyncio.run(main())
+
+    assert gitlab.state.calls == []
+    assert caplog.text.count("no GitLab token") == 1
+
+
+def test_merge_requests_from_forks_get_secrets_only_with_the_trusted_label() -> None:
+    notifier = GitLabNotifier(token=None)
+    fork_branch = "contrib/new-tool"
+
+    assert notifier.secrets_allowed(REPO, BRANCH)
+    notifier.note_pull_request(REPO, BRANCH, 1, from_fork=False, labels=())
+    assert notifier.secrets_allowed(REPO, BRANCH)
+    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=["enhancement"])
+    assert not notifier.secrets_allowed(REPO, fork_branch)
+    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=["Shipyard:Trusted"])
+    assert notifier.secrets_allowed(REPO, fork_branch)
+    assert not notifier.secrets_allowed(REPO, fork_branch, trusted_label="safe-to-test")
+    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=[])
+    assert not notifier.secrets_allowed(REPO, fork_branch)
+
+
+def test_the_public_api_matches_the_github_notifier() -> None:
+    notifier: Notifier = GitLabNotifier(token=None)  # mypy checks the protocol
+    assert notifier is not None
+    ours, theirs = inspect.signature(GitLabNotifier), inspect.signature(GitHubNotifier)
+    assert list(ours.parameters) == list(theirs.parameters)
+    assert ours.parameters["api_url"].default == "https://gitlab.com/api/v4"
+    for name in ("submit", "flush", "close", "note_pull_request", "secrets_allowed"):
+        ours = inspect.signature(getattr(GitLabNotifier, name))
+        assert ours == inspect.signature(getattr(GitHubNotifier, name)), name
