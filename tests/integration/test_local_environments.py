@@ -79,9 +79,9 @@ def test_branch_gets_a_preview_and_a_second_push_rolls_only_what_changed(
     assert version != production_alpha["version"]
     preview_alpha = shipyard.wait_version("alpha", environment, version)
     assert preview_alpha["commit"] == sha
-    # The preview runs every agent of its branch, beta unchanged.
-    beta = shipyard.serving("beta", environment)
-    assert beta is not None
+    # The preview runs every agent of its branch, beta unchanged (its rollout runs
+    # beside alpha's and may finish a moment later).
+    beta = wait_for(lambda: shipyard.serving("beta", environment), what="beta in the preview")
     beta_rollouts = len(shipyard.rollouts("beta", environment))
 
     second = upstream.commit(
