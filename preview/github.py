@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 import httpx
 
+from preview.delivery import TRUSTED_LABEL, QueuedNotifier
 from preview.environments import is_production
 from preview.feedback import (
     AgentReport,
@@ -35,7 +35,6 @@ from preview.github_api import (
     GitHubAPI,
     GitHubError,
     GitHubUnavailable,
-    PullRequest,
 )
 
 __all__ = [
@@ -50,26 +49,19 @@ __all__ = [
 log = logging.getLogger("shipyard.github")
 
 DEFAULT_API_URL = "https://api.github.com"
-TRUSTED_LABEL = "shipyard:trusted"
-REQUEST_TIMEOUT = 10.0
-# Deliveries for different branches run side by side, but not so many that a large
-# push storm trips GitHub's secondary rate limit on concurrent requests.
-MAX_CONCURRENT_DELIVERIES = 4
 
 _COMMIT_STATE = {"pending": "pending", "success": "success", "failure": "failure"}
 _DEPLOYMENT_STATE = {"pending": "in_progress", "success": "success", "failure": "failure"}
 
-_Key = tuple[str, str]  # (repository, branch)
 
+class GitHubNotifier(QueuedNotifier[GitHubAPI]):
+    """Delivers `PreviewReport`s to GitHub in the background; see the module docstring
+    and `preview.delivery.QueuedNotifier` for the queueing contract."""
 
-class GitHubNotifier:
-    """Delivers `PreviewReport`s to GitHub in the background; see the module docstring.
-
-    `submit`, `note_pull_request` and `secrets_allowed` never block and never raise.
-    Deliveries run on the event loop `submit` is first called from; `flush` waits for
-    them, `close` drops whatever is still queued (flush first for a graceful stop).
-    Without a token the notifier does nothing but remember pull requests.
-    """
+    forge = "GitHub"
+    review = "pull request"
+    unavailable = GitHubUnavailable
+    log = log
 
     def __init__(
         self,
@@ -80,182 +72,25 @@ class GitHubNotifier:
         backoff_base: float = 0.5,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._api_url = api_url
-        # Tokens read from files arrive with a trailing newline, which no header may hold.
-        self._token = (token or "").strip()
-        self._owns_client = client is None
-        self._client = client
-        self._settings = (max_attempts, backoff_base)
-        self._api: GitHubAPI | None = None
-        if self._token:
-            self._api = self._connect()
-        self._disabled_logged = False
-        self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[_Key, PreviewReport] = {}
-        self._workers: dict[_Key, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
-        # Webhook handlers may run on other threads than the deliveries.
-        self._lock = threading.Lock()
-        self._pulls: dict[_Key, dict[int, PullRequest]] = {}
+        super().__init__(
+            api_url, token, max_attempts=max_attempts, backoff_base=backoff_base, client=client
+        )
         self._comments: dict[tuple[str, int, str], int] = {}  # (repo, PR, environment)
         # Per (repository, environment): the newest commit's deployment, and the one
         # whose version serves (the last success). Bounded by the live environments.
         self._deployments: dict[tuple[str, str], tuple[str, int]] = {}
         self._serving: dict[tuple[str, str], int] = {}
 
-    def __repr__(self) -> str:
-        # Spelled out so that no future field (or debugger) shows the token.
-        state = "enabled" if self._api else "disabled"
-        return f"GitHubNotifier({self._api_url!r}, {state})"
-
-    # -- the controller's side -----------------------------------------------------------
-
-    def submit(self, report: PreviewReport) -> None:
-        """Queue `report` for delivery, replacing any undelivered one for the same branch."""
-        try:
-            self._submit(report)
-        except Exception:
-            log.exception("could not queue GitHub feedback for %s", report.environment)
-
-    async def flush(self) -> None:
-        """Wait until every queued report was delivered (or given up on)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
-
-    async def close(self) -> None:
-        """Stop delivering: queued reports are dropped, in-flight ones cancelled."""
-        self._closed = True
-        self._pending.clear()
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            try:
-                await client.aclose()
-            except RuntimeError:
-                # Its connections belong to an event loop that already ended.
-                log.debug("GitHub client closed after its event loop")
-
-    def note_pull_request(
-        self, repository: str, branch: str, number: int, *, from_fork: bool, labels: Iterable[str]
-    ) -> None:
-        """Remember a pull request from a `pull_request` webhook event.
-
-        Call it for every action (opened, labeled, unlabeled, synchronize, ...): the
-        labels given replace the ones remembered, so removing the trusted label takes
-        effect. `branch` is the name the controller deploys the PR's head under.
-        """
-        pull = PullRequest(
-            number=number,
-            from_fork=from_fork,
-            labels=frozenset(label.casefold() for label in labels),
-        )
-        with self._lock:
-            self._pulls.setdefault((repository, branch), {})[number] = pull
-
-    def secrets_allowed(
-        self, repository: str, branch: str, trusted_label: str = TRUSTED_LABEL
-    ) -> bool:
-        """Whether the preview of `branch` may receive the agents' secrets.
-
-        Code from a fork is written by someone without write access to the repository;
-        running it with the repository's secrets would hand those secrets over. So a
-        branch with any pull request from a fork gets secrets only once a maintainer has
-        put `trusted_label` on it. A branch with no pull request known was pushed to the
-        repository itself, by someone who could read the secrets anyway.
-        """
-        label = trusted_label.casefold()
-        with self._lock:
-            pulls = list(self._pulls.get((repository, branch), {}).values())
-        return all(not pull.from_fork or label in pull.labels for pull in pulls)
-
-    # -- queueing ------------------------------------------------------------------------
-
-    def _submit(self, report: PreviewReport) -> None:
-        if self._api is None:
-            if not self._disabled_logged:
-                self._disabled_logged = True
-                log.info("no GitHub token configured: pull request feedback is off")
-            return
-        if self._closed:
-            log.debug("notifier closed; dropped report for %s", report.environment)
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        home = self._loop
-        if home is None or home.is_closed():
-            if running is None:
-                log.warning("GitHub feedback needs a running event loop; report dropped")
-                return
-            # A new loop (the previous one ended): tasks and locks of the old are dead.
-            if home is not None:
-                self._workers.clear()
-                self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
-                if self._owns_client:
-                    self._client = None  # its pooled connections died with the old loop
-                    self._api = self._connect()
-            self._loop = home = running
-        if running is home:
-            self._enqueue(report)
-        else:
-            # Called from another thread: the queue belongs to the delivery loop.
-            home.call_soon_threadsafe(self._enqueue, report)
-
-    def _connect(self) -> GitHubAPI:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
-        max_attempts, backoff_base = self._settings
+    def _make_api(
+        self, client: httpx.AsyncClient, max_attempts: int, backoff_base: float
+    ) -> GitHubAPI:
         return GitHubAPI(
-            self._api_url,
-            self._token,
-            self._client,
-            max_attempts=max_attempts,
-            backoff_base=backoff_base,
+            self._api_url, self._token, client, max_attempts=max_attempts, backoff_base=backoff_base
         )
-
-    def _enqueue(self, report: PreviewReport) -> None:
-        key = (report.repository, report.branch)
-        self._pending[key] = report
-        if key not in self._workers:
-            self._workers[key] = asyncio.get_running_loop().create_task(
-                self._drain(key), name=f"github-feedback:{report.repository}:{report.branch}"
-            )
-
-    async def _drain(self, key: _Key) -> None:
-        # One worker per branch delivers that branch's reports in order; whatever arrives
-        # meanwhile overwrites `_pending[key]`, so only the newest is delivered next.
-        try:
-            while key in self._pending:
-                async with self._slots:
-                    report = self._pending.pop(key, None)
-                    if report is not None:
-                        await self._deliver_safely(report)
-        finally:
-            self._workers.pop(key, None)
-
-    async def _deliver_safely(self, report: PreviewReport) -> None:
-        try:
-            await self._deliver(report)
-        except GitHubUnavailable as error:
-            log.warning(
-                "GitHub feedback for %s at %s not delivered: %s",
-                report.environment,
-                report.short_sha,
-                error,
-            )
-        except Exception:
-            log.exception("GitHub feedback for %s failed", report.environment)
 
     # -- delivery ------------------------------------------------------------------------
 
-    async def _deliver(self, report: PreviewReport) -> None:
-        api = self._api
-        assert api is not None  # only queued when enabled
+    async def _deliver(self, api: GitHubAPI, report: PreviewReport) -> None:
         if report.state != "torn_down":
             await _part("commit status", report, self._commit_status(api, report))
         await _part("deployment", report, self._deployment(api, report))
@@ -333,8 +168,7 @@ class GitHubNotifier:
             await self._upsert_comment(api, report, number, body, create=create)
 
     async def _pull_numbers(self, api: GitHubAPI, report: PreviewReport) -> list[int]:
-        with self._lock:
-            noted = sorted(self._pulls.get((report.repository, report.branch), {}))
+        noted = self._noted_numbers(report)
         if noted:
             return noted
         # Asked afresh for every report rather than cached: a branch's pull request can
