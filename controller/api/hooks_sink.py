@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from controller.reconciler.controller import Controller
 
 log = logging.getLogger("shipyard.webhooks")
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    branch: str
-    number: int
-    from_fork: bool
-    labels: tuple[str, ...]
-    open: bool
 
 
 class ControllerSink:
@@ -24,20 +14,18 @@ class ControllerSink:
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
-        self.pull_requests: dict[str, PullRequest] = {}
 
     def branch_pushed(self, branch: str, sha: str | None) -> None:
         log.info("push to %s (%s): syncing", branch, (sha or "?")[:12])
-        self.controller.request_sync()
+        self.controller.trigger()
 
     def branch_deleted(self, branch: str) -> None:
         log.info("branch %s deleted: syncing", branch)
-        self.controller.request_sync()
+        self.controller.trigger()
 
     def pull_request(
-        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...], open_: bool
+        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
     ) -> None:
-        self.pull_requests[branch] = PullRequest(branch, number, from_fork, labels, open_)
         notifier, repository = self.controller.notifier, self.controller.repository
         if notifier is not None and repository is not None:
             notifier.note_pull_request(

@@ -175,7 +175,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
     @write.post("/sync", tags=["sync"], status_code=202)
     async def sync() -> dict[str, str]:
         """Fetch and reconcile now instead of at the next poll."""
-        controller.request_sync()
+        controller.trigger()
         return {"status": "sync requested"}
 
     return write

@@ -33,7 +33,7 @@ class WebhookSink(Protocol):
     def branch_deleted(self, branch: str) -> None: ...
 
     def pull_request(
-        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...], open_: bool
+        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
     ) -> None: ...
 
     def delivery_seen(self, provider: str, delivery: str) -> bool:
@@ -235,13 +235,11 @@ def _pull_request(payload: Mapping[str, Any], sink: WebhookSink) -> tuple[int, s
         for label in (payload.get("pull_request") or {}).get("labels") or []
         if isinstance(label, Mapping)
     )
-    state = (payload.get("pull_request") or {}).get("state")
     sink.pull_request(
         branch,
         number,
         from_fork=bool(head_repo) and head_repo != base_repo.get("full_name"),
         labels=labels,
-        open_=state != "closed",
     )
     sink.branch_pushed(branch, _sha(head.get("sha")))
     return 200, f"pull request #{number} noted"
@@ -271,7 +269,6 @@ def _gitlab(
             number,
             from_fork=source != target,
             labels=labels,
-            open_=attributes.get("state") == "opened",
         )
         sink.branch_pushed(branch, _sha((attributes.get("last_commit") or {}).get("id")))
         return 200, f"merge request !{number} noted"

@@ -94,7 +94,6 @@ class Controller:
         self._refreshed: set[str] = set()
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
-        self._secrets = launching.read_secrets_file(config.secrets_file)
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
         if driver is None:
@@ -586,10 +585,6 @@ class Controller:
         return pinned
 
     # Steering (rollout undo / pause / resume) -------------------------------------------
-
-    def request_sync(self) -> None:
-        """A webhook or a person asked for a sync; bursts coalesce into one poll."""
-        self.trigger()
 
     async def undo(
         self, environment: str, agent: str, to_revision: int | None, actor: str, reason: str
