@@ -241,14 +241,7 @@ class Store:
     def rollouts(
         self, agent: str | None = None, environment: str | None = None, limit: int = 500
     ) -> list[Rollout]:
-        clauses, args = [], []
-        if agent is not None:
-            clauses.append("agent = ?")
-            args.append(agent)
-        if environment is not None:
-            clauses.append("environment = ?")
-            args.append(environment)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = _matching(agent=agent, environment=environment)
         rows = self._query(f"SELECT * FROM rollouts {where} ORDER BY id LIMIT ?", *args, limit)  # noqa: S608
         return [_rollout(row) for row in rows]
 
@@ -269,14 +262,7 @@ class Store:
         return Event(event_id, now, type, reason, environment, agent, message)
 
     def events(self, environment: str | None = None, agent: str | None = None) -> list[Event]:
-        clauses, args = [], []
-        if environment is not None:
-            clauses.append("environment = ?")
-            args.append(environment)
-        if agent is not None:
-            clauses.append("agent = ?")
-            args.append(agent)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = _matching(environment=environment, agent=agent)
         rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
         return [Event(*row) for row in rows]  # type: ignore[arg-type]
 
@@ -353,6 +339,14 @@ class Store:
     def forget_environment(self, name: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM environments WHERE name = ?", (name,))
+
+
+def _matching(**columns: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause for the columns given a value (names are ours, never user input)."""
+    given = {name: value for name, value in columns.items() if value is not None}
+    if not given:
+        return "", []
+    return "WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
 
 
 def _rollout(row: tuple[object, ...]) -> Rollout:
