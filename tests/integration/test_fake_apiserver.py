@@ -121,6 +121,12 @@ def condition(dep: Any, kind: str) -> Any:
     return next(c for c in dep.status.conditions or [] if c.type == kind)
 
 
+def condition_reason(dep: Any, kind: str) -> str | None:
+    """The condition's reason, or None while the controller has not written it yet."""
+    found = [c.reason for c in dep.status.conditions or [] if c.type == kind]
+    return found[0] if found else None
+
+
 # -- create / get / list / replace / delete --------------------------------------------
 
 
@@ -805,7 +811,7 @@ def test_a_stuck_deployment_exceeds_its_progress_deadline(
     apply_deployment(kube, deployment())
     wait_for(
         lambda: (
-            condition(apps.read_namespaced_deployment("web", "default"), "Progressing").reason
+            condition_reason(apps.read_namespaced_deployment("web", "default"), "Progressing")
             == "ProgressDeadlineExceeded"
         )
     )
