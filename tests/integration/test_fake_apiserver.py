@@ -451,10 +451,21 @@ def test_status_subresource_is_separate_from_the_spec(
     fake_apiserver.deployments.set_mode("manual")
     apps = client.AppsV1Api(kube)
     apply_deployment(kube, deployment(replicas=2))
-    body = apps.read_namespaced_deployment("web", "default")
-    body.spec.replicas = 7
-    body.status = client.V1DeploymentStatus(replicas=2, ready_replicas=2, observed_generation=1)
-    after_status = apps.replace_namespaced_deployment_status("web", "default", body)
+    # The fake's Deployment controller may still stamp the object (revision annotation)
+    # right after the apply; like any client, read-modify-write again on a 409.
+    for _ in range(10):
+        body = apps.read_namespaced_deployment("web", "default")
+        body.spec.replicas = 7
+        body.status = client.V1DeploymentStatus(replicas=2, ready_replicas=2, observed_generation=1)
+        try:
+            after_status = apps.replace_namespaced_deployment_status("web", "default", body)
+            break
+        except client.exceptions.ApiException as error:
+            if error.status != 409:
+                raise
+            time.sleep(0.05)
+    else:
+        raise AssertionError("the status write kept conflicting")
     assert after_status.spec.replicas == 2
     assert after_status.status.ready_replicas == 2
     with_status = deployment(replicas=2)
