@@ -80,15 +80,30 @@ def _reads(controller: Controller, read: APIRouter) -> APIRouter:
 
     @read.get("/environments/{environment}/agents/{agent}", tags=["agents"])
     async def describe_agent(environment: str, agent: str) -> dict[str, Any]:
-        """One agent in one environment: status, spec, pin, history and events."""
+        """One agent in one environment: status, the spec that serves, pin, history, events.
+
+        `environmentStatus` carries the environment's commit and conditions, so a reader
+        sees when a newer commit could not be deployed (the environment is Stalled).
+        """
         status = _agent(controller, environment, agent)
         revisions = controller.store.revisions(agent, environment)
         pins = [p for p in controller.store.pins(environment) if p.agent == agent]
-        manifest = json.loads(revisions[-1].manifest_json) if revisions else None
+        serving = (
+            controller.store.revision_serving(agent, environment, status.version)
+            if status.version is not None
+            else None
+        )
+        shown = serving if serving is not None else (revisions[-1] if revisions else None)
+        manifest = json.loads(shown.manifest_json) if shown is not None else None
+        environment_status = controller.statuses[environment].as_dict()
         return {
             "environment": environment,
+            "environmentStatus": {
+                key: environment_status[key] for key in ("branch", "commit", "conditions")
+            },
             "agent": status.as_dict(),
             "manifest": manifest,
+            "manifestRevision": shown.number if shown is not None else None,
             "pin": dataclasses.asdict(pins[0]) if pins else None,
             "revisions": [_revision(r) for r in revisions],
             "rollouts": [_rollout(r) for r in controller.store.rollouts(agent, environment)],

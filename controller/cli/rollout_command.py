@@ -46,8 +46,21 @@ class Verdict:
     message: str
 
 
-def verdict(name: str, agent: dict[str, Any], rollouts: Sequence[dict[str, Any]]) -> Verdict:
-    """Where the rollout of `agent` stands, from its status and its rollouts (oldest first)."""
+def verdict(
+    name: str,
+    agent: dict[str, Any],
+    rollouts: Sequence[dict[str, Any]],
+    environment: dict[str, Any] | None = None,
+) -> Verdict:
+    """Where the rollout of `agent` stands, from its status and its rollouts (oldest first).
+
+    An environment Stalled on its newest commit (invalid manifests, production's last
+    agent about to be removed) has not rolled that commit out, whatever still serves: a
+    CI gate waiting on the commit must fail, not pass on the version before it.
+    """
+    stalled = _stalled(environment)
+    if stalled is not None:
+        return Verdict(EXIT_FAILED, f'agent "{name}" rollout is blocked: {stalled}')
     latest = rollouts[-1] if rollouts else None
     state = agent.get("state")
     desired = agent.get("desiredVersion")
@@ -91,6 +104,20 @@ def verdict(name: str, agent: dict[str, Any], rollouts: Sequence[dict[str, Any]]
     )
 
 
+def _stalled(environment: dict[str, Any] | None) -> str | None:
+    """Why the environment's newest commit cannot be deployed, if it is Stalled."""
+    if not environment:
+        return None
+    for condition in environment.get("conditions") or []:
+        if condition.get("type") == "Stalled" and condition.get("status") == "True":
+            commit = str(environment.get("commit") or "")[:12] or "its newest commit"
+            return (
+                f"{environment.get('name', 'the environment')} is Stalled at {commit}: "
+                f"{condition.get('message') or condition.get('reason')}"
+            )
+    return None
+
+
 @rollout.command(name="status")
 @click.argument("agent")
 @common.environment_option
@@ -122,8 +149,9 @@ def status(
     """Watch an agent's rollout until it is healthy, fails, or time runs out.
 
     Exit status: 0 healthy (or pinned by an undo or pause), 1 error (unknown agent or
-    environment, API unreachable), 2 the latest rollout failed or was rolled back,
-    3 timed out (with --no-watch: still rolling out).
+    environment, API unreachable), 2 the latest rollout failed or was rolled back, or
+    the environment is Stalled on a newer commit that cannot be deployed, 3 timed out
+    (with --no-watch: still rolling out).
 
     \b
     Examples:
@@ -136,7 +164,12 @@ def status(
     with client.Client(server, token) as api:
         while True:
             described = api.describe(environment, agent)
-            outcome = verdict(agent, described["agent"], described.get("rollouts") or [])
+            outcome = verdict(
+                agent,
+                described["agent"],
+                described.get("rollouts") or [],
+                {"name": environment, **(described.get("environmentStatus") or {})},
+            )
             if outcome.code == EXIT_HEALTHY:
                 click.echo(outcome.message)
                 raise SystemExit(EXIT_HEALTHY)
@@ -191,11 +224,14 @@ def history(
     """
     with client.Client(server, token) as api:
         revisions = api.revisions(agent, environment)
-        latest_manifest = None
+        described: dict[str, Any] = {}
         if revision is not None:
-            latest_manifest = api.describe(environment, agent).get("manifest")
+            described = api.describe(environment, agent)
     if revision is not None:
-        click.echo("\n".join(_one_revision(agent, revisions, revision, latest_manifest)))
+        lines = _one_revision(
+            agent, revisions, revision, described.get("manifest"), described.get("manifestRevision")
+        )
+        click.echo("\n".join(lines))
         return
     if output is not None:
         click.echo(printers.dumps(printers.as_list(revisions), output), nl=False)
@@ -217,14 +253,16 @@ def history(
     printers.echo_lines(printers.table(headers, rows))
 
 
-def _manifest(revision: dict[str, Any], newest: int, latest: Any) -> dict[str, Any] | None:
-    """A revision's manifest: served with it, or (for the newest) by describe."""
+def _manifest(
+    revision: dict[str, Any], described: int | None, latest: Any
+) -> dict[str, Any] | None:
+    """A revision's manifest: served with it, or (for the one serving) by describe."""
     if isinstance(revision.get("manifest"), dict):
         return dict(revision["manifest"])
     if isinstance(revision.get("manifest_json"), str):
         loaded = yaml.safe_load(revision["manifest_json"])  # JSON is YAML
         return loaded if isinstance(loaded, dict) else None
-    if revision.get("number") == newest and isinstance(latest, dict):
+    if described is not None and revision.get("number") == described and isinstance(latest, dict):
         return latest
     return None
 
@@ -234,19 +272,22 @@ def _yaml(manifest: dict[str, Any]) -> str:
 
 
 def _one_revision(
-    agent: str, revisions: Sequence[dict[str, Any]], number: int, latest: Any
+    agent: str,
+    revisions: Sequence[dict[str, Any]],
+    number: int,
+    latest: Any,
+    latest_number: int | None,
 ) -> list[str]:
     chosen = next((r for r in revisions if r.get("number") == number), None)
     if chosen is None:
         known = ", ".join(str(r.get("number")) for r in revisions) or "none"
         raise ShipyardError(f"revision {number} of {agent} not found (revisions: {known})")
-    newest = max(int(r.get("number") or 0) for r in revisions)
     before = max(
         (r for r in revisions if int(r.get("number") or 0) < number),
         key=lambda r: int(r.get("number") or 0),
         default=None,
     )
-    manifest = _manifest(chosen, newest, latest)
+    manifest = _manifest(chosen, latest_number, latest)
     lines = [
         f"agent/{agent} with revision #{number}",
         f"Version:      {chosen.get('version')}",
@@ -258,7 +299,7 @@ def _one_revision(
         "Manifest:",
     ]
     if manifest is None:
-        lines.append("  <not served by the API for revisions older than the newest>")
+        lines.append("  <not served by the API for this revision>")
     else:
         lines.extend(f"  {line}" for line in _yaml(manifest).splitlines())
     if before is None:
@@ -270,9 +311,9 @@ def _one_revision(
         f"commit {common.short(before.get('commit'))} {manifest_diff.ARROW} "
         f"{common.short(chosen.get('commit'))}"
     )
-    previous = _manifest(before, newest, latest)
+    previous = _manifest(before, latest_number, latest)
     if manifest is None or previous is None:
-        lines.append("  <manifest diff unavailable: the API serves only the newest manifest>")
+        lines.append("  <manifest diff unavailable: the API does not serve both manifests>")
         return lines
     lines.extend(
         f"  {line}"

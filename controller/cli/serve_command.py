@@ -50,6 +50,7 @@ class ServeOptions:
     gitlab_token: str | None = field(repr=False)
     gitlab_project: str | None
     trusted_label: str
+    allow_empty_production: bool = False
 
     @property
     def api(self) -> server.ApiSettings:
@@ -116,7 +117,13 @@ _SHARED = [
         default=20,
         show_default=True,
         envvar="SHIPYARD_MAX_PREVIEWS",
-        help="Live previews at most; the one idle longest is evicted.",
+        help="Live previews at most; newest pushes keep theirs, the rest wait or are evicted.",
+    ),
+    click.option(
+        "--allow-empty-production",
+        is_flag=True,
+        envvar="SHIPYARD_ALLOW_EMPTY_PRODUCTION",
+        help="Let a commit that declares no agents stop every production agent.",
     ),
     click.option(
         "--url-template",
@@ -244,6 +251,7 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_token=_token(values["gitlab_token"], values["gitlab_token_file"], "--gitlab-token"),
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
+        allow_empty_production=values["allow_empty_production"],
     )
 
 
@@ -379,6 +387,7 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         include=options.include,
         exclude=options.exclude,
         max_previews=options.max_previews,
+        allow_empty_production=options.allow_empty_production,
         url_template=options.url_template,
         public_port=options.port,
         secrets_file=options.secrets_file,

@@ -18,6 +18,7 @@ class ControllerConfig:
     exclude: tuple[str, ...] = ()
     manifests_root: str = "agents"
     max_previews: int = 20
+    allow_empty_production: bool = False  # a commit with no agents may stop all of production
     url_template: str = naming.DEFAULT_LOCAL_URL_TEMPLATE
     public_port: int = 8080
     secrets_file: Path | None = None

@@ -26,10 +26,12 @@ from controller.metrics.collector import Metrics
 from controller.reconciler import (
     drivers,
     launching,
+    lifecycle,
     manifest_cache,
     planner,
     pr_feedback,
     reporting,
+    steering,
 )
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
@@ -39,7 +41,14 @@ from controller.source import errors as source_errors
 from controller.source import mirror as mirrors
 from controller.specs import loading
 from controller.specs.model import Agent
-from controller.store.records import Deployed, EnvironmentRecord, Pin, Rollout, RolloutResult
+from controller.store.records import (
+    Deployed,
+    EnvironmentRecord,
+    Pin,
+    PinKind,
+    Rollout,
+    RolloutResult,
+)
 from controller.store.sqlite import Store
 from preview import naming
 from preview.environments import EnvironmentPolicy
@@ -84,6 +93,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._git = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-git")
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._teardowns: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, tuple[str, str]] = {}
         self._failed: dict[tuple[str, str], str] = {}
         self._ttl: dict[str, int] = {}
@@ -130,9 +140,10 @@ class Controller:
         self._wake.set()
 
     async def close(self) -> None:
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *self._teardowns.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.target.close()
         if self.notifier is not None:
             with contextlib.suppress(TimeoutError):
@@ -146,8 +157,9 @@ class Controller:
 
     async def wait_idle(self) -> None:
         """Wait until no environment has work in flight (tests and `shipyard up` use it)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        while self._tasks or self._teardowns:
+            tasks = [*self._tasks.values(), *self._teardowns.values()]
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # One poll --------------------------------------------------------------------------
 
@@ -188,54 +200,72 @@ class Controller:
         return outcome
 
     async def _retire(self, wanted: dict[str, tuple[str, str]]) -> None:
-        """Tear down previews whose branch was deleted, merged, expired or evicted."""
+        """Take down previews whose branch was deleted, merged, expired or is over the cap.
+
+        Only decisions and store marks happen here, so production's reconcile, scheduled
+        right after, never waits; the teardowns run in tasks of their own.
+        """
         records = self.store.environment_records()
-        now = self.clock()
         known = set(records) | self.target.environments() | set(self.statuses)
-        for environment in sorted(known - set(wanted) - {naming.PRODUCTION}):
-            await self._teardown(environment, "BranchDeleted", "its branch was deleted")
+        for retirement in lifecycle.deleted(known, wanted):
+            self._begin_teardown(retirement)
+        for retirement in await self._merged(wanted, records):
+            self._begin_teardown(retirement)
+        records = self.store.environment_records()
+        ttl_of = lambda environment: self._ttl.get(environment, DEFAULT_PREVIEW_TTL)  # noqa: E731
+        for retirement in lifecycle.expired(records, ttl_of, self.clock()):
+            self._begin_teardown(retirement)
+        records = self.store.environment_records()
+        if len(lifecycle.live(wanted, records)) <= self.config.max_previews:
+            return
+        started = set(self.statuses) | set(self._tasks) | self.target.environments()
+        times = await self._in_git(self.mirror.branch_times)
+        for retirement in lifecycle.over_cap(
+            wanted,
+            records,
+            cap=self.config.max_previews,
+            now=self.clock(),
+            commit_times=times,
+            started=started,
+        ):
+            self._begin_teardown(retirement)
+
+    async def _merged(
+        self, wanted: dict[str, tuple[str, str]], records: dict[str, EnvironmentRecord]
+    ) -> list[lifecycle.Retirement]:
         production = wanted.get(naming.PRODUCTION)
         previous = records.get(naming.PRODUCTION)
-        if production and previous and production[1] != previous.commit:
-            # Merged: contained in the new production commit but not in the old one (a
-            # branch freshly cut from production is in both and keeps its preview).
+        if not production or not previous or production[1] == previous.commit:
+            return []
+        try:
+            now_in = await self._in_git(self.mirror.branches_contained_in, production[1])
+            was_in = await self._in_git(self.mirror.branches_contained_in, previous.commit)
+        except ShipyardError as error:  # the old commit vanished in a force-push
+            log.warning("merge detection skipped: %s", error)
+            return []
+        found = []
+        for environment, branch, sha, seen in lifecycle.merge_candidates(
+            wanted, records, now_in, was_in
+        ):
             try:
-                now_in = await self._in_git(self.mirror.branches_contained_in, production[1])
-                was_in = await self._in_git(self.mirror.branches_contained_in, previous.commit)
-            except ShipyardError as error:  # the old commit vanished in a force-push
-                log.warning("merge detection skipped: %s", error)
-                now_in = was_in = set()
-            for environment, (branch, sha) in wanted.items():
-                if environment == naming.PRODUCTION or _retired(records, environment, sha):
+                # Nothing of its own when last seen (it pointed into the old production):
+                # moved along with production, not merged.
+                if await self._in_git(self.mirror.is_ancestor, seen, previous.commit):
                     continue
-                if branch in now_in and branch not in was_in:
-                    message = f"{branch} was merged into {self.default_branch}"
-                    await self._teardown(environment, "Merged", message, retire_at=sha)
-        records = self.store.environment_records()
-        for environment, record in records.items():
-            if environment == naming.PRODUCTION or record.retired_commit is not None:
+            except ShipyardError as error:
+                log.warning("merge detection skipped %s: %s", branch, error)
                 continue
-            ttl = self._ttl.get(environment, DEFAULT_PREVIEW_TTL)
-            if now - record.last_push_at > ttl:
-                message = f"no push to {record.branch} for {ttl // 3600}h (the preview's TTL)"
-                await self._teardown(environment, "Expired", message, retire_at=record.commit)
-        live = [
-            (records[environment].last_push_at if environment in records else now, environment)
-            for environment, (_, sha) in wanted.items()
-            if environment != naming.PRODUCTION and not _retired(records, environment, sha)
-        ]
-        for _, environment in sorted(live)[: max(0, len(live) - self.config.max_previews)]:
-            message = (
-                f"more than {self.config.max_previews} live previews; this one was idle longest"
-            )
-            await self._teardown(environment, "Evicted", message, retire_at=wanted[environment][1])
+            found.append(lifecycle.merged(environment, branch, sha, self.default_branch or ""))
+        return found
 
     def _schedule(self, wanted: dict[str, tuple[str, str]]) -> None:
         records = self.store.environment_records()
         now = self.clock()
-        for environment, (branch, sha) in sorted(wanted.items()):
+        # Production first: its reconcile starts before any preview's.
+        order = sorted(wanted.items(), key=lambda item: (item[0] != naming.PRODUCTION, item[0]))
+        for environment, (branch, sha) in order:
             record = records.get(environment)
-            if _retired(records, environment, sha):
+            if lifecycle.retired(records, environment, sha):
                 continue
             status = self.statuses.get(environment)
             changed = record is None or record.commit != sha
@@ -263,6 +293,9 @@ class Controller:
 
     async def _work(self, environment: str) -> None:
         try:
+            teardown = self._teardowns.get(environment)
+            if teardown is not None:  # a new push after a teardown began: let it finish
+                await asyncio.wait({teardown})
             while environment in self._pending:
                 branch, sha = self._pending.pop(environment)
                 try:
@@ -314,6 +347,10 @@ class Controller:
             for agent in loaded.result.agents
             if production or agent.spec.preview.enabled
         }
+        if production and not desired and not self.config.allow_empty_production:
+            running = self.target.running(environment)
+            if running:
+                return self._refuse_empty_production(status, sha, sorted(running))
         if not production:
             self._ttl[environment] = max(
                 (agent.spec.preview.ttl_seconds for agent in desired.values()),
@@ -397,6 +434,25 @@ class Controller:
         if was_stalled is None or not was_stalled.status or was_stalled.message != message:
             self._event("Warning", "ManifestInvalid", status.name, "", message)
         self._refresh_agents(status, None, status.commit)
+        pr_feedback.report(self, status, "failure")
+        return Outcome.STALLED
+
+    def _refuse_empty_production(
+        self, status: EnvironmentStatus, sha: str, running: list[str]
+    ) -> Outcome:
+        """A commit that declares no agents would stop all of production: hold, say why."""
+        message = (
+            f"commit {sha[:12]} declares no agents; refusing to remove every production agent "
+            f"({', '.join(running)}). Restore agents/ or start the controller with "
+            "--allow-empty-production to allow it; still serving the last good versions"
+        )
+        was_stalled = status.conditions.get("Stalled")
+        status.set_condition("Stalled", True, "EmptyProduction", message)
+        status.set_condition("Ready", False, "EmptyProduction", message)
+        status.set_condition("Reconciling", False, "Stalled", message)
+        if was_stalled is None or not was_stalled.status or was_stalled.message != message:
+            self._event("Warning", "EmptyProduction", status.name, "", message)
+        self._refresh_agents(status, None, sha)
         pr_feedback.report(self, status, "failure")
         return Outcome.STALLED
 
@@ -551,6 +607,7 @@ class Controller:
                 ),
                 labels=labels,
                 since=record.since if record and serving == record.version else None,
+                pinned_version=pin.version if pin is not None else None,
             )
         status.agents = agents
 
@@ -567,11 +624,12 @@ class Controller:
         )
 
     def _pins(self, environment: str, desired: dict[str, Agent]) -> dict[str, str]:
-        """Pins still in force; a commit that changed a pinned agent lifts its pin."""
+        """Pins still in force; a commit that changed an agent lifts its undo pin."""
         pinned: dict[str, str] = {}
         for pin in self.store.pins(environment):
             wanted = desired.get(pin.agent)
-            if wanted is not None and wanted.version != pin.pinned_from:
+            lifts = pin.kind is PinKind.UNDO  # a pause holds until `rollout resume`
+            if lifts and wanted is not None and wanted.version != pin.pinned_from:
                 self.store.unpin(environment, pin.agent)
                 self._event(
                     "Normal",
@@ -592,20 +650,7 @@ class Controller:
         """Roll `agent` back to a recorded revision and pin it there until a new commit."""
         status = self.status_of(environment, agent)
         serving = self.target.running(environment).get(agent)
-        revisions = self.store.revisions(agent, environment)
-        if to_revision is not None:
-            chosen = next((r for r in revisions if r.number == to_revision), None)
-            if chosen is None:
-                numbers = ", ".join(str(r.number) for r in revisions) or "none"
-                raise NotFound(
-                    f"revision {to_revision} of {agent} in {environment} not found "
-                    f"(revisions: {numbers})"
-                )
-        else:
-            older = [r for r in revisions if r.version != serving]
-            if not older:
-                raise Conflict(f"{agent} in {environment} has no earlier revision to undo to")
-            chosen = older[-1]
+        chosen = steering.undo_target(self.store, agent, environment, serving, to_revision)
         loaded = await self._in_git(self._load, chosen.commit)
         target_agent = next(
             (a for a in loaded.result.agents if a.name == agent and a.version == chosen.version),
@@ -649,13 +694,30 @@ class Controller:
         self.store.set_deployed(
             Deployed(agent, environment, chosen.version, chosen.commit, chosen.branch, self.clock())
         )
+        held = next((p for p in self.store.pins(environment) if p.agent == agent), None)
         self.store.pin(
             Pin(
-                environment, agent, chosen.version, status.desired_version, actor, why, self.clock()
+                environment,
+                agent,
+                chosen.version,
+                status.desired_version,
+                actor,
+                why,
+                self.clock(),
+                # An undo while paused stays a pause: only `resume` lifts it.
+                held.kind if held is not None else PinKind.UNDO,
             )
         )
+        self._failed.pop((environment, agent), None)
+        self._event(
+            "Normal",
+            "RollbackSucceeded",
+            environment,
+            agent,
+            f"revision {chosen.number} ({chosen.version}) is healthy and serving",
+        )
         self._refresh_agents(self.statuses[environment], None, status.commit)
-        return self.store.rollouts(agent, environment)[-1]
+        return self.store.rollout(rollout.id)
 
     def pause(self, environment: str, agent: str, actor: str, reason: str) -> Pin:
         """Hold `agent` at what it serves now; syncing leaves it alone until resumed."""
@@ -663,6 +725,9 @@ class Controller:
         serving = self.target.running(environment).get(agent)
         if serving is None:
             raise Conflict(f"{agent} is not running in {environment}; nothing to pause")
+        held = next((p for p in self.store.pins(environment) if p.agent == agent), None)
+        if held is not None and held.kind is PinKind.PAUSE:
+            raise Conflict(f"{agent} in {environment} is already paused ({held.reason})")
         pin = Pin(
             environment,
             agent,
@@ -671,6 +736,7 @@ class Controller:
             actor,
             f"paused by {actor}" + (f": {reason}" if reason else ""),
             self.clock(),
+            PinKind.PAUSE,
         )
         self.store.pin(pin)
         self._event("Normal", "Paused", environment, agent, pin.reason)
@@ -701,17 +767,59 @@ class Controller:
 
     # Teardown and restore --------------------------------------------------------------
 
-    async def _teardown(
-        self, environment: str, reason: str, why: str, retire_at: str | None = None
-    ) -> None:
-        task = self._tasks.pop(environment, None)
+    def _begin_teardown(self, retirement: lifecycle.Retirement) -> None:
+        """Mark `retirement` in the store now; tear down in a task of its own."""
+        environment = retirement.environment
+        if environment in self._teardowns:
+            return
+        records = self.store.environment_records()
+        record = records.get(environment)
+        if retirement.retire_at is not None:
+            self.store.save_environment(
+                EnvironmentRecord(
+                    environment,
+                    record.branch if record is not None else retirement.branch,
+                    record.commit if record is not None else retirement.retire_at,
+                    record.last_push_at if record is not None else self.clock(),
+                    retirement.retire_at,
+                )
+            )
+        else:
+            self.store.forget_environment(environment)
         self._pending.pop(environment, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        for agent in sorted(self.target.running(environment)):
-            await self.target.remove(environment, agent)
-        await self.driver.teardown(environment)
+        if not retirement.started:
+            self._event("Normal", retirement.reason, environment, "", retirement.message)
+            return
+        nothing_ran = (
+            environment not in self.statuses
+            and environment not in self._tasks
+            and not self.target.running(environment)
+        )
+        if nothing_ran and retirement.reason == "BranchDeleted":
+            return  # a preview that never started (or is long gone) needs no teardown
+        reconciling = self._tasks.get(environment)
+        task = asyncio.create_task(
+            self._teardown(environment, retirement, reconciling), name=f"teardown {environment}"
+        )
+        self._teardowns[environment] = task
+        task.add_done_callback(lambda _: self._teardowns.pop(environment, None))
+
+    async def _teardown(
+        self,
+        environment: str,
+        retirement: lifecycle.Retirement,
+        reconciling: asyncio.Task[None] | None,
+    ) -> None:
+        if reconciling is not None:
+            reconciling.cancel()
+            await asyncio.gather(reconciling, return_exceptions=True)
+        try:
+            for agent in sorted(self.target.running(environment)):
+                await self.target.remove(environment, agent)
+            await self.driver.teardown(environment)
+        except Exception:
+            # Its own task: a failure here must be seen, and must not stop the rest.
+            log.exception("teardown of %s incomplete", environment)
         self.store.clear_deployed(environment)
         gone = self.statuses.pop(environment, None)
         if gone is not None:
@@ -721,17 +829,9 @@ class Controller:
         self._refreshed.discard(environment)
         for key in [key for key in self._failed if key[0] == environment]:
             del self._failed[key]
-        records = self.store.environment_records()
-        if retire_at is not None and environment in records:
-            record = records[environment]
-            self.store.save_environment(
-                EnvironmentRecord(
-                    environment, record.branch, record.commit, record.last_push_at, retire_at
-                )
-            )
-        else:
-            self.store.forget_environment(environment)
-        self._event("Normal", reason, environment, "", f"preview torn down: {why}")
+        self._event(
+            "Normal", retirement.reason, environment, "", f"preview torn down: {retirement.message}"
+        )
 
     async def _restore(self) -> None:
         """Start again what ran before a restart, with no new rollouts or revisions."""
@@ -788,8 +888,3 @@ class Controller:
 
     def environments(self) -> list[dict[str, Any]]:
         return [self.statuses[name].as_dict() for name in sorted(self.statuses)]
-
-
-def _retired(records: dict[str, EnvironmentRecord], environment: str, sha: str) -> bool:
-    record = records.get(environment)
-    return record is not None and record.retired_commit == sha

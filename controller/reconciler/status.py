@@ -51,10 +51,13 @@ class AgentStatus:
     message: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     since: float | None = None  # when the serving version started serving
+    pinned_version: str | None = None  # held here by `rollout undo` or `rollout pause`
 
     @property
     def ready(self) -> bool:
-        return self.version is not None and self.version == self.desired_version
+        """Serving what it should: the pinned version while pinned, else the branch's."""
+        wanted = self.pinned_version or self.desired_version
+        return self.version is not None and self.version == wanted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class AgentStatus:
             "message": self.message,
             "labels": self.labels,
             "since": self.since,
+            "pinnedVersion": self.pinned_version,
         }
 
 

@@ -93,6 +93,18 @@ class Mirror:
         repo = self._repo()
         return {} if repo is None else _local_branches(repo)
 
+    def branch_times(self) -> dict[str, float]:
+        """Branch name → its head's committer time (Unix seconds), in one git call."""
+        repo = self._repo()
+        if repo is None:
+            return {}
+        listing = repo.git.for_each_ref("--format=%(committerdate:unix) %(refname)", _HEADS)
+        times: dict[str, float] = {}
+        for line in listing.splitlines():
+            stamp, _, ref = line.partition(" ")
+            times[ref.removeprefix(_HEADS)] = float(stamp or 0)
+        return times
+
     def default_branch(self) -> str | None:
         """The branch the remote's HEAD points at; None if unknown or not fetched."""
         repo = self._repo()

@@ -79,12 +79,20 @@ class EnvironmentRecord:
     retired_commit: str | None  # torn down (expired, evicted, merged) at this commit
 
 
+class PinKind(enum.StrEnum):
+    """Why an agent is held, which decides what lifts the hold."""
+
+    PAUSE = "pause"  # `rollout pause`: holds through new commits until `rollout resume`
+    UNDO = "undo"  # `rollout undo`: lifted by a commit that changes the agent, or resume
+
+
 @dataclass(frozen=True)
 class Pin:
     """A person's hold on one agent in one environment: syncing leaves it at `version`.
 
-    `pinned_from` is the version the branch wanted when the pin was set; a commit that
-    changes the agent (so the branch wants something else) lifts the pin.
+    `pinned_from` is the version the branch wanted when the pin was set; for an undo pin,
+    a commit that changes the agent (so the branch wants something else) lifts it. A pause
+    holds until resumed, whatever the commits (kubectl's `rollout pause`).
     """
 
     environment: str
@@ -94,3 +102,4 @@ class Pin:
     actor: str
     reason: str
     created_at: float
+    kind: PinKind = PinKind.UNDO

@@ -20,6 +20,7 @@ from controller.store.records import (
     EnvironmentRecord,
     Event,
     Pin,
+    PinKind,
     Revision,
     Rollout,
     RolloutResult,
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS pins (
     environment TEXT NOT NULL, agent TEXT NOT NULL, version TEXT NOT NULL,
     pinned_from TEXT, actor TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'undo',
     PRIMARY KEY (environment, agent)
 );
 CREATE TABLE IF NOT EXISTS environments (
@@ -77,6 +79,13 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since a store was created; old rows get the old meaning."""
+        pin_columns = {row[1] for row in self._db.execute("PRAGMA table_info(pins)")}
+        if "kind" not in pin_columns:
+            self._db.execute("ALTER TABLE pins ADD COLUMN kind TEXT NOT NULL DEFAULT 'undo'")
 
     def close(self) -> None:
         with self._lock:
@@ -175,13 +184,54 @@ class Store:
             db.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return Revision(*row)
 
-    def revisions(self, agent: str, environment: str) -> list[Revision]:
+    def revisions(self, agent: str, environment: str, limit: int = 500) -> list[Revision]:
+        """The newest `limit` revisions, oldest first (as `kubectl rollout history`)."""
         rows = self._query(
-            "SELECT * FROM revisions WHERE agent=? AND environment=? ORDER BY number",
+            "SELECT * FROM (SELECT * FROM revisions WHERE agent=? AND environment=? "
+            "ORDER BY number DESC LIMIT ?) ORDER BY number",
             agent,
             environment,
+            limit,
         )
         return [Revision(*row) for row in rows]  # type: ignore[arg-type]
+
+    def revision(self, agent: str, environment: str, number: int) -> Revision | None:
+        rows = self._query(
+            "SELECT * FROM revisions WHERE agent=? AND environment=? AND number=?",
+            agent,
+            environment,
+            number,
+        )
+        return Revision(*rows[0]) if rows else None  # type: ignore[arg-type]
+
+    def revision_serving(self, agent: str, environment: str, version: str) -> Revision | None:
+        """The revision behind what serves: the one deployed from the recorded commit,
+        else the newest of that version."""
+        rows = self._query(
+            "SELECT r.* FROM revisions r LEFT JOIN deployed d ON d.agent = r.agent "
+            "AND d.environment = r.environment AND d.version = r.version "
+            "AND d.commit_sha = r.commit_sha WHERE r.agent=? AND r.environment=? "
+            "AND r.version=? ORDER BY d.agent IS NULL, r.number DESC LIMIT 1",
+            agent,
+            environment,
+            version,
+        )
+        return Revision(*rows[0]) if rows else None  # type: ignore[arg-type]
+
+    def revision_before(
+        self, agent: str, environment: str, number: int | None, other_than: str | None
+    ) -> Revision | None:
+        """The newest revision older than `number` (any, when None) whose version is not
+        `other_than`: where `rollout undo` goes by default."""
+        rows = self._query(
+            "SELECT * FROM revisions WHERE agent=? AND environment=? AND number < ? "
+            "AND version IS NOT ? ORDER BY number DESC LIMIT 1",
+            agent,
+            environment,
+            number if number is not None else 2**62,
+            other_than,
+        )
+        return Revision(*rows[0]) if rows else None  # type: ignore[arg-type]
 
     # Rollouts --------------------------------------------------------------------------
 
@@ -241,9 +291,16 @@ class Store:
     def rollouts(
         self, agent: str | None = None, environment: str | None = None, limit: int = 500
     ) -> list[Rollout]:
+        """The newest `limit` rollouts, oldest first (as kubectl lists history)."""
         where, args = _matching(agent=agent, environment=environment)
-        rows = self._query(f"SELECT * FROM rollouts {where} ORDER BY id LIMIT ?", *args, limit)  # noqa: S608
+        newest = f"SELECT * FROM rollouts {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+        rows = self._query(f"SELECT * FROM ({newest}) ORDER BY id", *args, limit)  # noqa: S608
         return [_rollout(row) for row in rows]
+
+    def rollout(self, rollout_id: int) -> Rollout:
+        """One rollout by id (one the caller began, so it exists)."""
+        (row,) = self._query("SELECT * FROM rollouts WHERE id = ?", rollout_id)
+        return _rollout(row)
 
     # Events ----------------------------------------------------------------------------
 
@@ -287,7 +344,7 @@ class Store:
     def pin(self, record: Pin) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.environment,
                     record.agent,
@@ -296,6 +353,7 @@ class Store:
                     record.actor,
                     record.reason,
                     record.created_at,
+                    record.kind.value,
                 ),
             )
 
@@ -313,7 +371,7 @@ class Store:
             if environment is not None
             else self._query(sql + " ORDER BY environment, agent")
         )
-        return [Pin(*row) for row in rows]  # type: ignore[arg-type]
+        return [_pin(row) for row in rows]
 
     # Environments ----------------------------------------------------------------------
 
@@ -353,3 +411,9 @@ def _rollout(row: tuple[object, ...]) -> Rollout:
     values = list(row)
     values[9] = RolloutResult(str(values[9]))
     return Rollout(*values)  # type: ignore[arg-type]
+
+
+def _pin(row: tuple[object, ...]) -> Pin:
+    values = list(row)
+    values[7] = PinKind(str(values[7]))
+    return Pin(*values)  # type: ignore[arg-type]
