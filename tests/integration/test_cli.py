@@ -37,6 +37,7 @@ from tests.integration.controller_harness import (
     Shipyard,
     manifest,
     preview_of,
+    wait_for,
 )
 
 BIN = Path(sys.executable).parent
@@ -547,15 +548,30 @@ def test_history_undo_pins_and_resume_unpins(world: World) -> None:
     assert "temperature: 0.9" in [line.strip() for line in full.stdout.splitlines()]
     assert f"  version {first} → {second}, commit " in full.stdout
 
+    assert quick(world, "rollout", "status", "gamma", "-e", PREVIEW).returncode == 0
+    before = quick(world, "describe", "agent", "gamma", "-e", PREVIEW)
+    assert "temperature=0.9" in before.stdout
+
     undo = cli(world, "rollout", "undo", "gamma", "-e", PREVIEW, "--reason", "too warm")
     assert undo.returncode == 0, undo.stderr
     assert undo.stdout.startswith(f"agent/gamma rolled back to revision 1 ({first}) in {PREVIEW}")
     pinned = json.loads(quick(world, "get", "agent", "gamma", "-e", PREVIEW, "-o", "json").stdout)
-    assert (pinned["state"], pinned["version"], pinned["desiredVersion"]) == (
+    assert (pinned["state"], pinned["version"], pinned["desiredVersion"], pinned["ready"]) == (
         "Pinned",
         first,
         second,
+        True,
     )
+    table = quick(world, "get", "agents", "-e", PREVIEW).stdout.splitlines()
+    gamma_row = next(columns(line) for line in table if line.startswith("gamma "))
+    assert gamma_row[3] == "True", table
+    # describe shows what serves (revision 1's spec), not the newest commit's.
+    after = quick(world, "describe", "agent", "gamma", "-e", PREVIEW)
+    assert "temperature=0.2" in after.stdout
+    assert "temperature=0.9" not in after.stdout
+    events = after.stdout.split("Events:\n")[1].splitlines()
+    steps = [line.split()[1] for line in events if " Rollback" in line]
+    assert steps == ["RollbackStarted", "RollbackSucceeded"], events
     status = quick(world, "rollout", "status", "gamma", "-e", PREVIEW)
     assert status.returncode == 0
     assert status.stdout == f'agent "gamma" successfully rolled out (pinned to {first})\n'
@@ -588,3 +604,60 @@ def test_pause_and_resume_fold_repeated_events(world: World) -> None:
     assert len(paused_rows) == 1
     folded = r"\(x2 over \d+s\)\s+shipyard-controller\s+paused by ann: freeze$"
     assert re.search(folded, paused_rows[0]), events
+
+
+def test_pause_holds_through_new_commits_until_resumed(world: World) -> None:
+    held = world.shipyard.version_of("gamma", PREVIEW)
+    paused = cli(world, "rollout", "pause", "gamma", "-e", PREVIEW, "--reason", "freeze")
+    assert paused.returncode == 0, paused.stderr
+    again = cli(world, "rollout", "pause", "gamma", "-e", PREVIEW, "--reason", "other")
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: gamma in preview-feature is already paused")
+    assert "paused by ann: freeze" in again.stderr
+    steer = world.shipyard.api(f"/api/v1/environments/{PREVIEW}/agents/gamma/pause")
+    conflict = world.shipyard.http.post(steer, json={"reason": "api"})
+    assert conflict.status_code == 409
+    assert "already paused" in conflict.json()["detail"]
+
+    sha = commit_on(
+        world.upstream, "feature", {"agents/gamma.yaml": agent_yaml("gamma", temperature=0.4)},
+        "Cooler gamma",
+    )  # fmt: skip
+    newer = world.shipyard.wait_desired("gamma", PREVIEW, sha)
+    assert newer != held
+    world.shipyard.http.post(world.shipyard.api("/api/v1/sync"))
+    world.shipyard.wait_desired("gamma", PREVIEW, sha)
+    agent = json.loads(quick(world, "get", "agent", "gamma", "-e", PREVIEW, "-o", "json").stdout)
+    assert (agent["state"], agent["version"], agent["ready"]) == ("Pinned", held, True)
+    pin = next(
+        line
+        for line in quick(world, "describe", "agent", "gamma", "-e", PREVIEW).stdout.splitlines()
+        if line.startswith("Pin:")
+    )
+    assert "paused by ann: freeze" in pin
+
+    assert cli(world, "rollout", "resume", "gamma", "-e", PREVIEW).returncode == 0
+    world.shipyard.wait_version("gamma", PREVIEW, newer)
+
+
+def test_rollout_status_fails_while_the_newest_commit_cannot_be_deployed(world: World) -> None:
+    broken = agent_yaml("gamma").replace("kind: Agent", "kind: Agnet")
+    sha = commit_on(world.upstream, "feature", {"agents/gamma.yaml": broken}, "Typo in gamma")
+
+    def stalled() -> bool:
+        env = world.shipyard.environments()[PREVIEW]
+        return env["commit"] == sha and any(
+            c["type"] == "Stalled" and c["status"] == "True" for c in env["conditions"]
+        )
+
+    wait_for(stalled, what="the preview to stall on the typo")
+    status = cli(world, "rollout", "status", "alpha", "-e", PREVIEW, "--timeout", "30s")
+    assert status.returncode == 2, (status.stdout, status.stderr)
+    assert status.stderr.startswith(
+        f'error: agent "alpha" rollout is blocked: {PREVIEW} is Stalled at {sha[:12]}: '
+        "invalid manifests: "
+    )
+    fix = commit_on(world.upstream, "feature", {"agents/gamma.yaml": agent_yaml("gamma")}, "Fix")
+    wait_for(lambda: world.shipyard.environments()[PREVIEW]["commit"] == fix, what="the fix")
+    fixed = quick(world, "rollout", "status", "alpha", "-e", PREVIEW, "--timeout", "60s")
+    assert fixed.returncode == 0, fixed.stderr
