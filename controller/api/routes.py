@@ -175,7 +175,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
     async def pause(
         environment: str, agent: str, body: PauseRequest, request: Request
     ) -> dict[str, Any]:
-        """Hold the agent at what it serves; syncing leaves it alone until resumed."""
+        """Hold the agent at what it serves, through new commits, until resumed; 409 if paused."""
         pin = await _steer(
             lambda: controller.pause(environment, agent, _actor(request), body.reason)
         )

@@ -349,7 +349,7 @@ def undo(
     server: str | None,
     token: str | None,
 ) -> None:
-    """Roll an agent back and pin it there, beside GitOps.
+    """Roll an agent back (default: to the revision before the one serving) and pin it.
 
     The environment is pinned to that version (recorded with who, $USER, and why):
     syncing does not bring the undone version back while pinned. The pin lifts when a
@@ -386,7 +386,9 @@ def undo(
 @click.option("--reason", default="", help="Why; recorded with the pin and in the events.")
 @client.connection_options
 def pause(agent: str, environment: str, reason: str, server: str | None, token: str | None) -> None:
-    """Hold an agent at the version it serves; syncing leaves it alone until resumed.
+    """Hold an agent at the version it serves, through new commits, until resumed.
+
+    Pausing an agent that is already paused fails (exit 1) and keeps the first reason.
 
     \b
     Examples:

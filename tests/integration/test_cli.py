@@ -562,9 +562,9 @@ def test_history_undo_pins_and_resume_unpins(world: World) -> None:
         second,
         True,
     )
-    table = quick(world, "get", "agents", "-e", PREVIEW).stdout.splitlines()
-    gamma_row = next(columns(line) for line in table if line.startswith("gamma "))
-    assert gamma_row[3] == "True", table
+    rows = quick(world, "get", "agents", "-e", PREVIEW).stdout.splitlines()
+    gamma_row = next(columns(line) for line in rows if line.startswith("gamma "))
+    assert gamma_row[3] == "True", rows
     # describe shows what serves (revision 1's spec), not the newest commit's.
     after = quick(world, "describe", "agent", "gamma", "-e", PREVIEW)
     assert "temperature=0.2" in after.stdout
