@@ -208,13 +208,13 @@ class Controller:
         records = self.store.environment_records()
         known = set(records) | self.target.environments() | set(self.statuses)
         for retirement in lifecycle.deleted(known, wanted):
-            self._begin_teardown(retirement)
+            self._begin_teardown(retirement, records)
         for retirement in await self._merged(wanted, records):
-            self._begin_teardown(retirement)
+            self._begin_teardown(retirement, records)
         records = self.store.environment_records()
         ttl_of = lambda environment: self._ttl.get(environment, DEFAULT_PREVIEW_TTL)  # noqa: E731
         for retirement in lifecycle.expired(records, ttl_of, self.clock()):
-            self._begin_teardown(retirement)
+            self._begin_teardown(retirement, records)
         records = self.store.environment_records()
         if len(lifecycle.live(wanted, records)) <= self.config.max_previews:
             return
@@ -228,7 +228,7 @@ class Controller:
             commit_times=times,
             started=started,
         ):
-            self._begin_teardown(retirement)
+            self._begin_teardown(retirement, records)
 
     async def _merged(
         self, wanted: dict[str, tuple[str, str]], records: dict[str, EnvironmentRecord]
@@ -767,12 +767,17 @@ class Controller:
 
     # Teardown and restore --------------------------------------------------------------
 
-    def _begin_teardown(self, retirement: lifecycle.Retirement) -> None:
-        """Mark `retirement` in the store now; tear down in a task of its own."""
+    def _begin_teardown(
+        self, retirement: lifecycle.Retirement, records: dict[str, EnvironmentRecord]
+    ) -> None:
+        """Mark `retirement` in the store now; tear down in a task of its own.
+
+        `records` may be a snapshot from before other retirements: each touches only its
+        own environment's record.
+        """
         environment = retirement.environment
         if environment in self._teardowns:
             return
-        records = self.store.environment_records()
         record = records.get(environment)
         if retirement.retire_at is not None:
             self.store.save_environment(
