@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from controller.store.records import Deployed, EnvironmentRecord, RolloutResult
+import pytest
+
+from controller.errors import Conflict, NotFound
+from controller.reconciler import steering
+from controller.store.records import Deployed, EnvironmentRecord, Pin, PinKind, RolloutResult
 from controller.store.sqlite import Store
 
 
@@ -61,3 +66,56 @@ def test_an_unfinished_rollout_is_resumed_not_duplicated(tmp_path: Path) -> None
         ("v4", RolloutResult.PROGRESSING),
     ]
     assert later.id != superseding.id
+
+
+def test_listings_hold_the_newest_entries_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    fields = {"branch": "main", "author": "ann", "message": "m", "manifest_json": "{}"}
+    for index in range(7):
+        store.record_revision(
+            agent="a", environment="production", version=f"v{index}", commit=f"c{index}", **fields
+        )
+        store.begin_rollout(
+            agent="a", environment="production", from_version=None, to_version=f"v{index}",
+            commit=f"c{index}", author="ann",
+        )  # fmt: skip
+    assert [r.number for r in store.revisions("a", "production", limit=3)] == [5, 6, 7]
+    assert [r.to_version for r in store.rollouts("a", "production", limit=3)] == ["v4", "v5", "v6"]
+    newest = store.rollouts("a", "production", limit=1)[0]
+    assert store.rollout(newest.id) == newest
+
+
+def test_undo_goes_to_the_revision_before_the_one_serving(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    fields = {"branch": "main", "author": "ann", "message": "m", "manifest_json": "{}"}
+    for version, commit in [("v1", "c1"), ("v2", "c2"), ("v3", "c3"), ("v2", "c4")]:
+        store.record_revision(
+            agent="a", environment="production", version=version, commit=commit, **fields
+        )
+    # v2 serves from c2 (v3 failed and was rolled back; c4 later re-declared v2).
+    store.set_deployed(Deployed("a", "production", "v2", "c2", "main", 1.0))
+    assert steering.undo_target(store, "a", "production", "v2", None).number == 1
+    store.set_deployed(Deployed("a", "production", "v2", "c4", "main", 2.0))
+    assert steering.undo_target(store, "a", "production", "v2", None).number == 3
+    assert steering.undo_target(store, "a", "production", "v2", 2).commit == "c2"
+    with pytest.raises(NotFound, match=r"\(revisions: 1 to 4\)"):
+        steering.undo_target(store, "a", "production", "v2", 9)
+    with pytest.raises(Conflict, match="no earlier revision"):
+        steering.undo_target(store, "a", "production", "v1", None)
+
+
+def test_pins_from_before_pin_kinds_keep_their_meaning(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE pins (environment TEXT NOT NULL, agent TEXT NOT NULL, version TEXT NOT "
+        "NULL, pinned_from TEXT, actor TEXT NOT NULL, reason TEXT NOT NULL, created_at REAL "
+        "NOT NULL, PRIMARY KEY (environment, agent))"
+    )
+    old.execute("INSERT INTO pins VALUES ('production', 'a', 'v1', 'v2', 'ann', 'undo', 1.0)")
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert [pin.kind for pin in store.pins()] == [PinKind.UNDO]
+    store.pin(Pin("production", "b", "v1", None, "ann", "freeze", 2.0, PinKind.PAUSE))
+    assert [pin.kind for pin in store.pins("production")] == [PinKind.UNDO, PinKind.PAUSE]
