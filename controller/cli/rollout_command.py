@@ -51,12 +51,15 @@ def verdict(
     agent: dict[str, Any],
     rollouts: Sequence[dict[str, Any]],
     environment: dict[str, Any] | None = None,
+    pin: dict[str, Any] | None = None,
 ) -> Verdict:
     """Where the rollout of `agent` stands, from its status and its rollouts (oldest first).
 
     An environment Stalled on its newest commit (invalid manifests, production's last
     agent about to be removed) has not rolled that commit out, whatever still serves: a
-    CI gate waiting on the commit must fail, not pass on the version before it.
+    CI gate waiting on the commit must fail, not pass on the version before it. A pause
+    that holds back a newer version is still rolling out (kubectl waits on a paused
+    Deployment too); an undo pin is a finished rollout to the pinned version.
     """
     stalled = _stalled(environment)
     if stalled is not None:
@@ -74,6 +77,14 @@ def verdict(
         )
     if state == "Healthy":
         return Verdict(EXIT_HEALTHY, f'agent "{name}" successfully rolled out')
+    held_back = desired is not None and desired != agent.get("version")
+    if state == "Pinned" and pin and pin.get("kind") == "pause" and held_back:
+        return Verdict(
+            None,
+            f'Waiting for agent "{name}" rollout to finish: paused at {agent.get("version")} '
+            f"({pin.get('reason')}); {desired} waits for "
+            f'"shipyard rollout resume {name}"...',
+        )
     if state == "Pinned":
         return Verdict(
             EXIT_HEALTHY,
@@ -151,7 +162,7 @@ def status(
     Exit status: 0 healthy (or pinned by an undo or pause), 1 error (unknown agent or
     environment, API unreachable), 2 the latest rollout failed or was rolled back, or
     the environment is Stalled on a newer commit that cannot be deployed, 3 timed out
-    (with --no-watch: still rolling out).
+    (with --no-watch: still rolling out, or paused with a newer version held back).
 
     \b
     Examples:
@@ -169,6 +180,7 @@ def status(
                 described["agent"],
                 described.get("rollouts") or [],
                 {"name": environment, **(described.get("environmentStatus") or {})},
+                described.get("pin"),
             )
             if outcome.code == EXIT_HEALTHY:
                 click.echo(outcome.message)

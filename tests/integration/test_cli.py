@@ -635,6 +635,12 @@ def test_pause_holds_through_new_commits_until_resumed(world: World) -> None:
         if line.startswith("Pin:")
     )
     assert "paused by ann: freeze" in pin
+    waiting = quick(world, "rollout", "status", "gamma", "-e", PREVIEW, "--no-watch")
+    assert waiting.returncode == 3, waiting.stderr
+    assert waiting.stdout == (
+        f'Waiting for agent "gamma" rollout to finish: paused at {held} (paused by ann: '
+        f'freeze); {newer} waits for "shipyard rollout resume gamma"...\n'
+    )
 
     assert cli(world, "rollout", "resume", "gamma", "-e", PREVIEW).returncode == 0
     world.shipyard.wait_version("gamma", PREVIEW, newer)
