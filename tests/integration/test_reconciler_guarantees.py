@@ -9,6 +9,9 @@ history grows.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from controller.reconciler.controller import Controller
 from controller.store.records import RolloutResult
 from preview import naming
 from tests.gitrepos import Upstream
-from tests.integration.controller_harness import manifest, preview_of, seed
+from tests.integration.controller_harness import Shipyard, manifest, preview_of, seed, wait_for
 from tests.integration.test_preview_lifecycle import Clock, reasons, run, sync
 
 PRODUCTION = naming.PRODUCTION
@@ -167,9 +170,8 @@ def test_only_a_branch_with_work_of_its_own_counts_as_merged(
 
 def empty_main(upstream: Upstream) -> str:
     upstream.git("checkout", "--quiet", "main")
-    sha = upstream.commit(
-        {"agents/alpha.yaml": None, "agents/beta.yaml": None}, message="Remove every agent"
-    )
+    upstream.git("rm", "-r", "--quiet", "agents")
+    sha = upstream.commit({}, message="Remove every agent")
     upstream.push("main")
     return sha
 
@@ -275,3 +277,44 @@ def test_undo_and_history_hold_past_five_hundred_revisions(
             await controller.undo(PRODUCTION, "alpha", 9999, "ann", "")
 
     run(upstream, tmp_path, scenario)
+
+
+def test_serve_keeps_production_on_an_empty_main_until_started_with_the_opt_in(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    seed(upstream, "alpha")
+    shipyard = Shipyard(upstream.bare, tmp_path / "state").start()
+    try:
+        version = shipyard.version_of("alpha", PRODUCTION)
+        assert version is not None
+        shipyard.wait_version("alpha", PRODUCTION, version)
+        sha = empty_main(upstream)
+        wait_for(
+            lambda: shipyard.environments()[PRODUCTION]["commit"] == sha,
+            what="production to observe the empty commit",
+        )
+        status = subprocess.run(
+            [str(Path(sys.executable).parent / "shipyard"), "rollout", "status", "alpha"],
+            env={**os.environ, "SHIPYARD_SERVER": shipyard.api("")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 2, (status.stdout, status.stderr)
+        assert f"production is Stalled at {sha[:12]}: commit {sha[:12]} declares no agents" in (
+            status.stderr
+        )
+        assert shipyard.serving("alpha", PRODUCTION) is not None
+    finally:
+        shipyard.close()
+    allowed = Shipyard(upstream.bare, tmp_path / "state", "--allow-empty-production").start()
+    try:
+        wait_for(lambda: not shipyard_agents(allowed), what="production's agents to be removed")
+        assert allowed.serving("alpha", PRODUCTION) is None
+    finally:
+        allowed.close()
+
+
+def shipyard_agents(shipyard: Shipyard) -> list[object]:
+    return list(shipyard.environments()[PRODUCTION]["agents"])
