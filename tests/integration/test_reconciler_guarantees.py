@@ -123,7 +123,9 @@ def test_production_rolls_out_while_an_evicted_preview_is_still_stopping(
         await wait_until(production_started, "production's second rollout to start")
         await controller.wait_idle()
         events = controller.store.events()
-        started = [e.id for e in events if e.environment == PRODUCTION][-2:]
+        started = [
+            e.id for e in events if e.environment == PRODUCTION and e.reason == "RolloutStarted"
+        ][1:]
         evicted = [e.id for e in events if e.environment == stubborn and e.reason == "Evicted"]
         assert evicted, [(e.environment, e.reason) for e in events]
         # The teardown lasted the stubborn agent's grace period; production did not wait.
