@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from preview import naming
@@ -22,6 +22,9 @@ class ControllerConfig:
     public_port: int = 8080
     secrets_file: Path | None = None
     forge_repository: str | None = None  # GitHub owner/name or GitLab group/name
+    # The controller's own secrets (webhook secret, API and forge tokens, the repository
+    # URL's password): never handed to an agent, whatever it asks for.
+    credentials: frozenset[str] = field(default=frozenset(), repr=False)
 
     trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from controller.reconciler import (
     planner,
     pr_feedback,
     reporting,
+    secret_access,
 )
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
@@ -410,7 +410,6 @@ class Controller:
     ) -> bool:
         agent = action.agent
         key = (environment, agent.name)
-        withheld = pr_feedback.secrets_withheld(self, environment, branch)
         placement = drivers.Placement(
             agent,
             environment,
@@ -419,16 +418,11 @@ class Controller:
             commit.author,
             commit.message,
             workdir,
-            secrets={} if withheld else self._secrets_now(),
+            secrets=secret_access.secrets_for(self, environment, branch),
         )
         try:
             request = self.driver.prepare(placement)
         except launching.NotLaunchable as error:
-            if withheld:
-                error = launching.NotLaunchable(
-                    f"{error}; secrets are withheld from pull requests from forks until a "
-                    f'maintainer adds the "{self.config.trusted_label}" label'
-                )
             self._failed[key] = agent.version
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
             self._agent_message(environment, agent.name, str(error))
@@ -499,10 +493,6 @@ class Controller:
         if not self.driver.needs_checkout:
             return None
         return await self._in_git(self.mirror.export, sha, self.config.checkouts_dir / sha)
-
-    def _secrets_now(self) -> dict[str, str]:
-        # The secrets file wins over the environment; read per rollout so edits apply.
-        return {**os.environ, **launching.read_secrets_file(self.config.secrets_file)}
 
     def _refresh_agents(
         self, status: EnvironmentStatus, desired: dict[str, Agent] | None, sha: str | None
@@ -622,7 +612,7 @@ class Controller:
                 chosen.author,
                 chosen.message,
                 await self._checkout(chosen.commit),
-                self._secrets_now(),
+                secret_access.secrets_for(self, environment, chosen.branch),
             )
         )
         rollout = self.store.begin_rollout(
@@ -758,7 +748,7 @@ class Controller:
                     sha,
                     record.branch,
                     workdir=workdir,
-                    secrets=self._secrets_now(),
+                    secrets=secret_access.secrets_for(self, environment, record.branch),
                 )
                 try:
                     request = self.driver.prepare(placement)

@@ -9,12 +9,12 @@ hands the request over and waits for the health verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from controller.reconciler import kube_workloads, launching
+from controller.reconciler.secret_scopes import SecretView
 from controller.reconciler.target import ProcessTarget
 from controller.source.errors import redact
 from controller.specs.model import Agent
@@ -35,7 +35,7 @@ class Placement:
     author: str = ""
     message: str = ""
     workdir: Path | None = None  # the commit's files, for targets that run from a checkout
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: SecretView = field(default_factory=SecretView.empty, repr=False)
 
 
 class Driver(Protocol):
