@@ -421,7 +421,7 @@ class Controller:
             secrets=secret_access.secrets_for(self, environment, branch),
         )
         try:
-            request = self.driver.prepare(placement)
+            request = await self.driver.prepare(placement)
         except launching.NotLaunchable as error:
             self._failed[key] = agent.version
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
@@ -603,7 +603,7 @@ class Controller:
         )
         if target_agent is None:
             raise Conflict(f"revision {chosen.number} can no longer be loaded from its commit")
-        request = self.driver.prepare(
+        request = await self.driver.prepare(
             drivers.Placement(
                 target_agent,
                 environment,
@@ -751,7 +751,7 @@ class Controller:
                     secrets=secret_access.secrets_for(self, environment, record.branch),
                 )
                 try:
-                    request = self.driver.prepare(placement)
+                    request = await self.driver.prepare(placement)
                 except launching.NotLaunchable:
                     continue
                 deadline = float(agent.spec.rollout.progress_deadline_seconds)

@@ -19,7 +19,7 @@ def secrets_for(controller: Controller, environment: str, branch: str) -> secret
     if pr_feedback.secrets_withheld(controller, environment, branch):
         return secret_scopes.SecretView.empty(
             environment,
-            why="secrets are withheld from pull requests from forks until a maintainer "
+            withheld="secrets are withheld from pull requests from forks until a maintainer "
             f'adds the "{config.trusted_label}" label',
         )
     try:

@@ -147,18 +147,26 @@ class SecretView(Mapping[str, str]):
         production_only: frozenset[str] = frozenset(),
         refused: frozenset[str] = frozenset(),
         unavailable: str | None = None,
+        withheld: str | None = None,
         secrets_file: Path | None = None,
     ) -> None:
         self._values = dict(values)
         self.environment = environment
         self._production_only = production_only
         self._refused = refused
-        self._unavailable = unavailable
+        self._unavailable = withheld or unavailable
+        self.withheld = withheld  # why this environment gets no secrets at all (a fork)
         self._secrets_file = secrets_file
 
     @classmethod
-    def empty(cls, environment: str = naming.PRODUCTION, why: str | None = None) -> SecretView:
-        return cls({}, environment=environment, unavailable=why)
+    def empty(
+        cls,
+        environment: str = naming.PRODUCTION,
+        why: str | None = None,
+        *,
+        withheld: str | None = None,
+    ) -> SecretView:
+        return cls({}, environment=environment, unavailable=why, withheld=withheld)
 
     def __getitem__(self, variable: str) -> str:
         return self._values[variable]
