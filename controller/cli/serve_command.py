@@ -41,9 +41,9 @@ class ServeOptions:
     secrets_file: Path | None
     verbose: bool
     insecure: bool
-    webhook_secret: str | None
-    read_tokens: tuple[str, ...]
-    write_tokens: tuple[str, ...]
+    webhook_secret: str | None = field(repr=False)
+    read_tokens: tuple[str, ...] = field(repr=False)
+    write_tokens: tuple[str, ...] = field(repr=False)
     github_api_url: str
     github_token: str | None = field(repr=False)
     github_repo: str | None

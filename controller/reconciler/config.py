@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from controller.source.errors import redact
 from preview import naming
 
 
@@ -30,6 +31,15 @@ class ControllerConfig:
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+
+    def __repr__(self) -> str:
+        # The repository URL may carry a token; reprs end up in logs and tracebacks.
+        shown = []
+        for item in fields(self):
+            if item.repr:
+                value = redact(self.repo) if item.name == "repo" else getattr(self, item.name)
+                shown.append(f"{item.name}={value!r}")
+        return f"ControllerConfig({', '.join(shown)})"
 
     @property
     def mirror_dir(self) -> Path:
