@@ -12,6 +12,7 @@ own helpers, so git never stores the token anywhere (`credential-store`, a keych
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -50,12 +51,15 @@ class Remote:
         """
         if not self.has_credentials:
             return {}
+        # After any entries the controller's own environment already configures this way.
+        inherited = os.environ.get("GIT_CONFIG_COUNT", "")
+        first = int(inherited) if inherited.isdigit() else 0
         return {
-            "GIT_CONFIG_COUNT": "2",
-            "GIT_CONFIG_KEY_0": "credential.helper",
-            "GIT_CONFIG_VALUE_0": "",
-            "GIT_CONFIG_KEY_1": "credential.helper",
-            "GIT_CONFIG_VALUE_1": _HELPER,
+            "GIT_CONFIG_COUNT": str(first + 2),
+            f"GIT_CONFIG_KEY_{first}": "credential.helper",
+            f"GIT_CONFIG_VALUE_{first}": "",
+            f"GIT_CONFIG_KEY_{first + 1}": "credential.helper",
+            f"GIT_CONFIG_VALUE_{first + 1}": _HELPER,
             USERNAME_VARIABLE: self.username or "",
             PASSWORD_VARIABLE: self.password or "",
         }
