@@ -181,7 +181,8 @@ def test_a_branch_cannot_reach_production_or_controller_secrets(
         assert controller.agent(name, preview).status_code == 404  # never started
     events = controller.http.get(controller.api("/api/v1/events")).text
     assert "NotLaunchable" in events
-    assert not any(value in events for value in EVERY_SECRET)
+    for shown in (events, json.dumps(controller.environments()), controller.log.read_text()):
+        assert not any(value in shown for value in EVERY_SECRET)
     # Production kept serving throughout, with its own values.
     assert environment_of(controller, "bot", "production")["OPENAI_API_KEY"] == PRODUCTION_KEY
 
