@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from controller.reconciler.controller import Controller
+from controller.store.records import ReviewRequest
 
 log = logging.getLogger("shipyard.webhooks")
 
@@ -26,6 +27,16 @@ class ControllerSink:
     def pull_request(
         self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
     ) -> None:
+        # In the store, not only in the notifier's memory: after a restart a fork's
+        # preview must still go without secrets, with or without a forge token.
+        self.controller.store.record_review_request(
+            ReviewRequest(
+                branch=branch,
+                number=number,
+                from_fork=from_fork,
+                labels=frozenset(label.casefold() for label in labels),
+            )
+        )
         notifier, repository = self.controller.notifier, self.controller.repository
         if notifier is not None and repository is not None:
             notifier.note_pull_request(

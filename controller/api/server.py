@@ -83,7 +83,10 @@ def build(
         cluster = KubernetesTarget(
             KubeClient.from_config(kubernetes.kubeconfig, kubernetes.context)
         )
-        target, driver = cluster, drivers.KubernetesDriver(cluster, kubernetes.options, config.repo)
+        driver = drivers.KubernetesDriver(
+            cluster, kubernetes.options, config.repo, config.credentials
+        )
+        target = cluster
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )

@@ -16,8 +16,9 @@ import click
 
 from controller.api import auth, server
 from controller.cli import durations
-from controller.reconciler import kube_workloads
+from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
+from controller.source import credentials
 from preview import gitlab, naming
 from preview.github import DEFAULT_API_URL
 
@@ -40,9 +41,9 @@ class ServeOptions:
     secrets_file: Path | None
     verbose: bool
     insecure: bool
-    webhook_secret: str | None
-    read_tokens: tuple[str, ...]
-    write_tokens: tuple[str, ...]
+    webhook_secret: str | None = field(repr=False)
+    read_tokens: tuple[str, ...] = field(repr=False)
+    write_tokens: tuple[str, ...] = field(repr=False)
     github_api_url: str
     github_token: str | None = field(repr=False)
     github_repo: str | None
@@ -144,6 +145,12 @@ _SHARED = [
         help="Shared secret of webhook deliveries (HMAC key; GitLab token).",
     ),
     click.option(
+        "--webhook-secret-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_WEBHOOK_SECRET_FILE",
+        help="File holding the webhook secret (keeps it out of the environment).",
+    ),
+    click.option(
         "--read-token",
         "read_tokens",
         multiple=True,
@@ -151,11 +158,23 @@ _SHARED = [
         help="Bearer token allowed to read the API (repeatable; env: space-separated).",
     ),
     click.option(
+        "--read-tokens-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_READ_TOKENS_FILE",
+        help="File of read tokens, one per line (added to --read-token).",
+    ),
+    click.option(
         "--write-token",
         "write_tokens",
         multiple=True,
         envvar="SHIPYARD_WRITE_TOKENS",
         help="Bearer token allowed to read and steer (repeatable; env: space-separated).",
+    ),
+    click.option(
+        "--write-tokens-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_WRITE_TOKENS_FILE",
+        help="File of write tokens, one per line (added to --write-token).",
     ),
     click.option(
         "--github-api-url",
@@ -241,9 +260,11 @@ def gather(**values: Any) -> ServeOptions:
         secrets_file=values["secrets_file"],
         verbose=values["verbose"],
         insecure=values["insecure"],
-        webhook_secret=values["webhook_secret"],
-        read_tokens=tuple(values["read_tokens"]),
-        write_tokens=tuple(values["write_tokens"]),
+        webhook_secret=_token(
+            values["webhook_secret"], values["webhook_secret_file"], "--webhook-secret"
+        ),
+        read_tokens=tuple(values["read_tokens"]) + _tokens_file(values["read_tokens_file"]),
+        write_tokens=tuple(values["write_tokens"]) + _tokens_file(values["write_tokens_file"]),
         github_api_url=values["github_api_url"],
         github_token=_token(values["github_token"], values["github_token_file"], "--github-token"),
         github_repo=values["github_repo"],
@@ -252,6 +273,14 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
         allow_empty_production=values["allow_empty_production"],
+    )
+
+
+def _tokens_file(path: Path | None) -> tuple[str, ...]:
+    if path is None:
+        return ()
+    return tuple(
+        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     )
 
 
@@ -390,8 +419,9 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         allow_empty_production=options.allow_empty_production,
         url_template=options.url_template,
         public_port=options.port,
-        secrets_file=options.secrets_file,
+        secrets_file=_secrets_file(options.secrets_file),
         forge_repository=_forge_repository(options),
+        credentials=_own_credentials(repo, options),
         trusted_label=options.trusted_label,
     )
 
@@ -413,6 +443,30 @@ def run(
                 kubernetes=kubernetes,
             )
         )
+
+
+def _secrets_file(path: Path | None) -> Path | None:
+    """Refuse to start with a secrets file that does not parse (it is read again later)."""
+    if path is None:
+        return None
+    try:
+        secret_scopes.read_file(path)
+    except secret_scopes.SecretsFileError as error:
+        raise click.BadParameter(str(error), param_hint="--secrets-file") from error
+    return path.resolve()
+
+
+def _own_credentials(repo: str, options: ServeOptions) -> frozenset[str]:
+    """What the controller authenticates with: agents never receive any of it."""
+    values = (
+        options.webhook_secret,
+        *options.read_tokens,
+        *options.write_tokens,
+        options.github_token,
+        options.gitlab_token,
+        *credentials.split(repo).secrets(),
+    )
+    return frozenset(value for value in values if value)
 
 
 def _forge_repository(options: ServeOptions) -> str | None:

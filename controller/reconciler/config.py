@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from controller.source.errors import redact
 from preview import naming
 
 
@@ -23,11 +24,23 @@ class ControllerConfig:
     public_port: int = 8080
     secrets_file: Path | None = None
     forge_repository: str | None = None  # GitHub owner/name or GitLab group/name
+    # The controller's own secrets (webhook secret, API and forge tokens, the repository
+    # URL's password): never handed to an agent, whatever it asks for.
+    credentials: frozenset[str] = field(default=frozenset(), repr=False)
 
     trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+
+    def __repr__(self) -> str:
+        # The repository URL may carry a token; reprs end up in logs and tracebacks.
+        shown = []
+        for item in fields(self):
+            if item.repr:
+                value = redact(self.repo) if item.name == "repo" else getattr(self, item.name)
+                shown.append(f"{item.name}={value!r}")
+        return f"ControllerConfig({', '.join(shown)})"
 
     @property
     def mirror_dir(self) -> Path:

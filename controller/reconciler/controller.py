@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from controller.reconciler import (
     planner,
     pr_feedback,
     reporting,
+    secret_access,
     steering,
 )
 from controller.reconciler.backoff import Backoff
@@ -466,7 +466,6 @@ class Controller:
     ) -> bool:
         agent = action.agent
         key = (environment, agent.name)
-        withheld = pr_feedback.secrets_withheld(self, environment, branch)
         placement = drivers.Placement(
             agent,
             environment,
@@ -475,16 +474,11 @@ class Controller:
             commit.author,
             commit.message,
             workdir,
-            secrets={} if withheld else self._secrets_now(),
+            secrets=secret_access.secrets_for(self, environment, branch),
         )
         try:
-            request = self.driver.prepare(placement)
+            request = await self.driver.prepare(placement)
         except launching.NotLaunchable as error:
-            if withheld:
-                error = launching.NotLaunchable(
-                    f"{error}; secrets are withheld from pull requests from forks until a "
-                    f'maintainer adds the "{self.config.trusted_label}" label'
-                )
             self._failed[key] = agent.version
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
             self._agent_message(environment, agent.name, str(error))
@@ -555,10 +549,6 @@ class Controller:
         if not self.driver.needs_checkout:
             return None
         return await self._in_git(self.mirror.export, sha, self.config.checkouts_dir / sha)
-
-    def _secrets_now(self) -> dict[str, str]:
-        # The secrets file wins over the environment; read per rollout so edits apply.
-        return {**os.environ, **launching.read_secrets_file(self.config.secrets_file)}
 
     def _refresh_agents(
         self, status: EnvironmentStatus, desired: dict[str, Agent] | None, sha: str | None
@@ -658,7 +648,7 @@ class Controller:
         )
         if target_agent is None:
             raise Conflict(f"revision {chosen.number} can no longer be loaded from its commit")
-        request = self.driver.prepare(
+        request = await self.driver.prepare(
             drivers.Placement(
                 target_agent,
                 environment,
@@ -667,7 +657,7 @@ class Controller:
                 chosen.author,
                 chosen.message,
                 await self._checkout(chosen.commit),
-                self._secrets_now(),
+                secret_access.secrets_for(self, environment, chosen.branch),
             )
         )
         rollout = self.store.begin_rollout(
@@ -863,10 +853,10 @@ class Controller:
                     sha,
                     record.branch,
                     workdir=workdir,
-                    secrets=self._secrets_now(),
+                    secrets=secret_access.secrets_for(self, environment, record.branch),
                 )
                 try:
-                    request = self.driver.prepare(placement)
+                    request = await self.driver.prepare(placement)
                 except launching.NotLaunchable:
                     continue
                 deadline = float(agent.spec.rollout.progress_deadline_seconds)

@@ -9,16 +9,20 @@ hands the request over and waits for the health verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from controller.reconciler import kube_workloads, launching
+from controller.reconciler import kube_secrets, kube_workloads, launching
+from controller.reconciler.secret_scopes import SecretView
 from controller.reconciler.target import ProcessTarget
 from controller.source.errors import redact
 from controller.specs.model import Agent
 from controller.targets.kubernetes import rendering
+from controller.targets.kubernetes.errors import ApiError
+from controller.targets.kubernetes.rendering import KubeObject
 from controller.targets.kubernetes.target import KubeRequest, KubernetesTarget
 from controller.targets.local.processes import LaunchSpec
 from controller.targets.local.target import DeployResult
@@ -35,14 +39,14 @@ class Placement:
     author: str = ""
     message: str = ""
     workdir: Path | None = None  # the commit's files, for targets that run from a checkout
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: SecretView = field(default_factory=SecretView.empty, repr=False)
 
 
 class Driver(Protocol):
     needs_checkout: bool  # agents run from the commit's files
     restores_from_store: bool  # after a restart, start again what the store says ran
 
-    def prepare(self, placement: Placement) -> Any:
+    async def prepare(self, placement: Placement) -> Any:
         """The target's request for `placement`; `launching.NotLaunchable` if impossible."""
         ...
 
@@ -67,7 +71,7 @@ class LocalDriver:
     def __init__(self, target: ProcessTarget) -> None:
         self.target = target
 
-    def prepare(self, placement: Placement) -> LaunchSpec:
+    async def prepare(self, placement: Placement) -> LaunchSpec:
         if placement.workdir is None:
             raise launching.NotLaunchable("the local target needs the commit's files")
         return launching.launch_spec(
@@ -95,13 +99,59 @@ class KubernetesDriver:
     restores_from_store = False  # the cluster still runs everything after a restart
 
     def __init__(
-        self, target: KubernetesTarget, options: kube_workloads.ClusterOptions, source: str
+        self,
+        target: KubernetesTarget,
+        options: kube_workloads.ClusterOptions,
+        source: str,
+        credentials: frozenset[str] = frozenset(),
     ) -> None:
         self.target = target
         self.options = options
         self.source = source
+        self.credentials = credentials  # the controller's own: never in an agent's Secret
 
-    def prepare(self, placement: Placement) -> KubeRequest:
+    async def prepare(self, placement: Placement) -> KubeRequest:
+        copies = await self._secret_copies(placement)
+        request = self._render(placement)
+        if not copies:
+            return request
+        settings = kube_workloads.environment_settings(
+            placement.environment, placement.branch, self.options
+        )
+        secrets = tuple(rendering.secret_copy(source, settings) for source in copies)
+        return dataclasses.replace(
+            request, namespace_objects=(*request.namespace_objects, *secrets)
+        )
+
+    async def _secret_copies(self, placement: Placement) -> list[KubeObject]:
+        """The Secrets a preview gets copies of; `NotLaunchable` for any it may not have."""
+        agent = placement.agent
+        if not agent.spec.secrets or not kube_workloads.runs_in(agent, placement.environment):
+            return []
+        if placement.secrets.withheld is not None:
+            raise launching.NotLaunchable(
+                f'agent "{agent.name}" references secrets: {placement.secrets.withheld}'
+            )
+        namespace = self.options.production_namespace
+        names = kube_secrets.referenced(agent)
+        try:
+            found = await asyncio.to_thread(self._read_secrets, namespace, names)
+        except ApiError as error:
+            raise launching.NotLaunchable(
+                f"cannot read the Secrets {', '.join(names)} in namespace {namespace}: {error}"
+            ) from error
+        return kube_secrets.copies_for(
+            agent,
+            placement.environment,
+            found,
+            namespace=namespace,
+            credentials=self.credentials,
+        )
+
+    def _read_secrets(self, namespace: str, names: list[str]) -> dict[str, KubeObject | None]:
+        return {name: self.target.client.get("v1", "Secret", name, namespace) for name in names}
+
+    def _render(self, placement: Placement) -> KubeRequest:
         origin = kube_workloads.Origin(
             commit=placement.commit,
             branch=placement.branch,

@@ -1,18 +1,18 @@
 """From a validated agent to what the local target needs to start it.
 
-Secret references are resolved here, in memory, from the controller's environment and an
-optional secrets file; values go straight into the child's environment and are never
-written to disk, logged or put in status.
+Secret references are resolved here, in memory, from the values the environment may
+receive (`secret_scopes.SecretView`); values go straight into the child's environment and
+are never written to disk, logged or put in status.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from controller.errors import ShipyardError
+from controller.reconciler.secret_scopes import SecretView
 from controller.specs.model import Agent
 from controller.targets.local.processes import LaunchSpec
 
@@ -28,26 +28,12 @@ def secret_variable(secret: str, key: str) -> str:
     return _NOT_VARIABLE.sub("_", f"{secret}_{key}".upper())
 
 
-def read_secrets_file(path: Path | None) -> dict[str, str]:
-    """`KEY=VALUE` lines (a dotenv subset); blank lines and `#` comments are skipped."""
-    if path is None or not path.is_file():
-        return {}
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        name, value = stripped.split("=", 1)
-        values[name.strip()] = value.strip().strip("'\"")
-    return values
-
-
 def launch_spec(
     agent: Agent,
     environment: str,
     commit: str,
     workdir: Path,
-    secrets: Mapping[str, str],
+    secrets: SecretView,
 ) -> LaunchSpec:
     spec = agent.spec
     if spec.run is None:
@@ -60,10 +46,7 @@ def launch_spec(
         name = secret_variable(reference.secret, reference.key)
         value = secrets.get(name)
         if value is None:
-            raise NotLaunchable(
-                f"secret {reference.secret}/{reference.key} for {reference.env} is not set: "
-                f"export {name} to the controller or add it to the secrets file"
-            )
+            raise NotLaunchable(secrets.explain(f"{reference.secret}/{reference.key}", name))
         variables[reference.env] = value
     variables["SHIPYARD_MODEL"] = f"{spec.model.provider}/{spec.model.name}"
     if spec.prompt.file is not None:

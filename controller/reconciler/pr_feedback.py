@@ -2,7 +2,9 @@
 
 The reconciler calls these at the three moments a reviewer cares about: a preview
 starts reconciling a commit (pending), finishes (success, or failure with the
-validation errors), and goes away (torn down). Production is not reported here.
+validation errors), and goes away (torn down). Production is not reported here. It also
+decides whether a pull request's preview may receive secrets (not a fork's, unless
+trusted).
 """
 
 from __future__ import annotations
@@ -52,8 +54,16 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
 
 
 def secrets_withheld(controller: Controller, environment: str, branch: str) -> bool:
-    """A preview of a fork's pull request gets no secrets unless a maintainer labels it."""
-    notifier, repository = controller.notifier, controller.repository
-    if notifier is None or repository is None or environment == naming.PRODUCTION:
+    """A preview of a fork's pull request gets no secrets unless a maintainer labels it.
+
+    Code from a fork is written by someone without write access to the repository. What
+    webhooks said of pull requests is kept in the store, so a restart changes nothing,
+    and it is read with or without a forge token configured.
+    """
+    if environment == naming.PRODUCTION:
         return False
-    return not notifier.secrets_allowed(repository, branch, controller.config.trusted_label)
+    label = controller.config.trusted_label.casefold()
+    return any(
+        request.from_fork and label not in request.labels
+        for request in controller.store.review_requests(branch)
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import git
 
-from controller.source import commit_tree, errors
+from controller.source import commit_tree, credentials, errors
 
 # Re-exported so callers catch them without importing a second module.
 SourceUnavailable = errors.SourceUnavailable
@@ -65,6 +65,7 @@ class Mirror:
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = url
+        self._remote = credentials.split(url)
         self.path = path
         self._fetching = threading.Lock()
         self._local = threading.local()
@@ -224,13 +225,14 @@ class Mirror:
 
     def _configure(self, repo: git.Repo) -> None:
         # Through the config file, not `git remote add`: a command line carrying the URL
-        # (and its credentials) would show up in process lists and error messages.
+        # would show up in process lists and error messages. The URL is stored without
+        # its credentials (see `credentials`); a mirror that still has them is rewritten.
         section = 'remote "origin"'
         reader = repo.config_reader("repository")
         current = reader.get_value(section, "url", "") if reader.has_section(section) else ""
-        if current != self.url:
+        if current != self._remote.url:
             with repo.config_writer("repository") as config:
-                config.set_value(section, "url", self.url)
+                config.set_value(section, "url", self._remote.url)
                 config.set_value(section, "fetch", _REFSPEC)
         attributes = Path(repo.git_dir) / "info" / "attributes"
         if not attributes.is_file():
@@ -264,7 +266,9 @@ class Mirror:
         try:
             run = getattr(repo.git, command.replace("-", "_"))
             output: str = run(
-                *arguments, env=_remote_environment(), kill_after_timeout=FETCH_TIMEOUT_SECONDS
+                *arguments,
+                env={**_remote_environment(), **self._remote.git_environment()},
+                kill_after_timeout=FETCH_TIMEOUT_SECONDS,
             )
         except git.CommandError as error:
             raise errors.SourceUnavailable(self.url, _reason(error)) from error

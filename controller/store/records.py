@@ -103,3 +103,14 @@ class Pin:
     reason: str
     created_at: float
     kind: PinKind = PinKind.UNDO
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """A pull or merge request as webhooks described it: whether its code comes from a
+    fork, and its labels (case-folded), which decide whether its preview gets secrets."""
+
+    branch: str  # the name the controller deploys the request's head under
+    number: int  # GitHub's number, GitLab's iid
+    from_fork: bool
+    labels: frozenset[str]

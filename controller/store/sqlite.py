@@ -8,6 +8,7 @@ without duplicate records.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ from controller.store.records import (
     Event,
     Pin,
     PinKind,
+    ReviewRequest,
     Revision,
     Rollout,
     RolloutResult,
@@ -64,6 +66,11 @@ CREATE TABLE IF NOT EXISTS pins (
 CREATE TABLE IF NOT EXISTS environments (
     name TEXT PRIMARY KEY, branch TEXT NOT NULL, commit_sha TEXT NOT NULL,
     last_push_at REAL NOT NULL, retired_commit TEXT
+);
+CREATE TABLE IF NOT EXISTS review_requests (
+    branch TEXT NOT NULL, number INTEGER NOT NULL, from_fork INTEGER NOT NULL,
+    labels_json TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (branch, number)
 );
 """
 
@@ -338,6 +345,41 @@ class Store:
                     (MAX_DELIVERIES,),
                 )
             return bool(cursor.rowcount)
+
+    # Review requests (pull / merge requests) -------------------------------------------
+
+    def record_review_request(self, record: ReviewRequest) -> None:
+        """Remember what a webhook said of a pull request; the labels given replace the
+        ones known, so removing the trusted label takes effect."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO review_requests VALUES (?, ?, ?, ?, ?) ON CONFLICT (branch, number) "
+                "DO UPDATE SET from_fork=excluded.from_fork, labels_json=excluded.labels_json, "
+                "updated_at=excluded.updated_at",
+                (
+                    record.branch,
+                    record.number,
+                    int(record.from_fork),
+                    json.dumps(sorted(record.labels)),
+                    time.time(),
+                ),
+            )
+
+    def review_requests(self, branch: str) -> list[ReviewRequest]:
+        rows = self._query(
+            "SELECT branch, number, from_fork, labels_json FROM review_requests "
+            "WHERE branch = ? ORDER BY number",
+            branch,
+        )
+        return [
+            ReviewRequest(
+                branch=str(row[0]),
+                number=int(str(row[1])),
+                from_fork=bool(row[2]),
+                labels=frozenset(json.loads(str(row[3]))),
+            )
+            for row in rows
+        ]
 
     # Pins --------------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ class Shipyard:
 
     def __init__(
         self,
-        repo: Path,
+        repo: Path | str,
         state: Path,
         *extra: str,
         poll_interval: str = "0.3s",

@@ -151,21 +151,42 @@ def test_the_leader_election_role_grants_exactly_the_lease_calls() -> None:
     assert granted(role) == permissions.LEADER_ELECTION
 
 
+def test_secrets_are_read_only_in_the_production_namespace() -> None:
+    role = find("Role", "shipyard-source-secrets")
+    assert role["metadata"]["namespace"] == "shipyard-production"
+    assert granted(role) == permissions.SOURCE_SECRETS
+    cluster = {p for p in granted(find("ClusterRole")) if p.resource == "secrets"}
+    # Cluster-wide only the copies into preview namespaces: written, never read back.
+    assert (
+        cluster
+        == permissions.SECRET_COPIES
+        == {
+            permissions.Permission("", "secrets", "create"),
+            permissions.Permission("", "secrets", "patch"),
+        }
+    )
+
+
+def roles() -> list[dict[str, Any]]:
+    return [item for item in base_objects() if item["kind"] in {"ClusterRole", "Role"}]
+
+
 def test_together_the_roles_cover_every_required_call() -> None:
-    roles = [find("ClusterRole"), find("Role")]
-    assert set().union(*(granted(role) for role in roles)) == permissions.REQUIRED
+    assert set().union(*(granted(role) for role in roles())) == permissions.REQUIRED
     for required in sorted(permissions.REQUIRED):
         assert permissions.allowed(*required)
-    assert not permissions.allowed("", "secrets", "get")
+    for verb in ("list", "watch", "delete", "update"):
+        assert not permissions.allowed("", "secrets", verb)
 
 
-def test_no_wildcards_no_secrets_no_escalation() -> None:
-    for role in (find("ClusterRole"), find("Role")):
+def test_no_wildcards_no_secret_listing_no_escalation() -> None:
+    for role in roles():
         for rule in role["rules"]:
             assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
             for values in (rule["apiGroups"], rule["resources"], rule["verbs"]):
                 assert "*" not in values, rule
-            assert "secrets" not in rule["resources"]
+            if "secrets" in rule["resources"]:
+                assert not {"list", "watch"} & set(rule["verbs"]), rule
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
             # Writes are server-side applies (patch); only the Lease is updated in place.
             if "update" in rule["verbs"]:
@@ -176,11 +197,16 @@ def test_bindings_give_the_roles_to_the_controllers_service_account() -> None:
     account = find("ServiceAccount", SERVICE_ACCOUNT)
     assert account["metadata"]["namespace"] == CONTROLLER_NAMESPACE
     subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": CONTROLLER_NAMESPACE}
-    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
-        binding = find(kind)
+    bindings = [
+        item for item in base_objects() if item["kind"] in {"ClusterRoleBinding", "RoleBinding"}
+    ]
+    assert len(bindings) == len(roles()) == 3
+    for binding in bindings:
+        role_kind = binding["kind"].removesuffix("Binding")
         assert binding["subjects"] == [subject]
         assert binding["roleRef"]["kind"] == role_kind
-        assert binding["roleRef"]["name"] == find(role_kind)["metadata"]["name"]
+        role = find(role_kind, binding["roleRef"]["name"])
+        assert role["metadata"].get("namespace") == binding["metadata"].get("namespace")
     pod = find("Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
 

@@ -297,6 +297,32 @@ def test_previews_get_namespace_quota_limits_and_network_policy_first() -> None:
     assert set(limits["defaultRequest"]) == set(limits["default"]) == {"cpu", "memory"}
 
 
+def test_a_secret_copy_keeps_type_and_data_and_says_where_it_came_from() -> None:
+    settings = preview_settings()
+    source = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "sentry",
+            "namespace": "shipyard-production",
+            "annotations": {"shipyard.dev/scope": "all", "owner": "ops"},
+            "uid": "1234",
+            "resourceVersion": "7",
+        },
+        "type": "Opaque",
+        "data": {"dsn": "ZHNu"},
+    }
+    copy = rendering.secret_copy(source, settings)
+    assert copy["metadata"] == {
+        "name": "sentry",
+        "namespace": settings.namespace,
+        "labels": rendering.environment_labels(settings),
+        "annotations": {"shipyard.dev/copied-from": "shipyard-production/sentry"},
+    }
+    assert (copy["type"], copy["data"]) == ("Opaque", {"dsn": "ZHNu"})
+    assert schema_errors(copy) == []
+
+
 def test_production_gets_no_namespace_objects() -> None:
     objects = rendering.render_environment([production_workload()], production_settings())
     assert [item["kind"] for item in objects] == ["ConfigMap", "Deployment", "Service", "Ingress"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from controller.cli import serve_command
 from controller.cli.main import cli
 
 
@@ -53,3 +54,60 @@ def test_github_token_and_token_file_exclude_each_other(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "not both" in result.stderr
+
+
+def test_a_secrets_file_that_does_not_parse_stops_serve_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("OPENAI_API_KEY=sk-live-1\n[staging]\nsk-live-orphan-value\n")
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--repo", str(tmp_path), "--state-dir", str(tmp_path / "s"),
+         "--secrets-file", str(secrets)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "unknown section [staging]" in result.stderr
+    assert "sk-live" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_credentials_come_from_files_and_are_known_as_the_controllers_own(
+    tmp_path: Path,
+) -> None:
+    webhook = tmp_path / "webhook"
+    webhook.write_text("whsec-from-file\n")
+    writers = tmp_path / "writers"
+    writers.write_text("write-a\n\nwrite-b\n")
+    options = serve_command.gather(
+        **{
+            **_defaults(),
+            "webhook_secret_file": webhook,
+            "write_tokens": ("write-flag",),
+            "write_tokens_file": writers,
+        }
+    )
+    assert options.webhook_secret == "whsec-from-file"
+    assert options.write_tokens == ("write-flag", "write-a", "write-b")
+    config = serve_command.build_config("https://deploy:tok-9a@git.example/x.git", options)
+    assert config.credentials == {
+        "whsec-from-file", "write-flag", "write-a", "write-b", "tok-9a",
+    }  # fmt: skip
+    assert "tok-9a" not in repr(config)
+    assert not {"whsec-from-file", "write-a"} & set(repr(options).split("'"))
+
+
+def _defaults() -> dict[str, object]:
+    """What click passes when no flag is given (run through the real command's parser)."""
+    captured: dict[str, object] = {}
+    command = cli.get_command(None, "serve")  # type: ignore[arg-type]
+    assert command is not None
+    context = command.make_context("serve", ["--repo", "x"])
+    captured.update(context.params)
+    serve_only = (
+        "repo", "target", "kubeconfig", "kube_context", "ingress_class", "tls_secret",
+        "production_namespace", "leader_election", "leader_election_namespace",
+    )  # fmt: skip
+    for name in serve_only:
+        captured.pop(name, None)
+    return captured

@@ -5,8 +5,11 @@ these and nothing else (a test compares them), and the code that talks to the cl
 asserts that every call it makes is listed here. A new call therefore fails a test until
 both this list and the RBAC say it is allowed: least privilege stays true by construction.
 
-Secrets are deliberately absent: agents reference them by `secretKeyRef`, the kubelet
-reads them, and the controller never needs their values.
+Secrets are read in one namespace only, production's (a Role there, `SOURCE_SECRETS`):
+that is where operators scope them for previews (`shipyard.dev/scope`). Agents reference
+them by `secretKeyRef` and the kubelet reads them; the controller reads them to check
+their scope and to copy those scoped to previews into preview namespaces, which is all it
+writes (create and patch, `SECRET_COPIES`). Secrets are never listed or watched.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io", "networkpolicies"),
 )
 
+# Copies of Secrets scoped to previews, written into preview namespaces (server-side apply).
+SECRET_COPIES: frozenset[Permission] = frozenset(
+    {Permission("", "secrets", "create"), Permission("", "secrets", "patch")}
+)
+
+# In the production namespace only: reading the Secrets referenced by agents.
+SOURCE_SECRETS: frozenset[Permission] = frozenset({Permission("", "secrets", "get")})
+
 # Cluster-wide: the managed kinds, events about them, and agent logs for `shipyard logs`.
 CLUSTER: frozenset[Permission] = frozenset(
     {Permission(group, resource, verb) for group, resource in MANAGED_KINDS for verb in _MANAGE}
@@ -45,6 +56,7 @@ CLUSTER: frozenset[Permission] = frozenset(
         Permission("", "pods", "list"),
         Permission("", "pods/log", "get"),
     }
+    | SECRET_COPIES
 )
 
 # In the controller's own namespace only: the leader-election Lease.
@@ -56,7 +68,7 @@ LEADER_ELECTION: frozenset[Permission] = frozenset(
     }
 )
 
-REQUIRED: frozenset[Permission] = CLUSTER | LEADER_ELECTION
+REQUIRED: frozenset[Permission] = CLUSTER | LEADER_ELECTION | SOURCE_SECRETS
 
 
 def allowed(group: str, resource: str, verb: str) -> bool:

@@ -50,6 +50,7 @@ AUTHOR_ANNOTATION = "shipyard.dev/author"
 SOURCE_ANNOTATION = "shipyard.dev/source"
 CONFIG_HASH_ANNOTATION = "shipyard.dev/config-hash"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+COPIED_FROM_ANNOTATION = "shipyard.dev/copied-from"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 DEFAULT_PRODUCTION_NAMESPACE = "shipyard-production"
@@ -453,6 +454,28 @@ def namespace(settings: EnvironmentSettings) -> KubeObject:
     if settings.branch:
         metadata["annotations"] = {BRANCH_ANNOTATION: settings.branch}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def secret_copy(source: KubeObject, settings: EnvironmentSettings) -> KubeObject:
+    """A preview's copy of a Secret an operator scoped to previews: its type and data only.
+
+    Pods can only read Secrets of their own namespace, and nothing but Shipyard writes
+    into a preview's, so these copies are all a preview can ever read.
+    """
+    metadata = source.get("metadata") or {}
+    origin = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            **_metadata(
+                str(metadata.get("name", "")), settings.namespace, environment_labels(settings)
+            ),
+            "annotations": {COPIED_FROM_ANNOTATION: origin},
+        },
+        "type": source.get("type") or "Opaque",
+        "data": dict(sorted((source.get("data") or {}).items())),
+    }
 
 
 def resource_quota(settings: EnvironmentSettings) -> KubeObject:

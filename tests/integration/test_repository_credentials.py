@@ -1,0 +1,148 @@
+"""Credentials in the repository URL: git gets them, nobody else sees them.
+
+The remote is real: `git http-backend` behind basic auth on loopback. While git waits
+for the server's answer, the server reads the command line of every git process on the
+machine, which is what `ps` would show anyone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.source import credentials, mirror
+from tests.fakes.git_http import GitHttpServer, available
+from tests.gitrepos import Upstream
+from tests.integration.controller_harness import Shipyard, seed
+
+pytestmark = pytest.mark.skipif(not available(), reason="git http-backend is not installed")
+
+USER = "deploy"
+TOKEN = "tok-81c4e2a9f0"  # unlike any word or path, so a match can only be the token
+
+
+def git_command_lines_holding(secret: str) -> list[str]:
+    """Command lines of running git processes that contain `secret`."""
+    found: list[str] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone already, or not ours to read
+        if argv and b"git" in os.path.basename(argv[0]) and secret.encode() in b" ".join(argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+@pytest.fixture
+def server(upstream: Upstream) -> Iterator[GitHttpServer]:
+    seed(upstream, "alpha")
+    fake = GitHttpServer(upstream.bare.parent, USER, TOKEN)
+    fake.probe = lambda: git_command_lines_holding(TOKEN)
+    with fake.running():
+        yield fake
+
+
+def url_of(server: GitHttpServer) -> str:
+    return server.url("remote.git").replace("http://", f"http://{USER}:{TOKEN}@")
+
+
+def test_the_probe_sees_a_token_on_gits_command_line(server: GitHttpServer) -> None:
+    # How git is usually called: the URL, token included, lands on the remote helper's
+    # command line. The probe must see that, or its silence below would prove nothing.
+    subprocess.run(
+        ["git", "ls-remote", url_of(server)], check=True, capture_output=True, timeout=60
+    )
+    assert server.seen
+
+
+def test_the_mirror_authenticates_without_a_command_line_or_file_holding_the_token(
+    server: GitHttpServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    source = mirror.Mirror(url_of(server), tmp_path / "mirror.git")
+    source.fetch()
+    assert source.branches() == {"main": upstream.git("rev-parse", "main")}
+    assert server.authorized >= 2  # the ref advertisement and the fetch
+    assert server.seen == []
+    assert TOKEN not in (tmp_path / "mirror.git" / "config").read_text()
+    source.close()
+
+
+def test_a_mirror_configured_with_the_token_forgets_it(
+    server: GitHttpServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(path)], check=True)
+    subprocess.run(
+        ["git", "--git-dir", str(path), "config", "remote.origin.url", url_of(server)], check=True
+    )
+    source = mirror.Mirror(url_of(server), path)
+    source.fetch()
+    assert TOKEN not in (path / "config").read_text()
+    source.close()
+
+
+def test_a_bare_token_as_the_user_name_authenticates(upstream: Upstream, tmp_path: Path) -> None:
+    seed(upstream, "alpha")
+    fake = GitHttpServer(upstream.bare.parent, TOKEN, "")  # GitHub's `https://TOKEN@host/...`
+    with fake.running():
+        url = fake.url("remote.git").replace("http://", f"http://{TOKEN}@")
+        source = mirror.Mirror(url, tmp_path / "mirror.git")
+        source.fetch()
+        assert source.branches() == {"main": upstream.git("rev-parse", "main")}
+        source.close()
+
+
+def test_wrong_credentials_fail_clearly_without_naming_them(
+    server: GitHttpServer, tmp_path: Path
+) -> None:
+    wrong = url_of(server).replace(TOKEN, "tok-wrong-55d1")
+    source = mirror.Mirror(wrong, tmp_path / "mirror.git")
+    with pytest.raises(mirror.SourceUnavailable) as caught:
+        source.fetch()
+    assert "tok-wrong-55d1" not in str(caught.value)
+    assert server.refused >= 1
+
+
+def test_serve_shows_the_repository_without_credentials(
+    server: GitHttpServer, tmp_path: Path
+) -> None:
+    shipyard = Shipyard(url_of(server), tmp_path / "state").start()
+    try:
+        listing = shipyard.http.get(shipyard.api("/api/v1/environments"))
+        assert listing.json()["source"]["repo"] == server.url("remote.git").replace(
+            "http://", "http://***@"
+        )
+        for path in ("/api/v1/environments", "/api/v1/events", "/metrics", "/api/v1/agents"):
+            assert TOKEN not in shipyard.http.get(shipyard.api(path)).text, path
+        assert server.seen == []
+        assert TOKEN not in (tmp_path / "state" / "mirror.git" / "config").read_text()
+    finally:
+        shipyard.close()
+    assert TOKEN not in shipyard.log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "clean", "user", "password"),
+    [
+        ("https://u:p%40ss@host/x.git", "https://host/x.git", "u", "p@ss"),
+        ("https://ghp_tok@host:8443/x.git", "https://host:8443/x.git", "ghp_tok", None),
+        ("https://host/x.git", "https://host/x.git", None, None),
+        ("ssh://git@host/x.git", "ssh://git@host/x.git", None, None),
+        ("git@host:x.git", "git@host:x.git", None, None),
+        ("/srv/agents", "/srv/agents", None, None),
+    ],
+    ids=["user-password", "bare-token", "none", "ssh", "scp-like", "path"],
+)
+def test_urls_split_into_a_clean_url_and_credentials(
+    url: str, clean: str, user: str | None, password: str | None
+) -> None:
+    remote = credentials.split(url)
+    assert (remote.url, remote.username, remote.password) == (clean, user, password)
+    assert (password or user or "-") not in repr(remote)
