@@ -2,7 +2,8 @@
 
 Reads: environments, agents (their version in each environment), revisions, rollouts,
 events, logs. Writes: rollout undo / pause / resume and an immediate sync. Errors are
-JSON `{"detail": "..."}` with 404 for unknown names and 409 for impossible requests.
+JSON `{"detail": "..."}` with 404 for unknown names, 409 for impossible requests and 503
+when the target's API failed mid-request.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from controller.api import auth
-from controller.errors import Conflict, NotFound
+from controller.errors import Conflict, NotFound, Transient
 from controller.reconciler.controller import Controller
 
 
@@ -189,6 +190,8 @@ async def _steer(call: Callable[[], Any]) -> Any:
         raise HTTPException(404, str(error)) from error
     except Conflict as error:
         raise HTTPException(409, str(error)) from error
+    except Transient as error:
+        raise HTTPException(503, f"{error}; try again") from error
 
 
 def _actor(request: Request) -> str:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controller.errors import Conflict, NotFound, ShipyardError
+from controller.errors import Conflict, NotFound, ShipyardError, Transient
 from controller.metrics.collector import Metrics
 from controller.reconciler import (
     drivers,
+    interrupted,
     launching,
     manifest_cache,
     planner,
@@ -94,6 +95,7 @@ class Controller:
         self._refreshed: set[str] = set()
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
+        self.open_rollouts = interrupted.OpenRollouts()  # left open by a crash or an API error
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
         if driver is None:
@@ -283,7 +285,10 @@ class Controller:
                     environment, Backoff(self.config.backoff_base, self.config.backoff_cap)
                 )
                 if outcome is Outcome.TRANSIENT:
-                    self._retry_at[environment] = self.clock() + backoff.next_delay()
+                    delay = backoff.next_delay()
+                    self._retry_at[environment] = self.clock() + delay
+                    # Retry when the backoff says, not only at the next poll.
+                    asyncio.get_running_loop().call_later(delay, self.trigger)
                 else:
                     backoff.reset()
         finally:
@@ -332,7 +337,9 @@ class Controller:
                 drift.split(":")[0],
                 f"{drift}; applying the declared state again",
             )
-        running = self.target.running(environment)
+        running = await interrupted.resume(
+            self, environment, desired, self.target.running(environment)
+        )
         failed = {
             agent: version for (env, agent), version in self._failed.items() if env == environment
         }
@@ -364,6 +371,8 @@ class Controller:
                 )
         self.metrics.observe_phase("apply", time.perf_counter() - apply_started)
         self._refresh_agents(status, desired, sha)
+        if any(result is None for result in results):
+            return self._retrying(status)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
         settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
         if all(results) and settled:
@@ -379,6 +388,12 @@ class Controller:
         )
         pr_feedback.report(self, status, "failure")
         return Outcome.WAITING
+
+    def _retrying(self, status: EnvironmentStatus) -> Outcome:
+        message = "the target's API failed mid-rollout; retrying with backoff"
+        status.set_condition("Reconciling", True, "Retrying", message)
+        status.set_condition("Ready", False, "TransientError", message)
+        return Outcome.TRANSIENT
 
     def _load(self, sha: str) -> _Loaded:
         tree = self.mirror.tree(sha)
@@ -407,7 +422,9 @@ class Controller:
         commit: mirrors.Commit,
         workdir: Path | None,
         action: planner.Deploy,
-    ) -> bool:
+    ) -> bool | None:
+        """True when healthy, False on a health verdict, None when the target's API failed
+        (the rollout stays open, to be resumed by the next reconcile)."""
         agent = action.agent
         key = (environment, agent.name)
         withheld = pr_feedback.secrets_withheld(self, environment, branch)
@@ -461,7 +478,13 @@ class Controller:
         )
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
-        result = await self.driver.deploy(request, deadline)
+        try:
+            result = await self.driver.deploy(request, deadline)
+        except Transient as error:
+            self.open_rollouts.add(rollout, interrupted.API_ERROR)
+            message = f"{agent.version}: {error}; the rollout stays open and is retried"
+            self._event("Warning", "RolloutRetrying", environment, agent.name, message)
+            return None
         if result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
             reporting.rollout_finished(
@@ -636,9 +659,13 @@ class Controller:
         why = f"undo to revision {chosen.number} by {actor}" + (f": {reason}" if reason else "")
         self._event("Normal", "RollbackStarted", environment, agent, why)
         started = time.monotonic()
-        result = await self.driver.deploy(
-            request, float(target_agent.spec.rollout.progress_deadline_seconds)
-        )
+        try:
+            result = await self.driver.deploy(
+                request, float(target_agent.spec.rollout.progress_deadline_seconds)
+            )
+        except Transient:
+            self.open_rollouts.add(rollout, interrupted.API_ERROR)  # the next sync closes it
+            raise
         if not result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, result.message)
             reporting.rollout_finished(self, environment, agent, RolloutResult.FAILED, started)
@@ -712,6 +739,7 @@ class Controller:
         for agent in sorted(self.target.running(environment)):
             await self.target.remove(environment, agent)
         await self.driver.teardown(environment)
+        interrupted.close(self, environment, f"{environment} was torn down ({why})")
         self.store.clear_deployed(environment)
         gone = self.statuses.pop(environment, None)
         if gone is not None:
@@ -735,6 +763,7 @@ class Controller:
 
     async def _restore(self) -> None:
         """Start again what ran before a restart, with no new rollouts or revisions."""
+        self.open_rollouts.adopt(self.store)
         if not self.driver.restores_from_store:
             return
         by_commit: dict[tuple[str, str], list[Deployed]] = {}
