@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.store.records import Rollout, RolloutResult
+from tests.fake_apiserver.controllers import Mode
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration import controller_harness as local
@@ -48,7 +49,7 @@ def finished(shipyard: Shipyard, agent: str, commit: str) -> Rollout | None:
 
 
 def start_killed_rollout(
-    upstream: Upstream, tmp_path: Path, fake: FakeApiServer, mode: str
+    upstream: Upstream, tmp_path: Path, fake: FakeApiServer, mode: Mode
 ) -> tuple[Shipyard, str, str]:
     """Production alpha healthy, then a new version applied but unfinished, then SIGKILL."""
     upstream.commit({"agents/alpha.yaml": manifest("alpha")}, branch="main")
