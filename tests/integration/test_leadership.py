@@ -108,3 +108,19 @@ def test_lease_held_by_another_replica_is_reported(
         assert_everyone_is_told(shipyard, "waiting for leadership: held by replica-b")
     finally:
         shipyard.close()
+
+
+def test_a_released_lease_is_taken_over_at_once(tmp_path: Path, fake: FakeApiServer) -> None:
+    client = KubeClient.from_config(str(fake.kubeconfig(tmp_path / "kubeconfig")))
+    first = LeaderElection(client, "default", identity="one", lease_seconds=600)
+    second = LeaderElection(client, "default", identity="two", lease_seconds=600)
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    assert second.waiting == "held by one"
+    assert first.release()
+    # Long before the 600 s lease could lapse, the successor takes it.
+    assert second.try_acquire()
+    assert second.waiting is None
+    assert not first.release()  # it no longer holds the Lease
+    assert not first.try_acquire()
+    assert first.waiting == "held by two"

@@ -87,6 +87,29 @@ class LeaderElection:
         self.waiting = None
         return True
 
+    def release(self) -> bool:
+        """Give the Lease up (holder cleared, as client-go's ReleaseOnCancel does), so a
+        successor takes over at once instead of waiting for it to lapse. False when this
+        candidate did not hold it."""
+        lease = self.client.get(*_LEASE, self.name, self.namespace)
+        spec: dict[str, Any] = (lease or {}).get("spec") or {}
+        if lease is None or spec.get("holderIdentity") != self.identity:
+            return False
+        stamp = self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        released = self._lease(spec.get("acquireTime") or stamp, stamp, 0)
+        released["spec"].update(
+            holderIdentity=None,
+            leaseDurationSeconds=1,
+            leaseTransitions=int(spec.get("leaseTransitions") or 0),
+        )
+        released["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
+        try:
+            self.client.replace(released)
+        except errors.Conflict:
+            return False
+        self.waiting = f"released Lease {self.namespace}/{self.name}"
+        return True
+
     def _lapsed(self, spec: dict[str, Any], now: datetime) -> bool:
         renewed = spec.get("renewTime")
         if not renewed:
@@ -132,6 +155,9 @@ class LeaderElection:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+                # Stopped (not outvoted): hand over now; the work has already ended.
+                with contextlib.suppress(Exception):  # the Lease lapses on its own anyway
+                    await asyncio.to_thread(self.release)
 
     async def _attempt(self) -> bool:
         try:
