@@ -62,8 +62,7 @@ class LeaderElection:
         try:
             lease = self.client.get(*_LEASE, self.name, self.namespace)
             if lease is None:
-                self.client.create(self._lease(stamp, stamp, transitions=0))
-                self.waiting = None
+                self._create(stamp)
                 return True
             spec: dict[str, Any] = lease.get("spec") or {}
             holder = spec.get("holderIdentity") or ""
@@ -78,6 +77,12 @@ class LeaderElection:
         except errors.Conflict:
             self.waiting = "another candidate took the Lease first"
             return False
+        self.waiting = None
+        return True
+
+    def _create(self, stamp: str) -> None:
+        try:
+            self.client.create(self._lease(stamp, stamp, transitions=0))
         except errors.NotFound as error:
             # The Lease did not exist and could not be created: its namespace is missing.
             self.waiting = f"namespace {self.namespace} not found"
@@ -85,7 +90,6 @@ class LeaderElection:
                 f"cannot create Lease {self.namespace}/{self.name}: {error}", error.status
             ) from error
         self.waiting = None
-        return True
 
     def release(self) -> bool:
         """Give the Lease up (holder cleared, as client-go's ReleaseOnCancel does), so a
