@@ -6,7 +6,9 @@ the API, the reconciler) can tell a problem we understand from a bug.
     ShipyardError
     ├── ManifestInvalid      manifests failed to load or validate; carries every problem
     ├── NotFound             an environment, agent or revision that does not exist
-    └── Conflict             a request that contradicts the current state
+    ├── Conflict             a request that contradicts the current state
+    └── Transient            a hiccup of something we depend on (an API, the network):
+                             retried with backoff, never a verdict on a version
 """
 
 from __future__ import annotations
@@ -39,3 +41,7 @@ class NotFound(ShipyardError):
 
 class Conflict(ShipyardError):
     """A request cannot be honoured in the current state (say, undo with no history)."""
+
+
+class Transient(ShipyardError):
+    """A failure that says nothing about what was asked for and may pass if retried."""

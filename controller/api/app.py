@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from controller.api import auth, hooks_sink, routes, webhooks
+from controller.api import auth, hooks_sink, leadership, routes, webhooks
 from controller.metrics import exposition
 from controller.reconciler.controller import Controller
 
@@ -19,12 +19,15 @@ def create_app(
     controller: Controller,
     tokens: auth.Tokens | None = None,
     webhook_settings: webhooks.WebhookSettings | None = None,
+    standby: leadership.Standby | None = None,
 ) -> FastAPI:
+    standby = standby or leadership.Standby()
     app = FastAPI(
         title="Shipyard",
         version="v1",
         description="Git-native deployments and previews for AI agents.",
     )
+    app.add_middleware(leadership.WarningHeader, standby=standby)
     sink = hooks_sink.ControllerSink(controller)
     app.state.webhook_sink = sink
 
@@ -35,7 +38,10 @@ def create_app(
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz() -> JSONResponse | dict[str, str]:
-        """Ready once the first sync of every environment has finished."""
+        """Ready once this replica leads (if it elects) and its first sync has finished."""
+        waiting = standby.message()
+        if waiting is not None:
+            return JSONResponse({"status": "standby", "reason": waiting}, status_code=503)
         if not controller.first_sync.is_set():
             return JSONResponse({"status": "syncing"}, status_code=503)
         return {"status": "ready"}
@@ -47,7 +53,7 @@ def create_app(
         body, content_type = exposition.render(controller.metrics, request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    app.include_router(routes.create_router(controller, tokens or auth.Tokens()))
+    app.include_router(routes.create_router(controller, tokens or auth.Tokens(), standby))
     app.include_router(
         webhooks.create_router(webhook_settings or webhooks.WebhookSettings(None), sink)
     )

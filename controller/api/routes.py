@@ -2,7 +2,8 @@
 
 Reads: environments, agents (their version in each environment), revisions, rollouts,
 events, logs. Writes: rollout undo / pause / resume and an immediate sync. Errors are
-JSON `{"detail": "..."}` with 404 for unknown names and 409 for impossible requests.
+JSON `{"detail": "..."}` with 404 for unknown names, 409 for impossible requests and 503
+when the target's API failed mid-request.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from controller.api import auth
-from controller.errors import Conflict, NotFound
+from controller.api import auth, leadership
+from controller.errors import Conflict, NotFound, Transient
 from controller.reconciler.controller import Controller
 from controller.source import errors as source_errors
 
@@ -33,7 +34,9 @@ class PauseRequest(BaseModel):
     reason: str = Field(default="", max_length=1000)
 
 
-def create_router(controller: Controller, tokens: auth.Tokens) -> APIRouter:
+def create_router(
+    controller: Controller, tokens: auth.Tokens, standby: leadership.Standby | None = None
+) -> APIRouter:
     def reader(request: Request) -> None:
         auth.require(tokens, "read", request)
 
@@ -42,7 +45,11 @@ def create_router(controller: Controller, tokens: auth.Tokens) -> APIRouter:
 
     router = APIRouter()
     router.include_router(
-        _reads(controller, APIRouter(prefix="/api/v1", dependencies=[Depends(reader)]))
+        _reads(
+            controller,
+            APIRouter(prefix="/api/v1", dependencies=[Depends(reader)]),
+            standby or leadership.Standby(),
+        )
     )
     router.include_router(
         _writes(controller, APIRouter(prefix="/api/v1", dependencies=[Depends(writer)]))
@@ -50,12 +57,18 @@ def create_router(controller: Controller, tokens: auth.Tokens) -> APIRouter:
     return router
 
 
-def _reads(controller: Controller, read: APIRouter) -> APIRouter:
+def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby) -> APIRouter:
 
     @read.get("/environments", tags=["environments"])
     async def list_environments() -> dict[str, Any]:
-        """Every environment with its branch, commit, conditions and agents."""
-        return {"items": controller.environments(), "source": _source(controller)}
+        """Every environment with its branch, commit, conditions and agents; `warnings`
+        says why the list may be empty (this replica waits for leadership)."""
+        waiting = standby.message()
+        return {
+            "items": controller.environments(),
+            "source": _source(controller),
+            "warnings": [waiting] if waiting is not None else [],
+        }
 
     @read.get("/environments/{name}", tags=["environments"])
     async def get_environment(name: str) -> dict[str, Any]:
@@ -205,6 +218,8 @@ async def _steer(call: Callable[[], Any]) -> Any:
         raise HTTPException(404, str(error)) from error
     except Conflict as error:
         raise HTTPException(409, str(error)) from error
+    except Transient as error:
+        raise HTTPException(503, f"{error}; try again") from error
 
 
 def _actor(request: Request) -> str:

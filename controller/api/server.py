@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, proxy, webhooks
+from controller.api import auth, leadership, proxy, webhooks
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -67,6 +67,7 @@ def build(
     config: ControllerConfig,
     api: ApiSettings | None = None,
     kubernetes: KubernetesSettings | None = None,
+    standby: leadership.Standby | None = None,
 ) -> tuple[Controller, proxy.Router]:
     api = api or ApiSettings()
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,9 @@ def build(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
     router = proxy.Router(
-        apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
+        apps.create_app(
+            controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby
+        ),
         # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
@@ -119,7 +122,8 @@ async def serve(
     api: ApiSettings | None = None,
     kubernetes: KubernetesSettings | None = None,
 ) -> None:
-    controller, router = build(config, api, kubernetes)
+    standby = leadership.Standby()
+    controller, router = build(config, api, kubernetes, standby)
     server = uvicorn.Server(
         uvicorn.Config(
             router,
@@ -135,6 +139,7 @@ async def serve(
     if kubernetes is not None and kubernetes.leader_election:
         assert isinstance(controller.target, KubernetesTarget)
         election = LeaderElection(controller.target.client, kubernetes.leader_namespace)
+        standby.follow(election)
         loop_task = asyncio.create_task(election.run(work), name="shipyard-leader-election")
     else:
         loop_task = asyncio.create_task(work(), name="shipyard-controller")

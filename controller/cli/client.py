@@ -5,7 +5,9 @@ flags, the `SHIPYARD_SERVER` / `SHIPYARD_TOKEN` environment variables, the confi
 (`$SHIPYARD_CONFIG`, else `$XDG_CONFIG_HOME/shipyard/config.yaml`, else
 `~/.config/shipyard/config.yaml`, holding `server:` and `token:`), then
 `http://127.0.0.1:8080` without a token. Every failure becomes an `ApiError` carrying
-one line for the user: the API's own `detail` when it sent one.
+one line for the user: the API's own `detail` when it sent one. Warnings the API sends
+(`Warning: 299 - "..."` headers, e.g. "waiting for leadership: …") are printed on stderr
+once each, as kubectl prints the Kubernetes API's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import getpass
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 
 F = TypeVar("F", bound=Callable[..., Any])
+_WARNING = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
 
 
 class ApiError(ShipyardError):
@@ -128,6 +132,7 @@ class Client:
             # Proxies from the environment apply, except to this machine (as in Go).
             trust_env=not _loopback(parts.hostname or ""),
         )
+        self._warned: set[str] = set()
 
     def __enter__(self) -> Client:
         return self
@@ -253,6 +258,7 @@ class Client:
             response = self._http.request(method, path, **arguments)
         except httpx.HTTPError as error:
             raise self._unreachable(error) from error
+        self._warn(response)
         if response.status_code >= 400:
             raise _failure(response)
         try:
@@ -265,6 +271,14 @@ class Client:
         if not isinstance(body, dict):
             raise ApiError(f"{self.server}{path} answered with an unexpected shape")
         return body
+
+    def _warn(self, response: httpx.Response) -> None:
+        for value in response.headers.get_list("warning"):
+            match = _WARNING.match(value)
+            text = re.sub(r"\\(.)", r"\1", match.group(1)) if match else value
+            if text not in self._warned:
+                self._warned.add(text)
+                click.echo(f"Warning: {text}", err=True)
 
     def _unreachable(self, error: httpx.HTTPError) -> ApiError:
         reason = str(error) or type(error).__name__

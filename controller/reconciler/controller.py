@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controller.errors import Conflict, NotFound, ShipyardError
+from controller.errors import Conflict, NotFound, ShipyardError, Transient
 from controller.metrics.collector import Metrics
 from controller.reconciler import (
     drivers,
+    interrupted,
     launching,
     lifecycle,
     manifest_cache,
@@ -104,6 +105,7 @@ class Controller:
         self._refreshed: set[str] = set()
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
+        self.open_rollouts = interrupted.OpenRollouts()  # left open by a crash or an API error
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
         if driver is None:
@@ -316,7 +318,10 @@ class Controller:
                     environment, Backoff(self.config.backoff_base, self.config.backoff_cap)
                 )
                 if outcome is Outcome.TRANSIENT:
-                    self._retry_at[environment] = self.clock() + backoff.next_delay()
+                    delay = backoff.next_delay()
+                    self._retry_at[environment] = self.clock() + delay
+                    # Retry when the backoff says, not only at the next poll.
+                    asyncio.get_running_loop().call_later(delay, self.trigger)
                 else:
                     backoff.reset()
         finally:
@@ -352,24 +357,11 @@ class Controller:
             if running:
                 return self._refuse_empty_production(status, sha, sorted(running))
         if not production:
-            self._ttl[environment] = max(
-                (agent.spec.preview.ttl_seconds for agent in desired.values()),
-                default=DEFAULT_PREVIEW_TTL,
-            )
-        # Reading back everything the target runs is for drift, on resyncs and retries, and
-        # the first time after a start; a push in between needs only what changed.
-        thorough = environment in self._thorough or environment not in self._refreshed
-        self._thorough.discard(environment)
-        self._refreshed.add(environment)
-        for drift in await self.driver.refresh(environment, thorough=thorough):
-            self._event(
-                "Warning",
-                "DriftDetected",
-                environment,
-                drift.split(":")[0],
-                f"{drift}; applying the declared state again",
-            )
-        running = self.target.running(environment)
+            self._remember_ttl(environment, desired)
+        await self._read_back(environment)
+        running = await interrupted.resume(
+            self, environment, desired, self.target.running(environment)
+        )
         failed = {
             agent: version for (env, agent), version in self._failed.items() if env == environment
         }
@@ -401,6 +393,8 @@ class Controller:
                 )
         self.metrics.observe_phase("apply", time.perf_counter() - apply_started)
         self._refresh_agents(status, desired, sha)
+        if any(result is None for result in results):
+            return self._retrying(status)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
         settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
         if all(results) and settled:
@@ -416,6 +410,12 @@ class Controller:
         )
         pr_feedback.report(self, status, "failure")
         return Outcome.WAITING
+
+    def _retrying(self, status: EnvironmentStatus) -> Outcome:
+        message = "the target's API failed mid-rollout; retrying with backoff"
+        status.set_condition("Reconciling", True, "Retrying", message)
+        status.set_condition("Ready", False, "TransientError", message)
+        return Outcome.TRANSIENT
 
     def _load(self, sha: str) -> _Loaded:
         tree = self.mirror.tree(sha)
@@ -456,6 +456,28 @@ class Controller:
         pr_feedback.report(self, status, "failure")
         return Outcome.STALLED
 
+    async def _read_back(self, environment: str) -> None:
+        # Reading back everything the target runs is for drift, on resyncs and retries, and
+        # the first time after a start; a push in between needs only what changed.
+        thorough = environment in self._thorough or environment not in self._refreshed
+        self._thorough.discard(environment)
+        self._refreshed.add(environment)
+        for drift in await self.driver.refresh(environment, thorough=thorough):
+            self._event(
+                "Warning",
+                "DriftDetected",
+                environment,
+                drift.split(":")[0],
+                f"{drift}; applying the declared state again",
+            )
+
+    def _remember_ttl(self, environment: str, desired: dict[str, Agent]) -> None:
+        # A preview lives as long as the longest TTL among its agents.
+        self._ttl[environment] = max(
+            (agent.spec.preview.ttl_seconds for agent in desired.values()),
+            default=DEFAULT_PREVIEW_TTL,
+        )
+
     async def _deploy(
         self,
         environment: str,
@@ -463,7 +485,9 @@ class Controller:
         commit: mirrors.Commit,
         workdir: Path | None,
         action: planner.Deploy,
-    ) -> bool:
+    ) -> bool | None:
+        """True when healthy, False on a health verdict, None when the target's API failed
+        (the rollout stays open, to be resumed by the next reconcile)."""
         agent = action.agent
         key = (environment, agent.name)
         placement = drivers.Placement(
@@ -511,7 +535,13 @@ class Controller:
         )
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
-        result = await self.driver.deploy(request, deadline)
+        try:
+            result = await self.driver.deploy(request, deadline)
+        except Transient as error:
+            self.open_rollouts.add(rollout, interrupted.API_ERROR)
+            message = f"{agent.version}: {error}; the rollout stays open and is retried"
+            self._event("Warning", "RolloutRetrying", environment, agent.name, message)
+            return None
         if result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
             reporting.rollout_finished(
@@ -671,9 +701,13 @@ class Controller:
         why = f"undo to revision {chosen.number} by {actor}" + (f": {reason}" if reason else "")
         self._event("Normal", "RollbackStarted", environment, agent, why)
         started = time.monotonic()
-        result = await self.driver.deploy(
-            request, float(target_agent.spec.rollout.progress_deadline_seconds)
-        )
+        try:
+            result = await self.driver.deploy(
+                request, float(target_agent.spec.rollout.progress_deadline_seconds)
+            )
+        except Transient:
+            self.open_rollouts.add(rollout, interrupted.API_ERROR)  # the next sync closes it
+            raise
         if not result.healthy:
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, result.message)
             reporting.rollout_finished(self, environment, agent, RolloutResult.FAILED, started)
@@ -812,6 +846,9 @@ class Controller:
             for agent in sorted(self.target.running(environment)):
                 await self.target.remove(environment, agent)
             await self.driver.teardown(environment)
+            interrupted.close(
+                self, environment, f"{environment} was torn down ({retirement.reason})"
+            )
         except Exception:
             # Its own task: a failure here must be seen, and must not stop the rest.
             log.exception("teardown of %s incomplete", environment)
@@ -830,6 +867,7 @@ class Controller:
 
     async def _restore(self) -> None:
         """Start again what ran before a restart, with no new rollouts or revisions."""
+        self.open_rollouts.adopt(self.store)
         if not self.driver.restores_from_store:
             return
         by_commit: dict[tuple[str, str], list[Deployed]] = {}

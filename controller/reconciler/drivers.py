@@ -61,6 +61,11 @@ class Driver(Protocol):
         """Remove what is left of an environment once its agents are removed."""
         ...
 
+    def recall(self, request: Any) -> None:
+        """After a restart: `request` is the healthy version to roll back to should the
+        next deploy of its agent fail (targets that keep no such memory ignore it)."""
+        ...
+
 
 class LocalDriver:
     """Agents as processes: a launch spec from `spec.run`, run from the commit's files."""
@@ -90,6 +95,9 @@ class LocalDriver:
 
     async def teardown(self, environment: str) -> None:
         return None
+
+    def recall(self, request: LaunchSpec) -> None:
+        return None  # the restart started the previous version again; the target knows it
 
 
 class KubernetesDriver:
@@ -206,3 +214,6 @@ class KubernetesDriver:
 
     async def teardown(self, environment: str) -> None:
         await self.target.teardown(environment)
+
+    def recall(self, request: KubeRequest) -> None:
+        self.target.remember_healthy(request)

@@ -309,6 +309,12 @@ class Store:
         (row,) = self._query("SELECT * FROM rollouts WHERE id = ?", rollout_id)
         return _rollout(row)
 
+    def open_rollouts(self, environment: str | None = None) -> list[Rollout]:
+        """Rollouts still Progressing (in flight, or left open by a crash), oldest first."""
+        where, args = _matching(environment=environment, result=RolloutResult.PROGRESSING.value)
+        rows = self._query(f"SELECT * FROM rollouts {where} ORDER BY id", *args)  # noqa: S608
+        return [_rollout(row) for row in rows]
+
     # Events ----------------------------------------------------------------------------
 
     def record_event(

@@ -3,7 +3,8 @@
 A thin synchronous wrapper over the official client's `DynamicClient`: server-side apply
 with field manager `shipyard`, get, list, delete and PUT, for any kind discovery knows.
 It retries what is worth retrying (429 honouring Retry-After, 5xx, timeouts, refused
-connections) with capped exponential backoff, maps failures onto `errors`, refuses any
+connections, and 409 on a server-side apply, which carries no resourceVersion and so can
+only have lost a race) with capped exponential backoff, maps failures onto `errors`, refuses any
 call `permissions.REQUIRED` does not declare, and counts calls by verb for tests and
 benchmarks.
 """
@@ -98,6 +99,7 @@ class KubeClient:
                 serializer=_raw,
                 _request_timeout=self.timeout,
             ),
+            retry_conflicts=True,
         )
         return dict(result)
 
@@ -206,8 +208,11 @@ class KubeClient:
                 f"{verb} {resource.name} ({group or 'core'}) is not in permissions.REQUIRED"
             )
 
-    def _retrying(self, verb: str, call: Callable[[], T]) -> T:
+    def _retrying(self, verb: str, call: Callable[[], T], *, retry_conflicts: bool = False) -> T:
         attempt = 0
+        retryable: tuple[type[errors.ApiError], ...] = (errors.Transient,)
+        if retry_conflicts:
+            retryable = (errors.Transient, errors.Conflict)
         while True:
             with self._lock:
                 self.calls[verb] += 1
@@ -215,7 +220,7 @@ class KubeClient:
                 return call()
             except k8s.ApiException as error:
                 mapped = _mapped(error)
-                if not isinstance(mapped, errors.Transient) or attempt >= self.retries:
+                if not isinstance(mapped, retryable) or attempt >= self.retries:
                     raise mapped from error
                 delay = _retry_after(error) or self._backoff(attempt)
             except (urllib3.exceptions.HTTPError, OSError) as error:

@@ -9,6 +9,7 @@ each raised `from` the original so the cause stays in the traceback.
     ├── Forbidden       403 (RBAC, a terminating namespace)
     ├── Invalid         400, 415, 422: the request itself is wrong
     └── Transient       429, 5xx, timeouts, refused connections, after retries ran out
+                        (also a `controller.errors.Transient`: the reconciler retries it)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Invalid(ApiError):
     pass
 
 
-class Transient(ApiError):
+class Transient(ApiError, errors.Transient):
     pass
 
 

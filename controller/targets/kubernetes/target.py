@@ -4,8 +4,10 @@ Per environment it keeps a view of the cluster, refreshed by a handful of list c
 (`refresh`): what version each agent's Deployment runs, and whether someone deleted or
 edited what Shipyard applied (drift). `deploy` server-side-applies an agent's objects
 whose content changed (a hash annotation tells), waits for the Deployment to become
-available, and on failure re-applies the last healthy version's objects: the automatic
-rollback. Previews live in their own namespace, deleted on teardown.
+available, and on a health verdict against it (progress deadline exceeded) re-applies the
+last healthy version's objects: the automatic rollback. API errors that outlast the
+client's retries are no verdict: `deploy` raises `errors.Transient` and rolls nothing
+back. Previews live in their own namespace, deleted on teardown.
 """
 
 from __future__ import annotations
@@ -156,6 +158,14 @@ class KubernetesTarget:
             try:
                 await asyncio.to_thread(self._apply, request, state)
                 healthy, message = await self._wait_available(request, deadline_seconds)
+            except (errors.Transient, errors.Conflict) as error:
+                # The API hiccupped beyond the client's retries: no verdict on the version.
+                # Nothing is rolled back; the caller retries the same rollout later.
+                raise errors.Transient(
+                    f"rollout of {request.agent} {request.version} interrupted by the "
+                    f"Kubernetes API: {error}",
+                    error.status,
+                ) from error
             except errors.ApiError as error:
                 healthy, message = False, str(error)
             previous = self._last_good.get(slot)
@@ -174,6 +184,11 @@ class KubernetesTarget:
             if restored:
                 state.running[request.agent] = previous.version
             return DeployResult(False, message)
+
+    def remember_healthy(self, request: KubeRequest) -> None:
+        """What to roll `request.agent` back to, for a target that lost it in a restart;
+        never overrides a version this target saw turn healthy itself."""
+        self._last_good.setdefault((request.environment, request.agent), request)
 
     def _apply(self, request: KubeRequest, state: _Environment) -> None:
         for obj in (*request.namespace_objects, *request.objects):
