@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from controller.api import auth
 from controller.errors import Conflict, NotFound
 from controller.reconciler.controller import Controller
+from controller.source import errors as source_errors
 
 
 class UndoRequest(BaseModel):
@@ -226,7 +227,7 @@ def _json_line(line: Any) -> bytes:
 
 def _source(controller: Controller) -> dict[str, Any]:
     return {
-        "repo": controller.config.repo,
+        "repo": source_errors.redact(controller.config.repo),
         "defaultBranch": controller.default_branch,
         "lastFetch": controller.last_fetch,
         "error": controller.source_error,
