@@ -599,7 +599,11 @@ def test_diff_between_branches(world: World) -> None:
         ["diff", "feature", "--repo", str(world.upstream.work), "-o", "json"],
     )
     assert bare.returncode == 0, bare.stderr
-    assert bare.stdout.startswith("feature (")
+    production = world.shipyard.environments()["production"]["commit"]
+    assert bare.stdout.startswith(
+        f"feature ({world.upstream.git('rev-parse', 'feature')[:12]}) against main "
+        f"({production[:12]}, what production runs at {world.shipyard.api('')})\n"
+    ), bare.stdout
     for line in [
         'agent "alpha" modified: ',
         "  spec.model.name: echo → echo-2",
@@ -616,7 +620,8 @@ def test_diff_between_branches(world: World) -> None:
         assert any(row.startswith(line) for row in bare.stdout.splitlines()), line
     # A working clone: production is its main branch, whatever is checked out.
     document = json.loads(as_json.stdout)
-    assert document["against"] == "main"
+    assert (document["against"], document["basis"]) == ("main", "production")
+    assert document["againstCommit"] == production
     changes = {agent["name"]: agent for agent in document["agents"]}
     assert {name: change["change"] for name, change in changes.items()} == {
         "alpha": "modified", "gamma": "added", "beta": "removed",
@@ -628,6 +633,37 @@ def test_diff_between_branches(world: World) -> None:
     unknown = quick(world, "diff", "nope", "--repo", str(world.upstream.bare))
     assert unknown.returncode == 1
     assert unknown.stderr.startswith('error: branch "nope" not found in ')
+
+
+def test_diff_compares_with_the_merge_base_when_production_is_elsewhere(
+    world: World, tmp_path: Path
+) -> None:
+    """main moved on after the branch forked: only the branch's own changes show."""
+    other = Upstream(tmp_path / "other")
+    other.commit(
+        {"agents/alpha.yaml": agent_yaml("alpha"), "agents/beta.yaml": agent_yaml("beta")},
+        message="Add agents",
+        branch="main",
+    )
+    other.git("checkout", "--quiet", "-b", "feature")
+    other.commit({"agents/alpha.yaml": agent_yaml("alpha", model="echo-2")}, message="Model")
+    other.git("checkout", "--quiet", "main")
+    other.commit({"agents/beta.yaml": agent_yaml("beta", temperature=0.9)}, message="Warmer")
+    other.push("main", "feature")
+    fork = other.git("merge-base", "main", "feature")
+
+    result = cli(world, "diff", "feature", "--repo", str(other.bare))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"feature ({other.git('rev-parse', 'feature')[:12]}) against main ({fork[:12]}, "
+        "the merge base with main)\n"
+    ), result.stdout
+    assert "  spec.model.name: echo → echo-2" in result.stdout.splitlines()
+    assert "beta" not in result.stdout  # main's newer change is not the branch's
+    assert result.stderr.startswith("warning: production at ")
+    assert "which this repository does not have; comparing with the merge base" in result.stderr
+    explicit = quick(world, "diff", "feature", "--repo", str(other.bare), "--against", "main")
+    assert "the merge base with main" in explicit.stdout
 
 
 # Steering ----------------------------------------------------------------------------------
