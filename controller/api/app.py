@@ -26,21 +26,22 @@ def create_app(
         description="Git-native deployments and previews for AI agents.",
     )
     sink = hooks_sink.ControllerSink(controller)
+    # Probes and scrapers may ask with HEAD (uptime checkers do): answer it, not 405.
     app.state.webhook_sink = sink
 
-    @app.get("/healthz", tags=["health"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up and serving HTTP."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], tags=["health"], response_model=None)
     async def readyz() -> JSONResponse | dict[str, str]:
         """Ready once the first sync of every environment has finished."""
         if not controller.first_sync.is_set():
             return JSONResponse({"status": "syncing"}, status_code=503)
         return {"status": "ready"}
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], tags=["health"], response_class=Response)
     async def metrics(request: Request) -> Response:
         """Prometheus exposition (docs/metrics.md); needs a read token when tokens are set."""
         auth.require(tokens or auth.Tokens(), "read", request)

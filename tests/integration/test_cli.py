@@ -666,6 +666,29 @@ def test_diff_compares_with_the_merge_base_when_production_is_elsewhere(
     assert "the merge base with main" in explicit.stdout
 
 
+def test_head_metrics_process_series_and_a_helpful_404(world: World) -> None:
+    shipyard = world.shipyard
+    head = shipyard.http.head(shipyard.api("/metrics"))
+    assert (head.status_code, head.content) == (200, b"")
+    assert shipyard.http.head(shipyard.api("/healthz")).status_code == 200
+    assert "\nprocess_cpu_seconds_total " in shipyard.metrics()
+
+    gone = shipyard.agent("alpha", "preview-gone")  # a removed preview's URL
+    assert gone.status_code == 404
+    body = gone.json()
+    assert "environment preview-gone serves nothing" in body["error"]
+    assert body["available"] == [  # the same agent elsewhere, nothing unrelated
+        f"http://alpha--{PREVIEW}.localhost",
+        "http://alpha--production.localhost",
+    ]
+    unknown = shipyard.agent("delta", "production").json()
+    assert "serves nothing" not in unknown["error"]
+    assert unknown["available"] == [  # what the environment does serve
+        "http://alpha--production.localhost",
+        "http://beta--production.localhost",
+    ]
+
+
 # Steering ----------------------------------------------------------------------------------
 
 
@@ -806,6 +829,9 @@ def test_an_invalid_manifest_on_a_new_branch_is_told_plainly(world: World) -> No
         assert "last good versions" not in stalled
         events = text.split("Events:\n")[1].splitlines()
         assert any(columns(line)[:2] == ["Warning", "ManifestInvalid"] for line in events)
+        row = columns(quick(world, "get", "env", environment, "--no-headers").stdout)
+        assert row[1:4] == ["broken", "False", "0/0"]
+        assert re.fullmatch(r"\d+[smhd]\w*", row[4]), row  # an empty environment has an AGE
     finally:
         world.upstream.git("checkout", "--quiet", "main")
         world.upstream.git("push", "--quiet", "origin", "--delete", "broken")
