@@ -342,9 +342,10 @@ def get(
 
     RESOURCE is one of environments (env), agents (ag), previews (pv), revisions (rev)
     or rollouts (ro); singular forms work too. NAME narrows to one environment or agent.
-    Agents, revisions and rollouts are listed for one environment (-e, default
-    production) or all of them (-A). Nothing found prints "No resources found" on
-    stderr and exits 0.
+    Agents, revisions and rollouts are listed for one environment (-e or -n, default
+    production) or all of them (-A). -o json|yaml prints kubectl's object shape
+    (apiVersion, kind, metadata, spec, status; lists as a v1 List). Nothing found
+    prints "No resources found" on stderr and exits 0.
 
     \b
     Examples:
@@ -352,6 +353,9 @@ def get(
       shipyard get agents -A -o wide
       shipyard get agents -e preview-feature-x -l 'team=support,tier!=backoffice'
       shipyard get agent support-bot -o yaml
+      shipyard get agents -n preview-feature-x --show-labels
+      shipyard get agents -A -o jsonpath='{.items[*].metadata.name}'
+      shipyard get agents -o custom-columns=NAME:.metadata.name,VERSION:.status.version
       shipyard get revisions support-bot
       shipyard get rollouts -A -w --watch-timeout 5m
       kubectl shipyard get agents --no-headers -o name
