@@ -357,7 +357,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
     where = "local" if kubernetes is None else _cluster(kube_context, production_namespace)
     startup.echo(
         startup.Startup(
-            repo, options.host, options.port, where, options.default_branch, config.state_dir
+            config.repo, options.host, options.port, where, options.default_branch, config.state_dir
         )
     )
     run(config, options, on_ready=startup.echo_first_sync, kubernetes=kubernetes)
