@@ -29,14 +29,15 @@ def create_app(
     )
     app.add_middleware(leadership.WarningHeader, standby=standby)
     sink = hooks_sink.ControllerSink(controller)
+    # Probes and scrapers may ask with HEAD (uptime checkers do): answer it, not 405.
     app.state.webhook_sink = sink
 
-    @app.get("/healthz", tags=["health"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up and serving HTTP."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], tags=["health"], response_model=None)
     async def readyz() -> JSONResponse | dict[str, str]:
         """Ready once this replica leads (if it elects) and its first sync has finished."""
         waiting = standby.message()
@@ -46,7 +47,7 @@ def create_app(
             return JSONResponse({"status": "syncing"}, status_code=503)
         return {"status": "ready"}
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], tags=["health"], response_class=Response)
     async def metrics(request: Request) -> Response:
         """Prometheus exposition (docs/metrics.md); needs a read token when tokens are set."""
         auth.require(tokens or auth.Tokens(), "read", request)

@@ -54,8 +54,11 @@ def host_pattern(url_template: str) -> re.Pattern[str]:
     """A regex matching the host part of the preview URL template, any agent or environment."""
     host = re.sub(r"^[a-z]+://", "", url_template).split("/", 1)[0].split(":", 1)[0]
     pattern = re.escape(host)
-    for field in ("agent", "env", "environment"):
-        pattern = pattern.replace(re.escape("{" + field + "}"), "[a-z0-9-]+")
+    for field, group in (("agent", "agent"), ("env", "env"), ("environment", "env")):
+        placeholder = re.escape("{" + field + "}")
+        # The first occurrence names its part (the 404 tells what would help), the rest match.
+        named = f"(?P<{group}>[a-z0-9-]+)" if f"(?P<{group}>" not in pattern else "[a-z0-9-]+"
+        pattern = pattern.replace(placeholder, named, 1).replace(placeholder, "[a-z0-9-]+")
     return re.compile(f"^{pattern}$")
 
 
@@ -88,8 +91,8 @@ class Router:
         upstream = self.upstreams().get(host)
         if upstream is not None:
             await self._proxy_measured(upstream, scope, receive, send)
-        elif self.agent_hosts.match(host):
-            await self._unknown_host(host, send)
+        elif matched := self.agent_hosts.match(host):
+            await self._unknown_host(host, matched, send)
         else:
             await self.api(scope, receive, send)
 
@@ -181,12 +184,27 @@ class Router:
         finally:
             await response.aclose()
 
-    async def _unknown_host(self, host: str, send: Send) -> None:
-        known = sorted(self.upstreams())
-        body = {
-            "error": f"no agent is served at {host}",
-            "available": [f"http://{name}" for name in known],
-        }
+    async def _unknown_host(self, host: str, matched: re.Match[str], send: Send) -> None:
+        """What would help: the same agent elsewhere, other agents of the same environment.
+
+        Never every agent of every environment: a removed preview's visitor has no use for
+        the URLs of unrelated previews.
+        """
+        parts = matched.groupdict()
+        agent, environment = parts.get("agent"), parts.get("env")
+        served = self.upstreams()
+        related = sorted(
+            name
+            for name, upstream in served.items()
+            if upstream.agent == agent or upstream.environment == environment
+        )
+        error = f"no agent is served at {host}"
+        if environment is not None and all(u.environment != environment for u in served.values()):
+            error += (
+                f": environment {environment} serves nothing (a preview whose branch was "
+                "merged, deleted or idle past its TTL is removed; a new one is still starting)"
+            )
+        body = {"error": error, "available": [f"http://{name}" for name in related]}
         await _json(send, 404, body, None)
 
 

@@ -146,7 +146,11 @@ class Client:
     # Reads -----------------------------------------------------------------------------
 
     def environments(self) -> list[dict[str, Any]]:
-        return list(self.get("/api/v1/environments")["items"])
+        return list(self.environment_list()["items"])
+
+    def environment_list(self) -> dict[str, Any]:
+        """`items` and `source`: the repository, its default branch and its fetch error."""
+        return self.get("/api/v1/environments")
 
     def environment(self, name: str) -> dict[str, Any]:
         return self.get(f"/api/v1/environments/{segment(name)}")

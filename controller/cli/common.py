@@ -19,10 +19,13 @@ def environment_option(function: F) -> F:
     return click.option(
         "-e",
         "--environment",
+        "-n",
+        "--namespace",
+        "environment",
         default=DEFAULT_ENVIRONMENT,
         show_default=True,
         metavar="ENV",
-        help="Environment: production or preview-<branch>.",
+        help="Environment: production or preview-<branch> (-n/--namespace, as in kubectl).",
     )(function)
 
 

@@ -1,4 +1,4 @@
-"""`shipyard describe agent`: one agent in detail, ending with its events like kubectl."""
+"""`shipyard describe agent|environment`: one object in detail, ending with its events."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from typing import Any
 
 import click
 
-from controller.cli import age, client, common, printers
+from controller.cli import age, client, common, describe_environment, describing, printers
 from controller.errors import ShipyardError
-
-EVENT_SOURCE = "shipyard-controller"
-LABEL_WIDTH = 14
 
 
 @click.command(name="describe")
@@ -23,21 +20,33 @@ LABEL_WIDTH = 14
 def describe(
     resource: str, name: str, environment: str, server: str | None, token: str | None
 ) -> None:
-    """Show one agent in detail: its spec, versions, conditions, pin and events.
+    """Show one agent or one environment in detail, ending with its events.
 
-    RESOURCE is `agent`. Shows the spec summary (model, prompt source, tools, image or
-    command), the version it runs in every environment with the commit, author and
-    message it came from, the environment's conditions, any pin from an undo or pause,
-    and its events, repeats folded as "(x5 over 10m)".
+    RESOURCE is `agent` or `environment`. An agent: its spec summary (model, prompt
+    source, tools, image or command), the version it runs in every environment with the
+    commit, author and message it came from, the environment's conditions, any pin from
+    an undo or pause, and its events, repeats folded as "(x5 over 10m)". An environment
+    (NAME is the environment; -e is not used): its branch and commit, conditions,
+    manifest problems as FILE:LINE:COLUMN, agents, and every event in it.
 
     \b
     Examples:
       shipyard describe agent support-bot
       shipyard describe agent support-bot -e preview-feature-x
+      shipyard describe environment preview-feature-x
       kubectl shipyard describe agent triage
     """
-    if resource.lower() not in ("agent", "agents", "ag"):
-        raise ShipyardError(f'cannot describe "{resource}": only agents can be described')
+    word = resource.lower()
+    if word in ("environment", "environments", "env", "envs"):
+        with client.Client(server, token) as api:
+            env = api.environment(name)
+            events = api.events(name)
+        click.echo("\n".join(describe_environment.render(env, events, time.time())))
+        return
+    if word not in ("agent", "agents", "ag"):
+        raise ShipyardError(
+            f'cannot describe "{resource}": only agents and environments can be described'
+        )
     with client.Client(server, token) as api:
         described = api.describe(environment, name)
         env = api.environment(environment)
@@ -72,37 +81,35 @@ def render(
     metadata = manifest.get("metadata") or {}
     spec = manifest.get("spec") or {}
     lines = [
-        _field("Name", agent["name"]),
-        _field("Environment", described["environment"]),
-        _field("Description", metadata.get("description")),
-        _field("Labels", _labels(agent.get("labels") or metadata.get("labels") or {})),
-        _field("State", agent.get("state")),
-        _field("Message", agent.get("message")),
-        _field("Version", agent.get("version")),
-        _field("Desired", agent.get("desiredVersion")),
-        _field("Commit", agent.get("commit")),
-        _field("URL", agent.get("url")),
-        _field("Serving For", age.since(agent.get("since"), now) if agent.get("since") else None),
+        describing.field("Name", agent["name"]),
+        describing.field("Environment", described["environment"]),
+        describing.field("Description", metadata.get("description")),
+        describing.field("Labels", _labels(agent.get("labels") or metadata.get("labels") or {})),
+        describing.field("State", agent.get("state")),
+        describing.field("Message", agent.get("message")),
+        describing.field("Version", agent.get("version")),
+        describing.field("Desired", agent.get("desiredVersion")),
+        describing.field("Commit", agent.get("commit")),
+        describing.field("URL", agent.get("url")),
+        describing.field(
+            "Serving For", age.since(agent.get("since"), now) if agent.get("since") else None
+        ),
         "Spec:",
         *_spec(spec),
         "Environments:",
-        *_indent(_placement_table(placements, now)),
+        *describing.indent(_placement_table(placements, now)),
         "Conditions:",
-        *_indent(_conditions(env.get("conditions") or [])),
-        _field("Pin", _pin(described.get("pin"), now)),
-        "Events:" if described.get("events") else _field("Events", None),
+        *describing.indent(describing.conditions(env.get("conditions") or [])),
+        describing.field("Pin", _pin(described.get("pin"), now)),
+        "Events:" if described.get("events") else describing.field("Events", None),
     ]
     if described.get("events"):
-        lines.extend(_indent(events_table(described["events"], now)))
+        lines.extend(describing.indent(describing.events_table(described["events"], now)))
     return lines
 
 
-def _field(label: str, value: object) -> str:
-    return f"{label + ':':<{LABEL_WIDTH}}{printers.cell(value)}"
-
-
-def _indent(lines: Sequence[str], by: int = 2) -> list[str]:
-    return [" " * by + line for line in lines]
+def _serving_for(since: object, now: float) -> str | None:
+    return age.since(since, now) if isinstance(since, int | float | str) and since else None
 
 
 def _labels(labels: dict[str, str]) -> str | None:
@@ -111,7 +118,7 @@ def _labels(labels: dict[str, str]) -> str | None:
 
 def _spec(spec: dict[str, Any]) -> list[str]:
     if not spec:
-        return _indent(["<unknown: no revision recorded yet>"])
+        return describing.indent(["<unknown: no revision recorded yet>"])
     model = spec.get("model") or {}
     parameters = model.get("parameters") or {}
     model_text = f"{model.get('provider', '?')}/{model.get('name', '?')}"
@@ -128,19 +135,19 @@ def _spec(spec: dict[str, Any]) -> list[str]:
     tools = [tool.get("name", "?") for tool in spec.get("tools") or []]
     run = spec.get("run") or {}
     rows = [
-        _field("  Model", model_text),
-        _field("  Prompt", prompt_text),
-        _field("  Tools", ", ".join(tools) or None),
+        describing.field("  Model", model_text),
+        describing.field("  Prompt", prompt_text),
+        describing.field("  Tools", ", ".join(tools) or None),
     ]
     if spec.get("image"):
-        rows.append(_field("  Image", spec["image"]))
+        rows.append(describing.field("  Image", spec["image"]))
     if run.get("command"):
-        rows.append(_field("  Command", " ".join(str(part) for part in run["command"])))
+        rows.append(describing.field("  Command", " ".join(str(part) for part in run["command"])))
     resources = spec.get("resources") or {}
     for kind in ("requests", "limits"):
         if resources.get(kind):
             values = ", ".join(f"{k}={v}" for k, v in resources[kind].items())
-            rows.append(_field(f"  {kind.capitalize()}", values))
+            rows.append(describing.field(f"  {kind.capitalize()}", values))
     return rows
 
 
@@ -171,13 +178,6 @@ def _placement_table(placements: Sequence[dict[str, Any]], now: float) -> list[s
     return printers.table((*headers, "MESSAGE"), rows)
 
 
-def _conditions(conditions: Sequence[dict[str, Any]]) -> list[str]:
-    if not conditions:
-        return ["<none>"]
-    rows = [[c.get("type"), c.get("status"), c.get("reason"), c.get("message")] for c in conditions]
-    return printers.table(("TYPE", "STATUS", "REASON", "MESSAGE"), rows)
-
-
 def _pin(pin: dict[str, Any] | None, now: float) -> str | None:
     if not pin:
         return None
@@ -185,31 +185,3 @@ def _pin(pin: dict[str, Any] | None, now: float) -> str | None:
     when = age.since(pin.get("created_at"), now)
     reason = pin.get("reason") or f"by {pin.get('actor')}"
     return f"{pin.get('version')} ({when} ago): {reason}"
-
-
-def events_table(events: Sequence[dict[str, Any]], now: float) -> list[str]:
-    """`TYPE REASON AGE FROM MESSAGE`, identical events folded as kubectl does.
-
-    Events with the same type, reason and message count as one, listed at its last
-    occurrence with `AGE (xN over FIRST)`.
-    """
-    folded: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for event in sorted(events, key=lambda e: (e.get("time") or 0, e.get("id") or 0)):
-        key = (event.get("type", ""), event.get("reason", ""), event.get("message", ""))
-        seen = folded.pop(key, None)
-        if seen is None:
-            seen = {"first": event.get("time"), "count": 0}
-        seen.update(event=event, last=event.get("time"), count=seen["count"] + 1)
-        folded[key] = seen  # re-inserted: ordered by last occurrence
-    rows = []
-    for entry in folded.values():
-        event = entry["event"]
-        when = age.since(entry["last"], now)
-        if entry["count"] > 1:
-            when += f" (x{entry['count']} over {age.since(entry['first'], now)})"
-        rows.append(
-            [event.get("type"), event.get("reason"), when, EVENT_SOURCE, event.get("message")]
-        )
-    headers = ("TYPE", "REASON", "AGE", "FROM", "MESSAGE")
-    # kubectl underlines the headers of describe's events table with dashes.
-    return printers.table(headers, [["-" * len(name) for name in headers], *rows])

@@ -1,8 +1,9 @@
-"""`shipyard diff`: what a branch changes in its agents, compared with another branch.
+"""`shipyard diff`: what a branch changes in its agents, as a pull request would show.
 
-Computed locally from git, not through the API: the repository is mirrored into a
-temporary directory (a local path or a URL, as `serve --repo` takes) and the manifests of
-both branch heads are loaded exactly as the controller loads them.
+Computed locally from git: the repository is mirrored into a temporary directory (a
+local path or a URL, as `serve --repo` takes) and the manifests of the branch head and
+of the base (`diff_base`: what production runs, else the merge base) are loaded exactly
+as the controller loads them. Only the production commit is asked of the controller.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli import manifest_diff, printers, repositories
+from controller.cli import client, diff_base, manifest_diff, printers, repositories
 from controller.source.mirror import Mirror
 from controller.specs import loading
 from controller.specs.model import Agent
@@ -26,7 +27,8 @@ from preview import naming
     default=naming.PRODUCTION,
     show_default=True,
     metavar="BRANCH",
-    help="The branch to compare with; production means the repository's default branch.",
+    help="Compare with what production runs (asking the controller), else with the merge "
+    "base of BRANCH and the default branch; a branch name: the merge base with it.",
 )
 @click.option(
     "--repo",
@@ -49,13 +51,25 @@ from preview import naming
     show_default=True,
     help="Output format.",
 )
-def diff(branch: str, against: str, repo: str | None, root: str, output: str) -> None:
+@client.connection_options
+def diff(  # noqa: PLR0917 - click passes one argument per flag
+    branch: str,
+    against: str,
+    repo: str | None,
+    root: str,
+    output: str,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Show what BRANCH changes in each agent, compared with --against.
 
-    Per agent: every changed field by its path (model, parameters such as temperature,
-    resources, env, labels...), tools added or removed, and the prompt as a unified
-    diff; then agents added or removed. Exit status 0 whether or not anything changed,
-    1 on errors (unknown branch, unreachable repository).
+    The base is what production runs when a controller answers (--server, as for
+    `get`) and has that commit; else the merge base of BRANCH and the default branch,
+    as a pull request view shows (a stale local main then changes nothing). Per agent:
+    every changed field by its path (model, parameters such as temperature, resources,
+    env, labels...), tools added or removed, and the prompt as a unified diff; then
+    agents added or removed. Exit status 0 whether or not anything changed, 1 on errors
+    (unknown branch, unreachable repository).
 
     \b
     Examples:
@@ -69,26 +83,27 @@ def diff(branch: str, against: str, repo: str | None, root: str, output: str) ->
         try:
             mirror.fetch()
             branches = mirror.branches()
-            base_branch = repositories.resolve_against(mirror, against, location)
-            heads = {
-                name: repositories.head(branches, name, location) for name in (base_branch, branch)
-            }
-            base = _load(mirror, heads[base_branch], root, base_branch)
-            head = _load(mirror, heads[branch], root, branch)
+            tip = repositories.head(branches, branch, location)
+            base = diff_base.choose(
+                mirror, branches, tip, against, location=location, connection=(server, token)
+            )
+            before = _load(mirror, base.commit, root, base.branch)
+            after = _load(mirror, tip, root, branch)
         finally:
             mirror.close()
-    changes = compare(base, head, (base_branch, branch))
+    changes = compare(before, after, (base.branch, branch))
     summary = {
         "branch": branch,
-        "commit": heads[branch],
-        "against": base_branch,
-        "againstCommit": heads[base_branch],
+        "commit": tip,
+        "against": base.branch,
+        "againstCommit": base.commit,
+        "basis": base.basis,
         "agents": [change.as_dict() for change in changes],
     }
     if output != "text":
         click.echo(printers.dumps(summary, output), nl=False)
         return
-    click.echo(f"{branch} ({heads[branch][:12]}) against {base_branch} ({heads[base_branch][:12]})")
+    click.echo(f"{branch} ({tip[:12]}) against {base.branch} ({base.commit[:12]}, {base.source})")
     if not changes:
         click.echo("No agent changes.")
         return

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from controller.cli import age, client, common, durations, labels, printers
+from controller.cli import (
+    age,
+    client,
+    common,
+    durations,
+    labels,
+    objects,
+    output_format,
+    printers,
+)
 from controller.errors import ShipyardError
 from preview import naming
 
@@ -35,6 +44,12 @@ class Query:
     name: str | None
     environment: str | None  # None: every environment
     selector: str | None
+    warned: set[str] = field(default_factory=set)  # warnings printed once, even in a watch
+
+    def warn(self, message: str) -> None:
+        if message not in self.warned:
+            self.warned.add(message)
+            click.echo(f"Warning: {message}", err=True)
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,7 @@ def _environment_item(env: dict[str, Any]) -> Item:
         key=("environment", env["name"]),
         kind="environment",
         name=env["name"],
-        obj=env,
+        obj=objects.environment(env, oldest),
         labels={},
         cells=lambda now: [
             env["name"],
@@ -78,9 +93,24 @@ def _environment_item(env: dict[str, Any]) -> Item:
 
 
 def _fetch_environments(api: client.Client, query: Query) -> list[Item]:
+    listed = api.environment_list()
+    source_warning(listed.get("source"), query.warn)
     if query.name is not None:
         return [_environment_item(api.environment(query.name))]
-    return [_environment_item(env) for env in api.environments()]
+    return [_environment_item(env) for env in listed["items"]]
+
+
+def source_warning(source: object, warn: Callable[[str], None]) -> None:
+    """The controller's last fetch failed: what it shows may be stale, or nothing at all."""
+    if not isinstance(source, dict) or not source.get("error"):
+        return
+    last = source.get("lastFetch")
+    since = (
+        f"shows what it fetched {age.since(last)} ago"
+        if last
+        else "has never fetched it, so it knows no environments yet"
+    )
+    warn(f"{source['error']}; the controller {since}")
 
 
 def _fetch_previews(api: client.Client, query: Query) -> list[Item]:
@@ -97,7 +127,7 @@ def _agent_item(agent: dict[str, Any]) -> Item:
         key=("agent", agent["environment"], agent["name"]),
         kind="agent",
         name=agent["name"],
-        obj=agent,
+        obj=objects.agent(agent),
         labels=agent.get("labels") or {},
         cells=lambda now: [
             agent["name"],
@@ -141,7 +171,7 @@ def _revision_item(revision: dict[str, Any], labels_of: Mapping[str, str]) -> It
         key=("revision", revision["environment"], revision["agent"], revision["number"]),
         kind="revision",
         name=name,
-        obj=revision,
+        obj=objects.revision(revision, labels_of),
         labels=labels_of,
         cells=lambda now: [
             revision["agent"],
@@ -178,7 +208,7 @@ def _rollout_item(rollout: dict[str, Any], labels_of: Mapping[str, str]) -> Item
         key=("rollout", rollout["id"]),
         kind="rollout",
         name=str(rollout["id"]),
-        obj=rollout,
+        obj=objects.rollout(rollout, labels_of),
         labels=labels_of,
         cells=lambda now: [
             rollout["agent"],
@@ -268,8 +298,11 @@ def _kind(word: str) -> Kind:
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(printers.OUTPUTS),
-    help="Output format: wide (more columns), json, yaml, or name (kind/name).",
+    metavar="FORMAT",
+    callback=output_format.option_callback,
+    help="Output format: wide (more columns), json, yaml, name (kind/name), "
+    "jsonpath=TEMPLATE (kubectl's JSONPath, e.g. '{.items[*].metadata.name}') or "
+    "custom-columns=HEADER:PATH,… (e.g. NAME:.metadata.name,VERSION:.status.version).",
 )
 @click.option(
     "-l",
@@ -288,6 +321,7 @@ def _kind(word: str) -> Kind:
     help="Stop watching after this long (30s, 5m). Default: until interrupted.",
 )
 @click.option("--no-headers", is_flag=True, help="Print tables without the header row.")
+@click.option("--show-labels", is_flag=True, help="Add a LABELS column (key=value,…).")
 @client.connection_options
 def get(
     resource: str,
@@ -295,11 +329,12 @@ def get(
     *,
     environment: str,
     all_environments: bool,
-    output: str | None,
+    output: output_format.Output | None,
     selector: str | None,
     watch: bool,
     watch_timeout: float | None,
     no_headers: bool,
+    show_labels: bool,
     server: str | None,
     token: str | None,
 ) -> None:
@@ -307,9 +342,10 @@ def get(
 
     RESOURCE is one of environments (env), agents (ag), previews (pv), revisions (rev)
     or rollouts (ro); singular forms work too. NAME narrows to one environment or agent.
-    Agents, revisions and rollouts are listed for one environment (-e, default
-    production) or all of them (-A). Nothing found prints "No resources found" on
-    stderr and exits 0.
+    Agents, revisions and rollouts are listed for one environment (-e or -n, default
+    production) or all of them (-A). -o json|yaml prints kubectl's object shape
+    (apiVersion, kind, metadata, spec, status; lists as a v1 List). Nothing found
+    prints "No resources found" on stderr and exits 0.
 
     \b
     Examples:
@@ -317,6 +353,9 @@ def get(
       shipyard get agents -A -o wide
       shipyard get agents -e preview-feature-x -l 'team=support,tier!=backoffice'
       shipyard get agent support-bot -o yaml
+      shipyard get agents -n preview-feature-x --show-labels
+      shipyard get agents -A -o jsonpath='{.items[*].metadata.name}'
+      shipyard get agents -o custom-columns=NAME:.metadata.name,VERSION:.status.version
       shipyard get revisions support-bot
       shipyard get rollouts -A -w --watch-timeout 5m
       kubectl shipyard get agents --no-headers -o name
@@ -334,49 +373,74 @@ def get(
             return sorted(found, key=lambda item: item.key[1:])
 
         items = fetch()
-        headers = list(kind.headers) + (list(kind.wide_headers) if output == "wide" else [])
-        table = printers.Table(headers, no_headers)
-        now = time.time()
+        layout = Layout(kind, output or output_format.Output(""), show_labels)
+        table = layout.table(no_headers)
         if not items:
             where = f" in {scope} environment." if scope is not None else ""
             click.echo(f"No resources found{where}", err=True)
-        elif output in ("json", "yaml") and not watch:
+        elif layout.output.structured and not watch:
             single = (
                 name is not None
                 and kind.single_when_named
                 and (scope is not None or not kind.namespaced)
             )
             value = items[0].obj if single else printers.as_list([item.obj for item in items])
-            click.echo(printers.dumps(value, output), nl=False)
+            click.echo(layout.output.render(value), nl=False)
         else:
-            _print(items, output, table, now, first=True)
+            _print(items, layout, table, time.time(), first=True)
         if watch:
-            _watch(fetch, items, output, table, watch_timeout)
+            _watch(fetch, items, layout, table, watch_timeout)
 
 
-def _row(item: Item, output: str | None, now: float) -> list[object]:
-    return item.cells(now) + (item.wide(now) if output == "wide" else [])
+@dataclass(frozen=True)
+class Layout:
+    """What one `get` prints for each item: its columns, or its object in a format."""
+
+    kind: Kind
+    output: output_format.Output
+    show_labels: bool
+
+    def table(self, no_headers: bool) -> printers.Table:
+        if self.output.kind == "custom-columns":
+            headers = [header for header, _ in self.output.columns]
+            return printers.Table(headers, no_headers, keep_case=True)
+        headers = list(self.kind.headers)
+        if self.output.kind == "wide":
+            headers += self.kind.wide_headers
+        if self.show_labels:
+            headers.append("LABELS")
+        return printers.Table(headers, no_headers)
+
+    def row(self, item: Item, now: float) -> list[object]:
+        if self.output.kind == "custom-columns":
+            return self.output.cells(item.obj)
+        row = item.cells(now)
+        if self.output.kind == "wide":
+            row += item.wide(now)
+        if self.show_labels:
+            row.append(",".join(f"{key}={value}" for key, value in sorted(item.labels.items())))
+        return row
 
 
 def _print(
-    items: Sequence[Item], output: str | None, table: printers.Table, now: float, first: bool
+    items: Sequence[Item], layout: Layout, table: printers.Table, now: float, first: bool
 ) -> None:
-    if output == "name":
+    if layout.output.kind == "name":
         printers.echo_lines([f"{item.kind}/{item.name}" for item in items])
-    elif output in ("json", "yaml"):
+    elif layout.output.structured:
         for item in items:
-            if output == "yaml":
+            if layout.output.kind == "yaml":
                 click.echo("---")
-            click.echo(printers.dumps(item.obj, output), nl=False)
+            click.echo(layout.output.render(item.obj), nl=False)
     else:
-        rows = [_row(item, output, now) for item in items]
+        rows = [layout.row(item, now) for item in items]
         printers.echo_lines(table.render(rows) if first else table.more(rows))
 
 
 def _watch(
     fetch: Callable[[], list[Item]],
     items: list[Item],
-    output: str | None,
+    layout: Layout,
     table: printers.Table,
     timeout: float | None,
 ) -> None:
@@ -394,7 +458,7 @@ def _watch(
                 seen[item.key] = signature
                 changed.append(item)
         if changed:
-            _print(changed, output, table, time.time(), first=first)
+            _print(changed, layout, table, time.time(), first=first)
             first = False
 
 

@@ -16,7 +16,7 @@ import yaml
 NONE = "<none>"
 PADDING = 3
 OUTPUTS = ("wide", "json", "yaml", "name")
-LIST_API_VERSION = "shipyard.dev/v1alpha1"
+LIST_API_VERSION = "v1"  # kubectl's List of mixed objects
 
 
 def cell(value: object) -> str:
@@ -30,8 +30,11 @@ def cell(value: object) -> str:
 class Table:
     """Rows printed under one set of column widths, so a watch stays aligned."""
 
-    def __init__(self, headers: Sequence[str], no_headers: bool = False) -> None:
-        self.headers = [header.upper() for header in headers]
+    def __init__(
+        self, headers: Sequence[str], no_headers: bool = False, keep_case: bool = False
+    ) -> None:
+        # Custom columns keep the headers the user wrote, as kubectl does.
+        self.headers = [header if keep_case else header.upper() for header in headers]
         self.no_headers = no_headers
         self.widths = [len(header) for header in self.headers]
 

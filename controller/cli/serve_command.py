@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from controller.api import auth, server
-from controller.cli import durations
+from controller.cli import durations, startup
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
 from controller.source import credentials
@@ -390,7 +390,20 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
             leader_election=leader_election,
             leader_namespace=leader_election_namespace,
         )
-    run(build_config(repo, options), options, kubernetes=kubernetes)
+    config = build_config(repo, options)
+    where = "local" if kubernetes is None else _cluster(kube_context, production_namespace)
+    startup.echo(
+        startup.Startup(
+            config.repo, options.host, options.port, where, options.default_branch, config.state_dir
+        )
+    )
+    run(config, options, on_ready=startup.echo_first_sync, kubernetes=kubernetes)
+
+
+def _cluster(context: str | None, production_namespace: str) -> str:
+    return (
+        f"kubernetes (context {context or 'default'}, production namespace {production_namespace})"
+    )
 
 
 def build_config(repo: str, options: ServeOptions) -> ControllerConfig:

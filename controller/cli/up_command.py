@@ -1,36 +1,30 @@
 """`shipyard up`: the quickstart. The example agents as a git repository, served locally.
 
-It makes a real repository out of `examples/agents-repo` (a `main` branch and a feature
-branch that changes one agent), serves it on the local target and prints the production
-and preview URLs, so `git push` → preview URL can be tried on a laptop in one command.
+It makes a bare repository out of the example agents (a `main` branch and a feature
+branch that changes one agent) plus a working clone of it, serves the bare one on the
+local target and prints the production and preview URLs and the exact commands that
+take a change from the clone to a preview and on to production.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import click
 
-from controller.cli import serve_command
+from controller.cli import quickstart_repository, serve_command
 from controller.reconciler.controller import Controller
 
-FEATURE_BRANCH = "feature/friendlier-support"
-_GIT_IDENTITY = (
-    "-c",
-    "user.name=Shipyard Quickstart",
-    "-c",
-    "user.email=quickstart@shipyard.invalid",
-)
+# What the printed next steps append to the support bot's prompt.
+EXAMPLE_CHANGE = "Always answer in French."
 
 
 @click.command()
 @click.option(
     "--example",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Agents repository to start from. [default: examples/agents-repo]",
+    help="Agents repository to start from. [default: the example shipped with Shipyard]",
 )
 @serve_command.serve_options
 def up(example: Path | None, **values: Any) -> None:
@@ -42,11 +36,8 @@ def up(example: Path | None, **values: Any) -> None:
       shipyard up --port 9000
     """
     options = serve_command.gather(**values)
-    source = example or _bundled_example()
     state_dir = (options.state_dir or Path(".shipyard") / "quickstart").resolve()
-    repository = state_dir / "agents-repo"
-    if not (repository / ".git").exists():
-        _make_repository(source, repository)
+    repositories = quickstart_repository.prepare(state_dir, example)
     quick = serve_command.ServeOptions(
         **{
             **options.__dict__,
@@ -54,12 +45,20 @@ def up(example: Path | None, **values: Any) -> None:
             "poll_interval": min(options.poll_interval, 2.0),
         }
     )
-    config = serve_command.build_config(str(repository), quick)
-    click.echo(f"Shipyard: serving {repository} on http://{options.host}:{options.port}/ …")
-    serve_command.run(config, quick, on_ready=lambda controller: _banner(controller, repository))
+    config = serve_command.build_config(str(repositories.served), quick)
+    click.echo(
+        f"Shipyard: serving {repositories.served} on http://{options.host}:{options.port}/ …"
+    )
+    serve_command.run(
+        config, quick, on_ready=lambda controller: _banner(controller, repositories, options)
+    )
 
 
-async def _banner(controller: Controller, repository: Path) -> None:
+async def _banner(
+    controller: Controller,
+    repositories: quickstart_repository.Repositories,
+    options: serve_command.ServeOptions,
+) -> None:
     lines = []
     for environment in controller.environments():
         lines.append(f"\n{environment['name']} (branch {environment['branch']}):")
@@ -67,11 +66,24 @@ async def _banner(controller: Controller, repository: Path) -> None:
             state = "ready" if agent["ready"] else agent["state"].lower()
             lines.append(f"  {agent['url'] or '-':<72} {agent['version'] or '-':<10} {state}")
     click.echo("".join(line + "\n" for line in lines))
-    click.echo(
-        f"Try:   curl {_first_url(controller)}\n"
-        f"Push:  cd {repository} && git checkout -b my-change && <edit> && git commit -am … \n"
-        f"       (previews follow the repository's branches; Ctrl-C stops everything)"
-    )
+    click.echo(f"Try:   curl {_first_url(controller)}\n")
+    click.echo("\n".join(next_steps(repositories.clone, options.port)) + "\n")
+
+
+def next_steps(clone: Path, port: int) -> list[str]:
+    """Commands to paste into a second terminal, each runnable exactly as printed."""
+    server = "" if port == 8080 else f" --server http://127.0.0.1:{port}"
+    return [
+        "Next, in another terminal (Ctrl-C here stops everything):",
+        f"  cd {clone}",
+        "  git switch -c my-change",
+        f"  echo '{EXAMPLE_CHANGE}' >> agents/prompts/support-bot.md",
+        "  git commit -am 'Answer in French'",
+        "  git push -u origin my-change",
+        f"  shipyard get previews{server}        # preview-my-change appears within seconds",
+        "  git switch main && git merge --quiet my-change && git push origin main",
+        f"  shipyard get agents{server}          # production runs the change; the preview is gone",
+    ]
 
 
 def _first_url(controller: Controller) -> str:
@@ -80,37 +92,3 @@ def _first_url(controller: Controller) -> str:
             if agent["url"]:
                 return str(agent["url"])
     return "(no agent is serving yet)"
-
-
-def _bundled_example() -> Path:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = base / "examples" / "agents-repo"
-        if (candidate / "agents").is_dir():
-            return candidate
-    raise click.UsageError("examples/agents-repo not found; pass --example PATH")
-
-
-def _make_repository(source: Path, repository: Path) -> None:
-    """`main` with the example agents; a feature branch with a friendlier support prompt."""
-    staging = repository.with_name(repository.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging, ignore=shutil.ignore_patterns(".git", "__pycache__"))
-    _git(staging, "init", "--quiet", "--initial-branch=main")
-    _git(staging, "add", "--all")
-    _git(staging, "commit", "--quiet", "-m", "Add the example agents")
-    _git(staging, "checkout", "--quiet", "-b", FEATURE_BRANCH)
-    prompt = staging / "agents" / "prompts" / "support-bot.md"
-    if prompt.is_file():
-        prompt.write_text(prompt.read_text() + "\nGreet every customer warmly by name.\n")
-    _git(staging, "commit", "--quiet", "--all", "-m", "Make the support bot friendlier")
-    _git(staging, "checkout", "--quiet", "main")
-    staging.rename(repository)
-
-
-def _git(cwd: Path, *arguments: str) -> None:
-    try:
-        subprocess.run(
-            ["git", *_GIT_IDENTITY, *arguments], cwd=cwd, check=True, capture_output=True, text=True
-        )
-    except subprocess.CalledProcessError as error:
-        raise click.ClickException(f"git {arguments[0]} failed: {error.stderr.strip()}") from error

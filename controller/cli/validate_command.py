@@ -86,6 +86,8 @@ def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | 
     if file_count == 0:
         where = ", ".join(str(path) for path in paths) or "."
         raise click.ClickException(f"no manifests (*.yaml, *.yml) found in {where}")
+    # By file, then line: the order an editor's problem list and a reviewer read in.
+    problems.sort(key=lambda found: (str(found[0]), found[1].file, found[1].line, found[1].column))
     if output == "json":
         _print_json(agents, problems, file_count)
     else:
@@ -191,6 +193,8 @@ def _group_by_repository(
             requests[absolute] = None
             continue
         repository = (repo_root or _enclosing_repository(absolute, root)).resolve()
+        if absolute.is_dir() and repo_root is None and not (repository / root).is_dir():
+            _refuse_unless_empty(path, repository, root)
         if repository not in absolute.parents and repository != absolute:
             raise click.BadParameter(
                 f"{str(path)!r} is outside the repository root {str(repository)!r}",
@@ -200,8 +204,20 @@ def _group_by_repository(
         tree = trees.FilesystemTree(repository)
         files = tree.manifest_paths(relative) if absolute.is_dir() else [relative]
         if requests.get(repository, []) is not None:
-            requests[repository] = [*(requests.get(repository) or []), *files]
+            known = requests.get(repository) or []
+            requests[repository] = [*known, *(name for name in files if name not in known)]
     return requests
+
+
+def _refuse_unless_empty(path: Path, repository: Path, root: str) -> None:
+    """A directory outside any agents repository: its YAML is someone else's, so say so."""
+    if not trees.FilesystemTree(path.resolve()).manifest_paths("."):
+        return  # nothing to misreport; "no manifests found" says it better
+    raise click.ClickException(
+        f"{str(path)!r} is not in an agents repository: {repository} has no {root}/ "
+        f"directory. Run validate at the root of one, name the manifest files, or give "
+        f"--root DIR (or --repo-root DIR) to say where the manifests are"
+    )
 
 
 def _enclosing_repository(path: Path, root: str) -> Path:
@@ -212,24 +228,12 @@ def _enclosing_repository(path: Path, root: str) -> Path:
     return Path.cwd()
 
 
-def _shown(repository: Path, file: str) -> str:
-    """A problem's file as the person typed it would find it: relative to where they are."""
-    shown = os.path.relpath(repository / file)
-    return str(repository / file) if shown.startswith("..") else shown
-
-
 def _print_text(
     agents: list[tuple[Path, CheckedAgent]], problems: list[tuple[Path, Problem]], file_count: int
 ) -> None:
-    for repository, problem in problems:
-        located = Problem(
-            _shown(repository, problem.file),
-            problem.line,
-            problem.column,
-            problem.field,
-            problem.message,
-        )
-        click.echo(located.render())
+    for _, problem in problems:
+        # Repository-relative, as the messages themselves name prompt files.
+        click.echo(problem.render())
     files = _plural(file_count, "file")
     if problems:
         bad_files = len({(repository, problem.file) for repository, problem in problems})
@@ -251,15 +255,12 @@ def _print_json(
             {
                 "name": agent.name,
                 "version": agent.version,
-                "file": _shown(repository, agent.file),
+                "file": agent.file,
                 "line": agent.line,
             }
             for repository, agent in agents
         ],
-        "problems": [
-            {**problem.as_dict(), "file": _shown(repository, problem.file)}
-            for repository, problem in problems
-        ],
+        "problems": [problem.as_dict() for _, problem in problems],
     }
     click.echo(json.dumps(document, indent=2))
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -107,6 +107,9 @@ class Metrics:
         for phase in SYNC_PHASES:
             self._sync_phase.labels(phase)
         self.registry.register(_Current(self))
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, …:
+        # the controller's own footprint, as every Prometheus exporter offers it.
+        ProcessCollector(registry=self.registry)
 
     def watch(self, source: Callable[[], State]) -> None:
         """Take the current state from `source` at every scrape (the reconciler's snapshot)."""

@@ -426,7 +426,13 @@ class Controller:
         status.problems = [problem.as_dict() for problem in result.problems]
         first = result.problems[0].render()
         more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
-        message = f"invalid manifests: {first}{more}; still serving the last good versions"
+        # A new preview has no last good versions: say so rather than promise any.
+        serving = (
+            "still serving the last good versions"
+            if self.target.running(status.name)
+            else "nothing from this branch runs yet"
+        )
+        message = f"invalid manifests: {first}{more}; {serving}"
         was_stalled = status.conditions.get("Stalled")
         status.set_condition("Stalled", True, "ManifestInvalid", message)
         status.set_condition("Ready", False, "ManifestInvalid", message)

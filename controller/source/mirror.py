@@ -135,6 +135,12 @@ class Mirror:
         older, newer = self._commit(ancestor), self._commit(descendant)
         return older.repo.is_ancestor(older, newer)
 
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The newest commit both contain (what a pull request compares with), or None."""
+        first, second = self._commit(one), self._commit(other)
+        bases = first.repo.merge_base(first, second)
+        return str(bases[0].hexsha) if bases else None
+
     def branches_contained_in(self, sha: str) -> set[str]:
         """Branches whose head `sha` contains, in one git call however many branches exist."""
         repo = self._repo()

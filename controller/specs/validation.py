@@ -61,6 +61,45 @@ _EXPLAINED: dict[tuple[str, ...], str] = {
     ("properties", "spec", "properties", "image", "pattern"): "must not contain spaces",
 }
 
+# What each pattern of the schema means, so no message ever shows a raw regular expression.
+# Keyed by the pattern itself: wherever a pattern is reused, its meaning is the same.
+PATTERN_MEANINGS: dict[str, str] = {
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?$": (
+        "a DNS-1123 label: lowercase letters, digits and '-', starting with a letter and "
+        "ending with a letter or digit"
+    ),
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": (
+        "lowercase letters, digits and '-', starting and ending with a letter or digit"
+    ),
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$": (
+        "a Kubernetes object name (DNS-1123 subdomain): lowercase letters, digits, '-' and "
+        "'.', such as openai-credentials"
+    ),
+    r"^[-._a-zA-Z0-9]+$": "letters, digits, '-', '_' or '.', such as api-key",
+    r"^[^\s]+$": "a value without spaces",
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$": (
+        "a label key: an optional DNS prefix and '/', then letters, digits, '-', '_' or '.'"
+    ),
+    r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$": (
+        "a label value: letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    ),
+    r"^/[^\s]*$": "an HTTP path starting with '/' and without spaces, such as /healthz",
+    r"^[A-Za-z][A-Za-z0-9_-]*$": (
+        "a name of letters, digits, '_' and '-', starting with a letter, such as search_docs"
+    ),
+    r"^https?://[^\s]+$": "an http:// or https:// URL without spaces",
+    r"^(?=.*[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$": (
+        "a duration such as 72h, 90m, 1h30m or 2d"
+    ),
+    r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$": (
+        "a Kubernetes CPU quantity: cores such as 1 or 0.5, or millicores such as 500m"
+    ),
+    r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$": (
+        "a Kubernetes quantity such as 512Mi, 1Gi or 128M"
+    ),
+}
+
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -181,6 +220,10 @@ def _explain(error: ValidationError) -> Iterator[tuple[Path, bool, str]]:
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_JSON_TYPES.get(name, name) for name in names)
         yield path, False, f"must be {wanted}, not {_describe(error.instance)}"
+        return
+    if keyword == "pattern":
+        meaning = PATTERN_MEANINGS.get(str(expected), "the form this field takes")
+        yield path, False, f"{error.instance!r} is not {meaning}"
         return
     if keyword == "enum":
         options = ", ".join(str(option) for option in expected)

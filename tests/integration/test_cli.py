@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -35,6 +36,7 @@ from tests.gitrepos import Upstream
 from tests.integration.controller_harness import (
     EXAMPLE_AGENT,
     Shipyard,
+    free_port,
     manifest,
     preview_of,
     wait_for,
@@ -245,9 +247,8 @@ def test_get_environments_and_previews(world: World) -> None:
     assert re.fullmatch(r"\d+[smhdy]\w*", rows["production"][4])
     previews = quick(world, "get", "previews", "--no-headers")
     assert [columns(line)[:2] for line in previews.stdout.splitlines()] == [[PREVIEW, "feature"]]
-    assert json.loads(quick(world, "get", "env", "production", "-o", "json").stdout)["name"] == (
-        "production"
-    )
+    production = json.loads(quick(world, "get", "env", "production", "-o", "json").stdout)
+    assert (production["kind"], production["metadata"]["name"]) == ("Environment", "production")
     assert quick(world, "get", "previews", "-o", "name").stdout == f"environment/{PREVIEW}\n"
     wide = quick(world, "get", "environments", "-o", "wide").stdout.splitlines()
     assert columns(wide[0])[-2:] == ["COMMIT", "MESSAGE"]
@@ -268,18 +269,23 @@ def test_get_agents_in_every_output_format(world: World) -> None:
     ]
     listed = json.loads(as_json.stdout)
     assert listed["kind"] == "List"
-    assert sorted((a["environment"], a["name"]) for a in listed["items"]) == [
+    assert sorted((a["metadata"]["namespace"], a["metadata"]["name"]) for a in listed["items"]) == [
         (PREVIEW, "alpha"), (PREVIEW, "gamma"), ("production", "alpha"), ("production", "beta"),
     ]  # fmt: skip
     single = yaml.safe_load(one.stdout)
-    assert (single["name"], single["environment"], single["labels"]) == ("alpha", PREVIEW, SUPPORT)
-    assert single["state"] == "Healthy"
+    metadata = single["metadata"]
+    assert (metadata["name"], metadata["namespace"], metadata["labels"]) == (
+        "alpha",
+        PREVIEW,
+        SUPPORT,
+    )
+    assert single["status"]["state"] == "Healthy"
 
     wide = quick(world, "get", "agents", "-A", "-o", "wide").stdout.splitlines()
     assert columns(wide[0])[-3:] == ["COMMIT", "STATE", "DESIRED"]
     assert len(wide) == 5
     as_yaml = yaml.safe_load(quick(world, "get", "agents", "-o", "yaml").stdout)
-    assert [agent["name"] for agent in as_yaml["items"]] == ["alpha", "beta"]
+    assert [agent["metadata"]["name"] for agent in as_yaml["items"]] == ["alpha", "beta"]
     assert quick(world, "get", "agents", "-o", "name").stdout == "agent/alpha\nagent/beta\n"
     headless = quick(world, "get", "agents", "--no-headers").stdout.splitlines()
     assert [columns(line)[0] for line in headless] == ["alpha", "beta"]
@@ -332,8 +338,156 @@ def test_get_revisions_and_rollouts(world: World) -> None:
     items = yaml.safe_load(
         quick(world, "get", "rollouts", "alpha", "-e", PREVIEW, "-o", "yaml").stdout
     )
-    assert {(r["agent"], r["environment"]) for r in items["items"]} == {("alpha", PREVIEW)}
-    assert items["items"][0]["result"] == "Healthy"
+    assert {(r["spec"]["agent"], r["metadata"]["namespace"]) for r in items["items"]} == {
+        ("alpha", PREVIEW)
+    }
+    assert items["items"][0]["status"]["result"] == "Healthy"
+
+
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
+
+
+def camel_case_keys(value: Any, where: str = "") -> list[str]:
+    """Keys that are not camelCase, below `value`; label keys and manifests are the user's."""
+    wrong = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not CAMEL_CASE.fullmatch(str(key)):
+                wrong.append(f"{where}.{key}")
+            if key not in ("labels", "manifest"):
+                wrong += camel_case_keys(child, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            wrong += camel_case_keys(child, f"{where}[{index}]")
+    return wrong
+
+
+KINDS = {
+    "environments": "Environment",
+    "agents": "Agent",
+    "revisions": "Revision",
+    "rollouts": "Rollout",
+}
+
+
+@pytest.mark.parametrize("resource", list(KINDS))
+def test_json_is_kubectls_object_shape(world: World, resource: str) -> None:
+    """As `kubectl get pods -o json`: a v1 List of objects with apiVersion, kind, metadata."""
+    listed = json.loads(quick(world, "get", resource, "-A", "-o", "json").stdout)
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    assert listed["items"]
+    for item in listed["items"]:
+        assert item["apiVersion"] == "shipyard.dev/v1alpha1"
+        assert item["kind"] == KINDS[resource]
+        metadata = item["metadata"]
+        assert isinstance(metadata["name"], str)
+        assert isinstance(metadata["labels"], dict)
+        assert RFC3339.fullmatch(metadata["creationTimestamp"]), metadata
+        if resource == "environments":
+            assert "namespace" not in metadata  # cluster-scoped, as a Namespace
+        else:
+            assert metadata["namespace"] in ("production", PREVIEW)
+        assert camel_case_keys(item) == []
+        assert set(item) <= {"apiVersion", "kind", "metadata", "spec", "status"}
+    as_yaml = yaml.safe_load(quick(world, "get", resource, "-A", "-o", "yaml").stdout)
+    assert as_yaml == listed
+
+
+def test_agent_object_separates_spec_and_status(world: World) -> None:
+    agent = json.loads(quick(world, "get", "agent", "alpha", "-n", PREVIEW, "-o", "json").stdout)
+    assert agent["metadata"]["labels"] == SUPPORT
+    assert agent["spec"]["branch"] == "feature"
+    assert agent["status"]["version"] == agent["spec"]["version"]
+    assert agent["status"]["ready"] is True
+    assert agent["status"]["url"].startswith("http://alpha--preview-feature.localhost:")
+    revision = json.loads(quick(world, "get", "revisions", "alpha", "-o", "json").stdout)
+    first = revision["items"][0]
+    assert first["metadata"]["name"] == "alpha-1"
+    assert (first["spec"]["revision"], first["spec"]["message"]) == (1, "Add agents")
+    assert first["spec"]["manifest"]["metadata"]["name"] == "alpha"
+
+
+def test_kubectl_flags_namespace_jsonpath_custom_columns_show_labels(world: World) -> None:
+    by_namespace, by_environment = (
+        quick(world, "get", "agents", flag, PREVIEW, "-o", "name").stdout for flag in ("-n", "-e")
+    )
+    assert by_namespace == by_environment == "agent/alpha\nagent/gamma\n"
+    assert quick(world, "get", "agents", "--namespace", PREVIEW, "--no-headers").stdout
+
+    names = cli(world, "get", "agents", "-A", "-o", "jsonpath={.items[*].metadata.name}")
+    assert (names.returncode, names.stdout) == (0, "alpha gamma alpha beta")
+    template = '{range .items[*]}{.metadata.name}{"\\t"}{.status.ready}{"\\n"}{end}'
+    ranged = quick(world, "get", "agents", "-o", f"jsonpath={template}")
+    assert ranged.stdout == "alpha\ttrue\nbeta\ttrue\n"
+    one = quick(world, "get", "agent", "alpha", "-o", "jsonpath={.metadata.labels.team}")
+    assert one.stdout == "support"
+    filtered = quick(
+        world, "get", "agents", "-A", "-o",
+        "jsonpath={.items[?(@.metadata.labels.team==\"support\")].metadata.namespace}",
+    )  # fmt: skip
+    assert filtered.stdout == f"{PREVIEW} production"
+
+    columns_out = cli(
+        world, "get", "agents", "-A", "-o",
+        "custom-columns=NAME:.metadata.name,Env:.metadata.namespace,TEAM:.metadata.labels.team",
+    )  # fmt: skip
+    lines = columns_out.stdout.splitlines()
+    assert columns(lines[0]) == ["NAME", "Env", "TEAM"]
+    assert [columns(line) for line in lines[1:]] == [
+        ["alpha", PREVIEW, "support"],
+        ["gamma", PREVIEW, "<none>"],
+        ["alpha", "production", "support"],
+        ["beta", "production", "billing"],
+    ]
+
+    labelled = quick(world, "get", "agents", "--show-labels").stdout.splitlines()
+    assert columns(labelled[0])[-1] == "LABELS"
+    assert columns(labelled[1])[-1] == "team=support,tier=frontline"
+    assert columns(labelled[2])[-1] == "team=billing"
+
+    for bad, expected in [
+        ("jsonpath={.items[", "unclosed action"),
+        ("custom-columns=NAME", "HEADER:PATH"),
+        ("table", "unknown output format 'table'"),
+    ]:
+        refused = quick(world, "get", "agents", "-o", bad)
+        assert refused.returncode == 2, bad
+        assert expected in refused.stderr, refused.stderr
+
+
+def test_describe_environment(world: World) -> None:
+    result = cli(world, "describe", "environment", PREVIEW)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert re.search(rf"^Name:\s+{PREVIEW}$", text, re.MULTILINE)
+    assert re.search(r"^Branch:\s+feature$", text, re.MULTILINE)
+    assert re.search(r"^Problems:\s+<none>$", text, re.MULTILINE)
+    conditions = text.split("Conditions:\n")[1].split("Problems:")[0].splitlines()
+    assert columns(conditions[1])[:3] == ["Ready", "True", "Succeeded"]
+    agents = text.split("Agents:\n")[1].split("Events:")[0].splitlines()
+    assert columns(agents[0]) == ["NAME", "VERSION", "DESIRED", "STATE", "READY", "AGE"]
+    assert [columns(line)[0] for line in agents[1:]] == ["alpha", "gamma"]
+    assert all(columns(line)[3:5] == ["Healthy", "True"] for line in agents[1:])
+    events = text.split("Events:\n")[1].splitlines()
+    assert any("agent/alpha: " in line and "RolloutSucceeded" in line for line in events)
+
+
+def test_serve_says_where_it_listens_what_it_serves(world: World) -> None:
+    log = world.shipyard.log.read_text()
+    assert f"listening on http://127.0.0.1:{world.shipyard.port}/\n" in log
+    lines = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+        for line in log.splitlines()
+        if line.startswith("  ") and ":" in line
+    }
+    assert lines["repository"] == str(world.upstream.bare)
+    assert lines["target"] == "local"
+    assert lines["default branch"].startswith("the repository's HEAD")
+    assert (
+        "First sync done: default branch main; environments: "
+        f"{PREVIEW}, production (shipyard get environments)\n"
+    ) in log
 
 
 def test_describe_agent(world: World) -> None:
@@ -445,7 +599,11 @@ def test_diff_between_branches(world: World) -> None:
         ["diff", "feature", "--repo", str(world.upstream.work), "-o", "json"],
     )
     assert bare.returncode == 0, bare.stderr
-    assert bare.stdout.startswith("feature (")
+    production = world.shipyard.environments()["production"]["commit"]
+    assert bare.stdout.startswith(
+        f"feature ({world.upstream.git('rev-parse', 'feature')[:12]}) against main "
+        f"({production[:12]}, what production runs at {world.shipyard.api('')})\n"
+    ), bare.stdout
     for line in [
         'agent "alpha" modified: ',
         "  spec.model.name: echo → echo-2",
@@ -462,7 +620,8 @@ def test_diff_between_branches(world: World) -> None:
         assert any(row.startswith(line) for row in bare.stdout.splitlines()), line
     # A working clone: production is its main branch, whatever is checked out.
     document = json.loads(as_json.stdout)
-    assert document["against"] == "main"
+    assert (document["against"], document["basis"]) == ("main", "production")
+    assert document["againstCommit"] == production
     changes = {agent["name"]: agent for agent in document["agents"]}
     assert {name: change["change"] for name, change in changes.items()} == {
         "alpha": "modified", "gamma": "added", "beta": "removed",
@@ -474,6 +633,60 @@ def test_diff_between_branches(world: World) -> None:
     unknown = quick(world, "diff", "nope", "--repo", str(world.upstream.bare))
     assert unknown.returncode == 1
     assert unknown.stderr.startswith('error: branch "nope" not found in ')
+
+
+def test_diff_compares_with_the_merge_base_when_production_is_elsewhere(
+    world: World, tmp_path: Path
+) -> None:
+    """main moved on after the branch forked: only the branch's own changes show."""
+    other = Upstream(tmp_path / "other")
+    other.commit(
+        {"agents/alpha.yaml": agent_yaml("alpha"), "agents/beta.yaml": agent_yaml("beta")},
+        message="Add agents",
+        branch="main",
+    )
+    other.git("checkout", "--quiet", "-b", "feature")
+    other.commit({"agents/alpha.yaml": agent_yaml("alpha", model="echo-2")}, message="Model")
+    other.git("checkout", "--quiet", "main")
+    other.commit({"agents/beta.yaml": agent_yaml("beta", temperature=0.9)}, message="Warmer")
+    other.push("main", "feature")
+    fork = other.git("merge-base", "main", "feature")
+
+    result = cli(world, "diff", "feature", "--repo", str(other.bare))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"feature ({other.git('rev-parse', 'feature')[:12]}) against main ({fork[:12]}, "
+        "the merge base with main)\n"
+    ), result.stdout
+    assert "  spec.model.name: echo → echo-2" in result.stdout.splitlines()
+    assert "beta" not in result.stdout  # main's newer change is not the branch's
+    assert result.stderr.startswith("warning: production at ")
+    assert "which this repository does not have; comparing with the merge base" in result.stderr
+    explicit = quick(world, "diff", "feature", "--repo", str(other.bare), "--against", "main")
+    assert "the merge base with main" in explicit.stdout
+
+
+def test_head_metrics_process_series_and_a_helpful_404(world: World) -> None:
+    shipyard = world.shipyard
+    head = shipyard.http.head(shipyard.api("/metrics"))
+    assert (head.status_code, head.content) == (200, b"")
+    assert shipyard.http.head(shipyard.api("/healthz")).status_code == 200
+    assert "\nprocess_cpu_seconds_total " in shipyard.metrics()
+
+    gone = shipyard.agent("alpha", "preview-gone")  # a removed preview's URL
+    assert gone.status_code == 404
+    body = gone.json()
+    assert "environment preview-gone serves nothing" in body["error"]
+    assert body["available"] == [  # the same agent elsewhere, nothing unrelated
+        f"http://alpha--{PREVIEW}.localhost",
+        "http://alpha--production.localhost",
+    ]
+    unknown = shipyard.agent("delta", "production").json()
+    assert "serves nothing" not in unknown["error"]
+    assert unknown["available"] == [  # what the environment does serve
+        "http://alpha--production.localhost",
+        "http://beta--production.localhost",
+    ]
 
 
 # Steering ----------------------------------------------------------------------------------
@@ -556,7 +769,8 @@ def test_history_undo_pins_and_resume_unpins(world: World) -> None:
     assert undo.returncode == 0, undo.stderr
     assert undo.stdout.startswith(f"agent/gamma rolled back to revision 1 ({first}) in {PREVIEW}")
     pinned = json.loads(quick(world, "get", "agent", "gamma", "-e", PREVIEW, "-o", "json").stdout)
-    assert (pinned["state"], pinned["version"], pinned["desiredVersion"], pinned["ready"]) == (
+    status = pinned["status"]
+    assert (status["state"], status["version"], pinned["spec"]["version"], status["ready"]) == (
         "Pinned",
         first,
         second,
@@ -628,7 +842,12 @@ def test_pause_holds_through_new_commits_until_resumed(world: World) -> None:
     world.shipyard.http.post(world.shipyard.api("/api/v1/sync"))
     world.shipyard.wait_desired("gamma", PREVIEW, sha)
     agent = json.loads(quick(world, "get", "agent", "gamma", "-e", PREVIEW, "-o", "json").stdout)
-    assert (agent["state"], agent["version"], agent["ready"]) == ("Pinned", held, True)
+    held_status = agent["status"]
+    assert (held_status["state"], held_status["version"], held_status["ready"]) == (
+        "Pinned",
+        held,
+        True,
+    )
     pin = next(
         line
         for line in quick(world, "describe", "agent", "gamma", "-e", PREVIEW).stdout.splitlines()
@@ -667,3 +886,83 @@ def test_rollout_status_fails_while_the_newest_commit_cannot_be_deployed(world: 
     wait_for(lambda: world.shipyard.environments()[PREVIEW]["commit"] == fix, what="the fix")
     fixed = quick(world, "rollout", "status", "alpha", "-e", PREVIEW, "--timeout", "60s")
     assert fixed.returncode == 0, fixed.stderr
+
+
+# Errors not hidden ---------------------------------------------------------------------------
+
+
+def test_an_invalid_manifest_on_a_new_branch_is_told_plainly(world: World) -> None:
+    broken = agent_yaml("delta").replace("  model:\n", "  modle:\n  model:\n", 1)
+    world.upstream.git("checkout", "--quiet", "-b", "broken", "main")
+    sha = world.upstream.commit({"agents/delta.yaml": broken}, message="Add delta, misspelt")
+    world.upstream.push("broken")
+    environment = preview_of("broken")
+    try:
+        wait_for(
+            lambda: world.shipyard.environments().get(environment, {}).get("commit") == sha,
+            what=f"{environment} to observe the broken commit",
+        )
+        described = cli(world, "describe", "environment", environment)
+        assert described.returncode == 0, described.stderr
+        text = described.stdout
+        problems = text.split("Problems:\n")[1].split("Agents:")[0].splitlines()
+        assert problems[0].strip().startswith("agents/delta.yaml:"), problems
+        assert re.match(r"agents/delta\.yaml:\d+:\d+: spec\.modle: ", problems[0].strip())
+        stalled = next(line for line in text.splitlines() if line.strip().startswith("Stalled"))
+        assert "nothing from this branch runs yet" in stalled
+        assert "last good versions" not in stalled
+        events = text.split("Events:\n")[1].splitlines()
+        assert any(columns(line)[:2] == ["Warning", "ManifestInvalid"] for line in events)
+        row = columns(quick(world, "get", "env", environment, "--no-headers").stdout)
+        assert row[1:4] == ["broken", "False", "0/0"]
+        assert re.fullmatch(r"\d+[smhd]\w*", row[4]), row  # an empty environment has an AGE
+    finally:
+        world.upstream.git("checkout", "--quiet", "main")
+        world.upstream.git("push", "--quiet", "origin", "--delete", "broken")
+        wait_for(
+            lambda: environment not in world.shipyard.environments(),
+            what=f"{environment} to go with its branch",
+        )
+
+
+def test_an_unreachable_repository_is_a_warning_not_silence(tmp_path: Path) -> None:
+    """The fetch error reaches `get environments`; the token in the URL reaches nobody."""
+    port = free_port()
+    repo = "http://ann:s3cr3t-token@127.0.0.1:9/agents.git"
+    log = tmp_path / "serve.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(SHIPYARD), "serve", "--repo", repo, "--port", str(port),
+             "--state-dir", str(tmp_path / "state"), "--poll-interval", "0.3s"],
+            stdout=output, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        api = f"http://127.0.0.1:{port}"
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            source = wait_for(
+                lambda: (
+                    http.get(f"{api}/api/v1/environments").json()["source"]["error"]
+                    and http.get(f"{api}/api/v1/environments").json()["source"]
+                ),
+                what="the first failed fetch",
+            )
+        assert source["repo"] == "http://***@127.0.0.1:9/agents.git"
+        result = subprocess.run(
+            [str(SHIPYARD), "get", "environments", "--server", api],
+            env={**env, "XDG_CONFIG_HOME": str(tmp_path / "no-config")},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert (result.returncode, result.stdout) == (0, "")
+        warning, nothing = result.stderr.splitlines()
+        assert warning.startswith("Warning: cannot fetch http://***@127.0.0.1:9/agents.git: ")
+        assert warning.endswith(
+            "the controller has never fetched it, so it knows no environments yet"
+        )
+        assert nothing == "No resources found"
+        started = log.read_text()
+        assert "  repository:     http://***@127.0.0.1:9/agents.git\n" in started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "s3cr3t-token" not in log.read_text() + result.stderr

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.cli import describe_command, labels, manifest_diff, printers, rollout_command
+from controller.cli import describing, labels, manifest_diff, printers, rollout_command
 from controller.errors import ShipyardError
 
 SUPPORT = {"team": "support", "tier": "frontline"}
@@ -63,7 +63,7 @@ def test_repeated_events_fold_with_count_and_first_age() -> None:
         *(_event(now - 600 + 100 * i, "Probe", "unhealthy", "Warning") for i in range(5)),
         _event(now - 120, "Paused", "paused by ann"),
     ]
-    lines = describe_command.events_table(events, now)
+    lines = describing.events_table(events, now)
     assert lines[0].split() == ["TYPE", "REASON", "AGE", "FROM", "MESSAGE"]
     assert lines[1].split() == ["----", "------", "---", "----", "-------"]
     body = [" ".join(line.split()) for line in lines[2:]]

@@ -133,3 +133,73 @@ def test_repository_root_is_found_above_a_manifest_path(tmp_path: Path) -> None:
     single = EXAMPLE_REPO / "agents" / "triage.yaml"
     code, out, _ = run("validate", str(single), cwd=tmp_path)
     assert (code, out.strip()) == (0, "1 agent in 1 file: all valid")
+
+
+def test_problems_are_sorted_by_file_then_line_with_repository_relative_paths(
+    write_repo: WriteRepo, tmp_path: Path
+) -> None:
+    bad_limits = "  resources:\n    limits:\n      memory: 12 GB\n"
+    root = write_repo(
+        {
+            "agents/b.yaml": agent_yaml("bee").replace("temperature: 0.2", "temperature: 3.5")
+            + bad_limits,
+            "agents/a.yaml": agent_yaml().replace("name: echo-1", "name: ''"),
+            "prompts/support-bot.md": "p",
+            "prompts/bee.md": "p",
+        }
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, _ = run("validate", str(root), "agents/b.yaml", cwd=elsewhere)
+    assert code == 2  # agents/b.yaml does not exist here: paths are the caller's
+    code, out, _ = run("validate", str(root), str(root / "agents" / "b.yaml"), cwd=elsewhere)
+    assert code == 1
+    lines = out.splitlines()[:-1]
+    located = [(line.split(":")[0], int(line.split(":")[1])) for line in lines]
+    assert located == sorted(located)
+    assert [file for file, _ in located] == ["agents/a.yaml", "agents/b.yaml", "agents/b.yaml"]
+    assert out.splitlines()[-1] == "3 problems in 2 of 2 files; 0 agents valid"  # no duplicates
+
+
+def test_a_pattern_is_told_in_words_never_as_a_regular_expression(write_repo: WriteRepo) -> None:
+    limits = "  resources:\n    limits:\n      memory: 12 GB\n      cpu: two\n"
+    root = write_repo({"agents/a.yaml": agent_yaml() + limits, "prompts/support-bot.md": "p"})
+    code, out, _ = run("validate", cwd=root)
+    assert code == 1
+    assert "spec.resources.limits.memory: '12 GB' is not a Kubernetes quantity such as 512Mi" in out
+    assert "spec.resources.limits.cpu: 'two' is not a Kubernetes CPU quantity" in out
+    assert "^" not in out
+    assert "$" not in out
+
+
+def test_every_schema_pattern_has_words() -> None:
+    from controller.specs import validation  # noqa: PLC0415 - the table under test
+
+    patterns: list[str] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                patterns.append(node["pattern"])
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    collect(json.loads(run("schema")[1]))
+    assert patterns
+    assert [p for p in patterns if p not in validation.PATTERN_MEANINGS] == []
+
+
+def test_outside_an_agents_repository_it_says_so(tmp_path: Path) -> None:
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "service.yaml").write_text("apiVersion: v1\nkind: Service\n")
+    (tmp_path / "values.yaml").write_text("replicas: 2\n")
+    code, out, err = run("validate", cwd=tmp_path)
+    assert (code, out) == (1, "")
+    assert "'.' is not in an agents repository: " in err
+    assert "has no agents/ directory" in err
+    code, out, _ = run("validate", "k8s/service.yaml", cwd=tmp_path)  # named: checked
+    assert code == 1
+    assert out.startswith("k8s/service.yaml:1:13: apiVersion: 'v1' is not supported")
