@@ -1,0 +1,51 @@
+"""The README Quickstart's two commands, read out of README.md itself.
+
+What is tested (tests/integration/test_readme_commands.py, and the fresh Debian and Ubuntu
+containers of .github/workflows/readme.yml) is therefore exactly what a new user copies:
+the README cannot drift from it. Standard library only, so that a bare system Python can
+run it: `python3 tests/readme_commands.py run` prints the run command, `… test` the test
+command, `… debian-prerequisites` what the Quickstart tells a stock Debian or Ubuntu to
+install first.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+class QuickstartCommands(NamedTuple):
+    run: str
+    test: str
+    debian_prerequisites: str
+
+
+def quickstart_commands(text: str | None = None) -> QuickstartCommands:
+    """The two `sh` blocks of the Quickstart section, in order; each must be one line."""
+    text = README.read_text(encoding="utf-8") if text is None else text
+    _, found, rest = text.partition("\n## Quickstart\n")
+    if not found:
+        raise ValueError("README.md has no '## Quickstart' section")
+    section = rest.split("\n## ", 1)[0]
+    blocks = [block.strip() for block in re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)]
+    if len(blocks) != 2:
+        raise ValueError(f"the Quickstart has {len(blocks)} sh blocks, expected 2 (run, test)")
+    for block in blocks:
+        if "\n" in block:
+            raise ValueError(f"a Quickstart command must be one line to copy: {block!r}")
+    prerequisites = re.findall(r"`(sudo apt-get install [^`]+)`", section)
+    if len(prerequisites) != 1:
+        raise ValueError("the Quickstart names no single `sudo apt-get install …` for Debian")
+    run, test = blocks
+    return QuickstartCommands(run, test, prerequisites[0])
+
+
+if __name__ == "__main__":
+    which = sys.argv[1].replace("-", "_") if len(sys.argv) == 2 else ""
+    if which not in QuickstartCommands._fields:
+        sys.exit("usage: python3 tests/readme_commands.py run|test|debian-prerequisites")
+    print(getattr(quickstart_commands(), which))
