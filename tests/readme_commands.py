@@ -5,7 +5,8 @@ containers of .github/workflows/readme.yml) is therefore exactly what a new user
 the README cannot drift from it. Standard library only, so that a bare system Python can
 run it: `python3 tests/readme_commands.py run` prints the run command, `… test` the test
 command, `… debian-prerequisites` what the Quickstart tells a stock Debian or Ubuntu to
-install first.
+install first, `… kubernetes-install` the "On Kubernetes" install (the kind e2e job runs
+it).
 """
 
 from __future__ import annotations
@@ -24,14 +25,22 @@ class QuickstartCommands(NamedTuple):
     debian_prerequisites: str
 
 
+def _section(text: str | None, heading: str) -> str:
+    text = README.read_text(encoding="utf-8") if text is None else text
+    _, found, rest = text.partition(f"\n## {heading}\n")
+    if not found:
+        raise ValueError(f"README.md has no '## {heading}' section")
+    return rest.split("\n## ", 1)[0]
+
+
+def _sh_blocks(section: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)]
+
+
 def quickstart_commands(text: str | None = None) -> QuickstartCommands:
     """The two `sh` blocks of the Quickstart section, in order; each must be one line."""
-    text = README.read_text(encoding="utf-8") if text is None else text
-    _, found, rest = text.partition("\n## Quickstart\n")
-    if not found:
-        raise ValueError("README.md has no '## Quickstart' section")
-    section = rest.split("\n## ", 1)[0]
-    blocks = [block.strip() for block in re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)]
+    section = _section(text, "Quickstart")
+    blocks = _sh_blocks(section)
     if len(blocks) != 2:
         raise ValueError(f"the Quickstart has {len(blocks)} sh blocks, expected 2 (run, test)")
     for block in blocks:
@@ -44,8 +53,22 @@ def quickstart_commands(text: str | None = None) -> QuickstartCommands:
     return QuickstartCommands(run, test, prerequisites[0])
 
 
+def kubernetes_install(text: str | None = None) -> str:
+    """The first `sh` block of "On Kubernetes": the install, as a shell script."""
+    blocks = _sh_blocks(_section(text, "On Kubernetes"))
+    if not blocks:
+        raise ValueError("the 'On Kubernetes' section has no sh block")
+    return blocks[0]
+
+
 if __name__ == "__main__":
     which = sys.argv[1].replace("-", "_") if len(sys.argv) == 2 else ""
-    if which not in QuickstartCommands._fields:
-        sys.exit("usage: python3 tests/readme_commands.py run|test|debian-prerequisites")
-    print(getattr(quickstart_commands(), which))
+    if which == "kubernetes_install":
+        print(kubernetes_install())
+    elif which in QuickstartCommands._fields:
+        print(getattr(quickstart_commands(), which))
+    else:
+        sys.exit(
+            "usage: python3 tests/readme_commands.py "
+            "run|test|debian-prerequisites|kubernetes-install"
+        )

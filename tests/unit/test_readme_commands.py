@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.readme_commands import quickstart_commands
+from tests.readme_commands import kubernetes_install, quickstart_commands
 
 PREREQUISITES = "Install `sudo apt-get install -y python3-venv git` first.\n\n"
 
@@ -42,3 +42,9 @@ def test_commands_are_read_in_order_from_the_quickstart_only() -> None:
 def test_a_quickstart_that_changed_shape_is_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         quickstart_commands(text)
+
+
+def test_the_kubernetes_install_is_the_first_block_of_its_section() -> None:
+    text = readme("a", "b") + "## On Kubernetes\n\n```sh\nkubectl apply -k x/\n```\n"
+    assert kubernetes_install(text) == "kubectl apply -k x/"
+    assert kubernetes_install().startswith("kubectl apply -k manifests/")
