@@ -119,6 +119,8 @@ def parse(text: str) -> list[Document]:
         _read_stream(loader, documents)
     except yaml.MarkedYAMLError as error:
         mark = _mark(error.problem_mark) if error.problem_mark else (1, 1)
+        if _is_nesting_limit(error):
+            raise YamlProblem(mark, _nesting_message()) from error
         detail = " ".join(part for part in (error.context, error.problem) if part)
         raise YamlProblem(mark, f"invalid YAML: {detail}") from error
     except yaml.YAMLError as error:
@@ -328,7 +330,7 @@ def _open(
 ) -> _Frame:
     mark = _mark(event.start_mark)
     if len(stack) >= MAX_DEPTH:
-        raise YamlProblem(mark, f"document is nested deeper than {MAX_DEPTH} levels")
+        raise YamlProblem(mark, _nesting_message())
     expected = _MAP if is_mapping else _SEQ
     if event.tag not in (None, "!", expected):
         document.problems.append((mark, f"unsupported YAML tag {event.tag}"))
@@ -411,3 +413,18 @@ def _place(document: Document, stack: list[_Frame], value: Any, mark: Mark, size
 
 def _bomb_message() -> str:
     return f"document expands to more than {MAX_NODES} values through aliases (a YAML alias bomb?)"
+
+
+def _nesting_message() -> str:
+    return f"document is nested deeper than {MAX_DEPTH} levels"
+
+
+def _is_nesting_limit(error: yaml.MarkedYAMLError) -> bool:
+    """Whether the parser itself gave up on deep nesting.
+
+    The libyaml inside recent PyYAML wheels (6.0.4) stops at its own nesting limit; its
+    scanner reads a flow collection ahead of the events, so a deep `[[[…` can reach that
+    limit before `_open` counts past `MAX_DEPTH`. Either way the input is too deep, and
+    the user reads one message, Shipyard's.
+    """
+    return "nesting depth" in (error.problem or "")

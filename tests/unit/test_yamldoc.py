@@ -74,3 +74,35 @@ def test_alias_as_a_key_is_refused_with_its_position() -> None:
         yamldoc.parse("a: &x k\n*x : 1\n")
     assert caught.value.mark == (2, 1)
     assert "not aliases (*x)" in caught.value.message
+
+
+def _block_nesting(depth: int) -> str:
+    return "".join("  " * level + f"k{level}:\n" for level in range(depth)) + "  " * depth + "x\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: " + "[" * 65 + "]" * 65 + "\n", id="flow-just-past-the-limit"),
+        pytest.param("a: " + "[" * 999 + "]" * 999 + "\n", id="flow-below-libyaml-limit"),
+        pytest.param("a: " + "[" * 5000 + "]" * 5000 + "\n", id="flow-past-libyaml-limit"),
+        pytest.param("a: " + "{b: " * 5000 + "}" * 5000 + "\n", id="flow-mappings"),
+        pytest.param(_block_nesting(65), id="block-just-past-the-limit"),
+        pytest.param(_block_nesting(1500), id="block-past-libyaml-limit"),
+    ],
+)
+def test_deep_nesting_gets_shipyards_message_whichever_parser_stops_it(text: str) -> None:
+    """Recent libyaml stops deep nesting itself, often before Shipyard counts the levels;
+    the message is Shipyard's either way, and it points inside the document."""
+    with pytest.raises(yamldoc.YamlProblem) as caught:
+        yamldoc.parse(text)
+    assert caught.value.message == f"document is nested deeper than {yamldoc.MAX_DEPTH} levels"
+    assert caught.value.mark >= (1, 1)
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    (document,) = yamldoc.parse("a: " + "[" * 63 + "]" * 63 + "\n")
+    value = document.value["a"]
+    for _ in range(62):
+        value = value[0]
+    assert value == []
