@@ -37,7 +37,7 @@ def test_commands_are_read_after_their_markers_from_the_quickstart_only() -> Non
     [
         pytest.param("# Title\n", "no '## Quickstart' section", id="no-section"),
         pytest.param(
-            "## Quickstart\n\n" + PREREQUISITES + "```sh\nmake\n```\n",
+            "# Title\n\n## Quickstart\n\n" + PREREQUISITES + "```sh\nmake\n```\n",
             "no sh block after **Run Shipyard**",
             id="no-run-marker",
         ),
