@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from controller.reconciler.controller import Controller
+from preview.delivery import QueuedNotifier
+from preview.github import GitHubNotifier
+from preview.gitlab import GitLabNotifier
 
 log = logging.getLogger("shipyard.webhooks")
+
+# Gitea has no notifier: its requests are never filed with another forge's.
+_NOTIFIER_OF: dict[str, type[QueuedNotifier[Any]]] = {
+    "github": GitHubNotifier,
+    "gitlab": GitLabNotifier,
+}
 
 
 class ControllerSink:
@@ -24,10 +34,18 @@ class ControllerSink:
         self.controller.trigger()
 
     def pull_request(
-        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
+        self,
+        provider: str,
+        branch: str,
+        number: int,
+        *,
+        from_fork: bool,
+        labels: tuple[str, ...],
     ) -> None:
         notifier, repository = self.controller.notifier, self.controller.repository
-        if notifier is not None and repository is not None:
+        forge = _NOTIFIER_OF.get(provider)
+        # A merge request number means nothing to GitHub's API, nor a pull request's to GitLab's.
+        if forge is not None and isinstance(notifier, forge) and repository is not None:
             notifier.note_pull_request(
                 repository, branch, number, from_fork=from_fork, labels=labels
             )

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, proxy, webhooks
+from controller.api import auth, process_limits, proxy, webhooks
+from controller.api.webhook_binding import ServedRepositories
+from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -53,6 +55,10 @@ class ApiSettings:
     github_token: str | None = field(default=None, repr=False)
     gitlab_api_url: str = gitlab.DEFAULT_API_URL
     gitlab_token: str | None = field(default=None, repr=False)
+    github_repo: str | None = None  # what GitHub deliveries must name [default: from the remote]
+    gitlab_project: str | None = None  # the same for GitLab
+    gitea_repo: str | None = None  # and for Gitea / Forgejo
+    webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
 
     def notifier(self) -> Notifier | None:
         """Pull or merge request feedback for whichever forge has a token."""
@@ -88,7 +94,17 @@ def build(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
     router = proxy.Router(
-        apps.create_app(controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret)),
+        apps.create_app(
+            controller,
+            api.tokens,
+            webhooks.WebhookSettings(
+                api.webhook_secret,
+                limits=api.webhook_limits,
+                served=ServedRepositories.derive(
+                    config.repo, api.github_repo, api.gitlab_project, api.gitea_repo
+                ),
+            ),
+        ),
         # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
@@ -116,6 +132,7 @@ async def serve(
     api: ApiSettings | None = None,
     kubernetes: KubernetesSettings | None = None,
 ) -> None:
+    process_limits.raise_open_files_limit()
     controller, router = build(config, api, kubernetes)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from controller.api import auth, server
+from controller.api.webhook_intake import IntakeLimits
 from controller.cli import durations
 from controller.reconciler import kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -50,6 +51,8 @@ class ServeOptions:
     gitlab_token: str | None = field(repr=False)
     gitlab_project: str | None
     trusted_label: str
+    gitea_repo: str | None = None
+    webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
 
     @property
     def api(self) -> server.ApiSettings:
@@ -60,6 +63,10 @@ class ServeOptions:
             github_token=self.github_token,
             gitlab_api_url=self.gitlab_api_url,
             gitlab_token=self.gitlab_token,
+            github_repo=self.github_repo,
+            gitlab_project=self.gitlab_project,
+            gitea_repo=self.gitea_repo,
+            webhook_limits=self.webhook_limits,
         )
 
 
@@ -137,6 +144,22 @@ _SHARED = [
         help="Shared secret of webhook deliveries (HMAC key; GitLab token).",
     ),
     click.option(
+        "--webhook-body-timeout",
+        callback=durations.option_callback,
+        default="10s",
+        show_default=True,
+        envvar="SHIPYARD_WEBHOOK_BODY_TIMEOUT",
+        help="Time a webhook body may take to arrive (then 408).",
+    ),
+    click.option(
+        "--webhook-max-pending",
+        type=click.IntRange(1, 10_000),
+        default=IntakeLimits.max_pending,
+        show_default=True,
+        envvar="SHIPYARD_WEBHOOK_MAX_PENDING",
+        help="Webhook deliveries read at once before they are authenticated.",
+    ),
+    click.option(
         "--read-token",
         "read_tokens",
         multiple=True,
@@ -197,6 +220,12 @@ _SHARED = [
         help="group/name on GitLab. [default: derived from --repo]",
     ),
     click.option(
+        "--gitea-repo",
+        envvar="SHIPYARD_GITEA_REPO",
+        help="owner/name on Gitea or Forgejo (what its webhooks must name). "
+        "[default: derived from --repo]",
+    ),
+    click.option(
         "--trusted-label",
         default="shipyard:trusted",
         show_default=True,
@@ -244,6 +273,11 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_token=_token(values["gitlab_token"], values["gitlab_token_file"], "--gitlab-token"),
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
+        gitea_repo=values["gitea_repo"],
+        webhook_limits=IntakeLimits(
+            body_timeout=values["webhook_body_timeout"],
+            max_pending=values["webhook_max_pending"],
+        ),
     )
 
 
