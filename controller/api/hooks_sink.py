@@ -45,10 +45,13 @@ class ControllerSink:
         notifier, repository = self.controller.notifier, self.controller.repository
         forge = _NOTIFIER_OF.get(provider)
         # A merge request number means nothing to GitHub's API, nor a pull request's to GitLab's.
-        if forge is not None and isinstance(notifier, forge) and repository is not None:
-            notifier.note_pull_request(
-                repository, branch, number, from_fork=from_fork, labels=labels
+        if forge is None or not isinstance(notifier, forge) or repository is None:
+            log.info(
+                "%s request %d for %s not filed: no %s notifier", provider, number, branch, provider
             )
+            return
+        log.info("%s request %d for %s filed (fork: %s)", provider, number, branch, from_fork)
+        notifier.note_pull_request(repository, branch, number, from_fork=from_fork, labels=labels)
 
     def delivery_seen(self, provider: str, delivery: str) -> bool:
         return not self.controller.store.record_delivery(provider, delivery)
