@@ -266,6 +266,7 @@ async def stalled_upload(
 async def observe(url: str, pid: int, seconds: float, stop: asyncio.Event | None) -> dict[str, Any]:
     """RSS every 0.5 s, /healthz every 0.25 s, a signed ping every 1 s, for `seconds`."""
     rss: list[float] = []
+    descriptors: list[int] = []
     healthz: list[float] = []
     delivered = {"ok": 0, "refused": 0}
     loop = asyncio.get_running_loop()
@@ -278,6 +279,7 @@ async def observe(url: str, pid: int, seconds: float, stop: asyncio.Event | None
             healthz.append(time.perf_counter() - started)
             if tick % 2 == 0:
                 rss.append(rss_mib(pid))
+                descriptors.append(len(os.listdir(f"/proc/{pid}/fd")))
             if tick % 4 == 0:
                 body = json.dumps({"zen": "Keep it logically awesome."}).encode()
                 signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -293,6 +295,7 @@ async def observe(url: str, pid: int, seconds: float, stop: asyncio.Event | None
     return {
         "rss_mib_max": max(rss),
         "rss_mib_median": statistics.median(rss),
+        "open_files_max": max(descriptors),
         "healthz_s_max": max(healthz),
         "healthz_s_p50": statistics.median(healthz),
         "signed_deliveries_ok": delivered["ok"],
@@ -361,6 +364,7 @@ def print_flood(result: dict[str, Any]) -> None:
         f"{loaded['healthz_s_max'] / idle['healthz_s_max']:.1f}x "
         f"(goal < 1 s: {'met' if loaded['healthz_s_max'] < 1 else 'NOT met'})"
     )
+    print(f"  open files: idle max {idle['open_files_max']}, flood max {loaded['open_files_max']}")
     print(
         f"  signed deliveries during the flood: {loaded['signed_deliveries_ok']} accepted, "
         f"{loaded['signed_deliveries_refused']} refused"

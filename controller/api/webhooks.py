@@ -37,7 +37,6 @@ from controller.api.webhook_intake import (
 )
 from controller.store.errors import StoreUnwritable
 
-MAX_BODY = IntakeLimits.max_body
 STORE_RETRY_AFTER = 30
 _ZERO_SHA = "0" * 40
 
