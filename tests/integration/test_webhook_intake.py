@@ -3,18 +3,15 @@
 Covers what an attacker who can reach `/hooks/*` (with or without the secret) can try:
 bodies that are huge, stalled, abandoned or deeply nested; signed payloads of strange
 shapes; deliveries about other repositories; and a flood of stalled uploads while a
-real forge keeps delivering. The poller is at one hour, so every sync seen here was
-caused by a delivery.
+real forge keeps delivering (a full disk: `test_webhook_disk_full`). The poller is at
+one hour, so every sync seen here was caused by a delivery.
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import select
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -366,69 +363,3 @@ def test_without_a_served_name_pushes_act_and_pull_requests_are_not_recorded(
     body, headers = signed_github(SECRET, "push", github_push("any", sha, repository="who/ever"))
     assert post(crowded, "github", body, headers).status_code == 200
     crowded.wait_desired("alpha", preview_of("any"), sha)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs to hold the state directory, so that it can really run full."""
-    mount = tmp_path / "state"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write into `directory` until its filesystem refuses; the file that did it."""
-    filler = directory / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError as error:
-            if error.errno != errno.ENOSPC:
-                raise
-    return filler
-
-
-def test_a_full_state_directory_answers_503_and_recovers(
-    upstream: Upstream, small_disk: Path
-) -> None:
-    seed(upstream, "alpha")
-    shipyard = Shipyard(
-        upstream.bare, small_disk, "--webhook-secret", SECRET, poll_interval="1h"
-    ).start()
-    try:
-        filler = fill(small_disk)
-
-        def delivery() -> httpx.Response:
-            body, headers = signed_github(SECRET, "ping", {"zen": "Design for failure."})
-            return post(shipyard, "github", body, headers)
-
-        def refused() -> httpx.Response | None:
-            reply = delivery()
-            return reply if reply.status_code != 200 else None
-
-        # Pages the database already holds may take a few more writes before one must grow.
-        full = wait_for(refused, what="a delivery to find the disk full")
-        assert full.status_code == 503, full.text
-        assert "state directory cannot be written" in full.json()["error"]
-        assert full.headers["retry-after"] == "30"
-        assert httpx.get(shipyard.api("/healthz"), timeout=10).status_code == 200
-
-        filler.unlink()
-        wait_for(lambda: delivery().status_code == 200, what="deliveries to succeed again")
-    finally:
-        shipyard.close()
