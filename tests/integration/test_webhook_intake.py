@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.github import DEFAULT_TOKEN as GITHUB_TOKEN
+from tests.fakes.github import fake_github
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, manifest, preview_of, seed, wait_for
 from tests.integration.webhook_payloads import (
@@ -219,16 +221,6 @@ class TestOtherRepositories:
         assert post(shipyard, "github", body, headers).status_code == 200
         shipyard.wait_desired("alpha", preview_of("cased"), sha)
 
-    def test_a_merge_request_is_never_filed_with_a_github_notifier(
-        self, shipyard: Shipyard
-    ) -> None:
-        # This controller has no notifier at all; a GitLab request reaching the GitHub
-        # side would show as "filed". Either way, no other forge's notifier gets it.
-        body = json.dumps(gitlab_merge_request_payload("feature", 9, "c" * 40)).encode()
-        reply = post(shipyard, "gitlab", body, gitlab_headers(SECRET, "Merge Request Hook"))
-        assert reply.json() == {"status": "merge request !9 noted"}
-        assert "gitlab request 9 for feature not filed" in log_of(shipyard)
-
 
 def _odd_payloads() -> list[tuple[str, str, Any]]:
     pull = github_pull_request("odd", 3, "d" * 40)
@@ -363,3 +355,44 @@ def test_without_a_served_name_pushes_act_and_pull_requests_are_not_recorded(
     body, headers = signed_github(SECRET, "push", github_push("any", sha, repository="who/ever"))
     assert post(crowded, "github", body, headers).status_code == 200
     crowded.wait_desired("alpha", preview_of("any"), sha)
+
+
+def test_feedback_goes_only_to_the_served_repositorys_own_pull_request(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A GitLab merge request !9 and another repository's pull request #9 both name the
+    branch; were either filed with the GitHub notifier, it would comment on #9, which is
+    an unrelated pull request of the served repository."""
+    seed(upstream, "alpha")
+    with fake_github() as github:
+        github.state.add_pull(SERVED, 9, "unrelated")
+        github.state.add_pull(SERVED, 12, "feature")
+        token_file = tmp_path / "github-token"
+        token_file.write_text(GITHUB_TOKEN)
+        shipyard = Shipyard(
+            upstream.bare, tmp_path / "state", "--webhook-secret", SECRET,
+            "--github-api-url", github.url, "--github-token-file", str(token_file),
+            "--github-repo", SERVED, "--gitlab-project", SERVED,
+            poll_interval="1h",
+        ).start()  # fmt: skip
+        try:
+            sha = upstream.commit(
+                {"agents/alpha.yaml": manifest("alpha", temperature=0.6)}, branch="feature"
+            )
+            upstream.push("feature")
+            foreign = github_pull_request("feature", 9, sha, repository=EVIL)
+            body, headers = signed_github(SECRET, "pull_request", foreign)
+            assert post(shipyard, "github", body, headers).status_code == 202
+            merge_request = json.dumps(gitlab_merge_request_payload("feature", 9, sha)).encode()
+            reply = post(
+                shipyard, "gitlab", merge_request, gitlab_headers(SECRET, "Merge Request Hook")
+            )
+            assert reply.json() == {"status": "merge request !9 noted"}
+
+            wait_for(
+                lambda: github.state.pull_comments(SERVED, 12),
+                what="the preview's comment on pull request #12",
+            )
+            assert github.state.pull_comments(SERVED, 9) == []
+        finally:
+            shipyard.close()
