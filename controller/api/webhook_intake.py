@@ -83,6 +83,14 @@ class Admission:
     def pending(self) -> int:
         return len(self._pending)
 
+    def saturated(self) -> bool:
+        """Every place is taken by a delivery still within its grace: a newcomer would be
+        refused whatever it declares."""
+        if len(self._pending) < self.limits.max_pending:
+            return False
+        oldest = next(iter(self._pending.values()))
+        return self.clock() - oldest.started < self.limits.eviction_grace
+
     def admit(self, declared: int) -> Pending:
         """A place for a delivery declaring `declared` bytes, or `Refused` (503)."""
         while (
@@ -90,7 +98,7 @@ class Admission:
             or self.buffered + declared > self.limits.max_buffered
         ):
             if not self._evict_oldest(keep=None):
-                raise self._busy()
+                raise self.busy()
         pending = Pending(self, declared, self.clock())
         self._pending[id(pending)] = pending
         self.buffered += declared
@@ -99,7 +107,7 @@ class Admission:
     def _reserve_more(self, pending: Pending, extra: int) -> None:
         while self.buffered + extra > self.limits.max_buffered:
             if not self._evict_oldest(keep=pending):
-                raise self._busy()
+                raise self.busy()
         self.buffered += extra
 
     def _evict_oldest(self, keep: Pending | None) -> bool:
@@ -117,7 +125,7 @@ class Admission:
         if self._pending.pop(id(pending), None) is not None:
             self.buffered -= pending.reserved
 
-    def _busy(self) -> Refused:
+    def busy(self) -> Refused:
         return Refused(
             503,
             "too many webhook deliveries are being received; retry later",

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api import webhook_binding
 from controller.api.payload_fields import Fields, Malformed, parse
@@ -83,9 +84,41 @@ Outcome = tuple[int, str]
 Handler = Callable[[str, Mapping[str, str], Fields, WebhookSink], Outcome]
 
 
-def create_router(settings: WebhookSettings, sink: WebhookSink) -> APIRouter:
-    router = APIRouter(prefix="/hooks", tags=["webhooks"])
+def install(app: FastAPI, settings: WebhookSettings, sink: WebhookSink) -> None:
+    """Add the receivers to `app`, with a gate that turns away deliveries while every
+    place is taken before FastAPI routes them (a refusal then costs a fraction)."""
     receiver = _Receiver(settings, sink)
+    app.include_router(_create_router(receiver))
+    app.add_middleware(_BusyGate, receiver=receiver)
+
+
+_PROVIDERS = frozenset({"github", "gitlab", "gitea"})
+
+
+class _BusyGate:
+    def __init__(self, app: ASGIApp, receiver: _Receiver) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self.receiver.admission.saturated()
+        ):
+            provider = scope["path"].removeprefix("/hooks/")
+            if provider in _PROVIDERS and scope["path"].startswith("/hooks/"):
+                client = scope.get("client")
+                response = self.receiver.refusal(
+                    provider, client[0] if client else "unknown", self.receiver.admission.busy()
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _create_router(receiver: _Receiver) -> APIRouter:
+    router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
     @router.post("/github", summary="GitHub webhook (push, pull_request, delete, ping)")
     async def github(request: Request) -> JSONResponse:
@@ -113,7 +146,7 @@ class _Receiver:
         try:
             status, message, result = await self._process(provider, request, handle)
         except Refused as refusal:
-            return self._refuse(provider, request, refusal)
+            return self.refusal(provider, _client(request), refusal)
         except ClientGone:
             self.sink.delivery_counted(provider, "aborted")
             self.refusals.refused(provider, _client(request), 400, "disconnected mid-upload")
@@ -164,9 +197,9 @@ class _Receiver:
                 STORE_RETRY_AFTER,
             ) from error
 
-    def _refuse(self, provider: str, request: Request, refusal: Refused) -> JSONResponse:
+    def refusal(self, provider: str, client: str, refusal: Refused) -> JSONResponse:
         self.sink.delivery_counted(provider, refusal.result)
-        self.refusals.refused(provider, _client(request), refusal.status, refusal.message)
+        self.refusals.refused(provider, client, refusal.status, refusal.message)
         # The body may be partly unread: closing is cheaper than draining it.
         headers = {"connection": "close"}
         if refusal.retry_after is not None:

@@ -62,6 +62,15 @@ class TestPlaces:
         assert not newcomer.evicted
         assert intake.pending == 2
 
+    def test_saturated_means_a_newcomer_would_be_refused(self) -> None:
+        clock = Clock()
+        intake = admission(clock, max_pending=1)
+        assert not intake.saturated()
+        intake.admit(10)
+        assert intake.saturated()
+        clock.now += 3  # the one place is now held too long: a newcomer would take it
+        assert not intake.saturated()
+
     def test_released_places_and_bytes_are_given_back(self) -> None:
         intake = admission(Clock(), max_pending=1, max_buffered=100)
         pending = intake.admit(100)
