@@ -10,6 +10,7 @@ one hour, so every sync seen here was caused by a delivery.
 from __future__ import annotations
 
 import json
+import resource
 import select
 import socket
 from collections.abc import Iterator
@@ -396,3 +397,41 @@ def test_feedback_goes_only_to_the_served_repositorys_own_pull_request(
             assert github.state.pull_comments(SERVED, 9) == []
         finally:
             shipyard.close()
+
+
+def test_idle_connections_beyond_the_inherited_soft_limit_leave_git_working(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Started with a soft open-files limit of 256, the controller raises it to the hard
+    limit, so 400 connections that never send a byte still leave descriptors for git."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard open-files limit ({hard}) is too low for this test")
+    seed(upstream, "alpha")
+    shipyard = Shipyard(
+        upstream.bare, tmp_path / "state", "--webhook-secret", SECRET, poll_interval="1h"
+    )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        shipyard.process_only()  # inherits the low soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    idle: list[socket.socket] = []
+    try:
+        wait_for(shipyard._ready, what="the controller's first sync")
+        assert shipyard.process is not None
+        assert resource.prlimit(shipyard.process.pid, resource.RLIMIT_NOFILE)[0] == hard
+        idle = [socket.create_connection(("127.0.0.1", shipyard.port)) for _ in range(400)]
+        sha = upstream.commit(
+            {"agents/alpha.yaml": manifest("alpha", temperature=0.4)}, branch="busy"
+        )
+        upstream.push("busy")
+        body, headers = signed_github(SECRET, "push", github_push("busy", sha))
+        assert post(shipyard, "github", body, headers).status_code == 200
+        version = shipyard.wait_desired("alpha", preview_of("busy"), sha)
+        shipyard.wait_version("alpha", preview_of("busy"), version)
+    finally:
+        for connection in idle:
+            connection.close()
+        shipyard.close()
+    assert "Too many open files" not in log_of(shipyard)
