@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, process_limits, proxy, webhooks
+from controller.api import auth, connections, process_limits, proxy, webhooks
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
@@ -59,6 +59,7 @@ class ApiSettings:
     gitlab_project: str | None = None  # the same for GitLab
     gitea_repo: str | None = None  # and for Gitea / Forgejo
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
+    header_timeout: float = 60.0  # a connection must finish each request's headers in time
 
     def notifier(self) -> Notifier | None:
         """Pull or merge request feedback for whichever forge has a token."""
@@ -140,6 +141,7 @@ async def serve(
             host=host,
             port=port,
             lifespan="off",
+            http=connections.protocol_with_header_timeout((api or ApiSettings()).header_timeout),
             log_level="warning",
             server_header=False,
             date_header=False,

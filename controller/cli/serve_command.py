@@ -53,6 +53,7 @@ class ServeOptions:
     trusted_label: str
     gitea_repo: str | None = None
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
+    header_timeout: float = 60.0
 
     @property
     def api(self) -> server.ApiSettings:
@@ -67,6 +68,7 @@ class ServeOptions:
             gitlab_project=self.gitlab_project,
             gitea_repo=self.gitea_repo,
             webhook_limits=self.webhook_limits,
+            header_timeout=self.header_timeout,
         )
 
 
@@ -142,6 +144,14 @@ _SHARED = [
         "--webhook-secret",
         envvar="SHIPYARD_WEBHOOK_SECRET",
         help="Shared secret of webhook deliveries (HMAC key; GitLab token).",
+    ),
+    click.option(
+        "--header-timeout",
+        callback=durations.option_callback,
+        default="60s",
+        show_default=True,
+        envvar="SHIPYARD_HEADER_TIMEOUT",
+        help="Time a client may take to send a request's headers (then it is disconnected).",
     ),
     click.option(
         "--webhook-body-timeout",
@@ -274,6 +284,7 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
         gitea_repo=values["gitea_repo"],
+        header_timeout=values["header_timeout"],
         webhook_limits=IntakeLimits(
             body_timeout=values["webhook_body_timeout"],
             max_pending=values["webhook_max_pending"],

@@ -49,7 +49,7 @@ def shipyard(upstream: Upstream, tmp_path: Path) -> Iterator[Shipyard]:
     seed(upstream, "alpha")
     running = Shipyard(
         upstream.bare, tmp_path / "state",
-        "--webhook-secret", SECRET, "--webhook-body-timeout", "3s",
+        "--webhook-secret", SECRET, "--webhook-body-timeout", "3s", "--header-timeout", "2s",
         "--github-repo", SERVED, "--gitlab-project", SERVED, "--gitea-repo", SERVED,
         poll_interval="1h",
     ).start()  # fmt: skip
@@ -148,13 +148,39 @@ class TestSlowAndAbandonedUploads:
         shipyard.wait_desired("alpha", preview_of("drip"), sha)
 
 
-def read_reply_keepalive(connection: socket.socket) -> int:
+def test_connections_that_never_finish_their_headers_are_closed(shipyard: Shipyard) -> None:
+    silent = socket.create_connection(("127.0.0.1", shipyard.port), timeout=60)
+    partial = socket.create_connection(("127.0.0.1", shipyard.port), timeout=60)
+    partial.sendall(b"POST /hooks/github HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+    second = socket.create_connection(("127.0.0.1", shipyard.port), timeout=60)
+    second.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+    assert read_reply_keepalive(second, close=False) == 200
+    second.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")  # and no more
+    for connection in (silent, partial, second):
+        # Read until the server closes (a socket timeout here fails the test); the second
+        # connection still holds the first response's body, but no second response.
+        assert b"HTTP/1.1" not in read_until_closed(connection)
+    assert_no_traceback(shipyard)
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := connection.recv(65536):
+            data += chunk
+    finally:
+        connection.close()
+    return data
+
+
+def read_reply_keepalive(connection: socket.socket, *, close: bool = True) -> int:
     """The status of a successful response, which leaves the connection open."""
     connection.settimeout(30)
     data = b""
     while b"\r\n\r\n" not in data:
         data += connection.recv(4096)
-    connection.close()
+    if close:
+        connection.close()
     return int(data.split(b" ", 2)[1])
 
 
