@@ -36,10 +36,17 @@ def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol
             super().data_received(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            self._disarm()  # the connection now belongs to the websocket protocol
+            super().handle_websocket_upgrade(event)
+
+        def _disarm(self) -> None:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
-            super().connection_lost(exc)
 
         def _waiting_for_headers(self) -> bool:
             return self.cycle is None or self.cycle.response_complete
