@@ -18,7 +18,9 @@ class TestParse:
         with pytest.raises(Malformed, match="must be a JSON object"):
             parse(body)
 
-    @pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b'{"a": NaN'])
+    @pytest.mark.parametrize(
+        "body", [b"{", b"\xff\xfe", b'{"a": NaN', b'{"n": ' + b"9" * 5000 + b"}"]
+    )
     def test_invalid_json_says_so(self, body: bytes) -> None:
         with pytest.raises(Malformed, match="not valid JSON"):
             parse(body)
