@@ -6,17 +6,25 @@ behind its newest commit. This runs a real `shipyard serve` (local target, real 
 processes) on loopback with a real git repository:
 
     python bench/webhook.py [--pushes 50] [--branches 50] [--deliveries 1000] [--json]
+    python bench/webhook.py --flood [--stalled 200] [--flood-seconds 30] [--json]
 
 (1) latency: `--pushes` times, commit a change to one agent on a branch, push, deliver
 a signed GitHub push event, and time until the router serves the new version; prints
 p50 and p95. (2) burst: `--branches` branches with `--deliveries / --branches` commits
 each, every delivery sent concurrently; then checks every branch's preview ends at its
 newest commit and every delivery was accepted.
+
+(3) `--flood`: the controller's RSS and /healthz latency, first idle, then while
+`--stalled` unauthenticated connections each declare a 5,000,000-byte body and send
+4,900,000 bytes of it slowly (a refused one reconnects at once, as an attacker would),
+with a signed delivery every second to show that real deliveries still get through.
+Goal: RSS growth < 150 MiB, /healthz < 1 s throughout.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import hashlib
 import hmac
@@ -206,21 +214,186 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+DECLARED = 5_000_000
+SENT = 4_900_000
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def stalled_upload(
+    port: int, seconds: float, stop: asyncio.Event, counts: dict[str, int]
+) -> None:
+    """One attacker connection, renewed whenever the server answers or hangs up."""
+    headers = (
+        f"POST /hooks/github HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+        f"content-type: application/json\r\nx-github-event: push\r\n"
+        f"x-hub-signature-256: sha256={'0' * 64}\r\ncontent-length: {DECLARED}\r\n\r\n"
+    ).encode()
+    piece = b"x" * 16384
+    pause = seconds * len(piece) / SENT
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            counts["connect_failed"] = counts.get("connect_failed", 0) + 1
+            await asyncio.sleep(0.1)
+            continue
+        answer = asyncio.ensure_future(reader.read(256))
+        try:
+            writer.write(headers)
+            sent = 0
+            while sent < SENT and not answer.done() and not stop.is_set():
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+                await asyncio.sleep(pause)
+            reply = await asyncio.wait_for(answer, timeout=1) if not stop.is_set() else b""
+            status = reply.split(b" ", 2)[1].decode() if reply.startswith(b"HTTP/") else "closed"
+        except (TimeoutError, OSError):
+            status = "closed"
+        finally:
+            answer.cancel()
+            writer.close()
+        counts[status] = counts.get(status, 0) + 1
+        await asyncio.sleep(0.05)
+
+
+async def observe(url: str, pid: int, seconds: float, stop: asyncio.Event | None) -> dict[str, Any]:
+    """RSS every 0.5 s, /healthz every 0.25 s, a signed ping every 1 s, for `seconds`."""
+    rss: list[float] = []
+    descriptors: list[int] = []
+    healthz: list[float] = []
+    delivered = {"ok": 0, "refused": 0}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+        tick = 0
+        while loop.time() < deadline:
+            started = time.perf_counter()
+            await client.get(f"{url}/healthz")
+            healthz.append(time.perf_counter() - started)
+            if tick % 2 == 0:
+                rss.append(rss_mib(pid))
+                descriptors.append(len(os.listdir(f"/proc/{pid}/fd")))
+            if tick % 4 == 0:
+                body = json.dumps({"zen": "Keep it logically awesome."}).encode()
+                signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                reply = await client.post(
+                    f"{url}/hooks/github",
+                    content=body,
+                    headers={"x-github-event": "ping", "x-hub-signature-256": f"sha256={signature}",
+                             "x-github-delivery": str(uuid.uuid4())},
+                )  # fmt: skip
+                delivered["ok" if reply.status_code == 200 else "refused"] += 1
+            tick += 1
+            await asyncio.sleep(0.25)
+    return {
+        "rss_mib_max": max(rss),
+        "rss_mib_median": statistics.median(rss),
+        "open_files_max": max(descriptors),
+        "healthz_s_max": max(healthz),
+        "healthz_s_p50": statistics.median(healthz),
+        "signed_deliveries_ok": delivered["ok"],
+        "signed_deliveries_refused": delivered["refused"],
+    }
+
+
+async def flood_measure(url: str, port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    idle = await observe(url, pid, 5.0, None)
+    stop = asyncio.Event()
+    counts: dict[str, int] = {}
+    attackers = [
+        asyncio.ensure_future(stalled_upload(port, args.flood_seconds, stop, counts))
+        for _ in range(args.stalled)
+    ]
+    try:
+        loaded = await observe(url, pid, args.flood_seconds, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*attackers, return_exceptions=True)
+    return {"idle": idle, "flood": loaded, "attacker_answers": counts}
+
+
+def flood(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    remote, _ = make_repository(root)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (root / "controller.log").open("wb")
+    controller = subprocess.Popen(
+        [str(Path(sys.executable).parent / "shipyard"), "serve", "--repo", str(remote),
+         "--state-dir", str(root / "state"), "--port", str(port), "--poll-interval", "1h",
+         "--webhook-secret", SECRET],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = httpx.Client(timeout=30, trust_env=False)
+    try:
+        wait_ready(client, url)
+        result = asyncio.run(flood_measure(url, port, controller.pid, args))
+    finally:
+        controller.send_signal(signal.SIGTERM)
+        controller.wait(timeout=60)
+        client.close()
+        log.close()
+    text = (root / "controller.log").read_text(errors="replace")
+    result["log_lines"] = text.count("\n")
+    result["tracebacks"] = text.count("Traceback")
+    result["stalled"] = args.stalled
+    return result
+
+
+def print_flood(result: dict[str, Any]) -> None:
+    idle, loaded = result["idle"], result["flood"]
+    growth = loaded["rss_mib_max"] - idle["rss_mib_max"]
+    print(
+        f"{result['stalled']} stalled unauthenticated uploads "
+        f"({DECLARED:,} bytes declared, {SENT:,} sent slowly), side by side with idle:"
+    )
+    print(
+        f"  RSS       idle {idle['rss_mib_max']:.0f} MiB, flood max {loaded['rss_mib_max']:.0f} "
+        f"MiB: growth {growth:.0f} MiB (goal < 150 MiB: {'met' if growth < 150 else 'NOT met'})"
+    )
+    print(
+        f"  /healthz  idle p50 {idle['healthz_s_p50'] * 1000:.1f} ms max "
+        f"{idle['healthz_s_max'] * 1000:.1f} ms; flood p50 {loaded['healthz_s_p50'] * 1000:.1f} "
+        f"ms max {loaded['healthz_s_max'] * 1000:.1f} ms, ratio of max "
+        f"{loaded['healthz_s_max'] / idle['healthz_s_max']:.1f}x "
+        f"(goal < 1 s: {'met' if loaded['healthz_s_max'] < 1 else 'NOT met'})"
+    )
+    print(f"  open files: idle max {idle['open_files_max']}, flood max {loaded['open_files_max']}")
+    print(
+        f"  signed deliveries during the flood: {loaded['signed_deliveries_ok']} accepted, "
+        f"{loaded['signed_deliveries_refused']} refused"
+    )
+    print(f"  attackers were answered: {result['attacker_answers']}")
+    print(f"  controller log: {result['log_lines']} lines, {result['tracebacks']} tracebacks")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pushes", type=int, default=50)
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--deliveries", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--flood", action="store_true", help="measure under stalled uploads")
+    parser.add_argument("--stalled", type=int, default=200)
+    parser.add_argument("--flood-seconds", type=float, default=30.0)
     args = parser.parse_args()
     os.environ.setdefault("GIT_CONFIG_GLOBAL", os.devnull)
     root = Path(tempfile.mkdtemp(prefix="shipyard-webhook-bench-"))
     try:
-        result = run(args, root)
+        result = flood(args, root) if args.flood else run(args, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
+        return 0
+    if args.flood:
+        print_flood(result)
         return 0
     print(f"push → preview serving the new version, {result['pushes']} pushes, poller at 1h:")
     print(f"  p50 {result['p50_s'] * 1000:.0f} ms, p95 {result['p95_s'] * 1000:.0f} ms "

@@ -55,7 +55,5 @@ def create_app(
         return Response(body, media_type=content_type)
 
     app.include_router(routes.create_router(controller, tokens or auth.Tokens(), standby))
-    app.include_router(
-        webhooks.create_router(webhook_settings or webhooks.WebhookSettings(None), sink)
-    )
+    webhooks.install(app, webhook_settings or webhooks.WebhookSettings(None), sink)
     return app

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from controller.reconciler.controller import Controller
 from controller.store.records import ReviewRequest
+from preview.delivery import QueuedNotifier
+from preview.github import GitHubNotifier
+from preview.gitlab import GitLabNotifier
 
 log = logging.getLogger("shipyard.webhooks")
+
+# Gitea has no notifier: its requests are never filed with another forge's.
+_NOTIFIER_OF: dict[str, type[QueuedNotifier[Any]]] = {
+    "github": GitHubNotifier,
+    "gitlab": GitLabNotifier,
+}
 
 
 class ControllerSink:
@@ -25,7 +35,13 @@ class ControllerSink:
         self.controller.trigger()
 
     def pull_request(
-        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
+        self,
+        provider: str,
+        branch: str,
+        number: int,
+        *,
+        from_fork: bool,
+        labels: tuple[str, ...],
     ) -> None:
         # In the store, not only in the notifier's memory: after a restart a fork's
         # preview must still go without secrets, with or without a forge token.
@@ -38,10 +54,15 @@ class ControllerSink:
             )
         )
         notifier, repository = self.controller.notifier, self.controller.repository
-        if notifier is not None and repository is not None:
-            notifier.note_pull_request(
-                repository, branch, number, from_fork=from_fork, labels=labels
+        forge = _NOTIFIER_OF.get(provider)
+        # A merge request number means nothing to GitHub's API, nor a pull request's to GitLab's.
+        if forge is None or not isinstance(notifier, forge) or repository is None:
+            log.info(
+                "%s request %d for %s not filed: no %s notifier", provider, number, branch, provider
             )
+            return
+        log.info("%s request %d for %s filed (fork: %s)", provider, number, branch, from_fork)
+        notifier.note_pull_request(repository, branch, number, from_fork=from_fork, labels=labels)
 
     def delivery_seen(self, provider: str, delivery: str) -> bool:
         return not self.controller.store.record_delivery(provider, delivery)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, leadership, proxy, webhooks
+from controller.api import auth, connections, leadership, process_limits, proxy, webhooks
+from controller.api.webhook_binding import ServedRepositories
+from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -53,6 +55,11 @@ class ApiSettings:
     github_token: str | None = field(default=None, repr=False)
     gitlab_api_url: str = gitlab.DEFAULT_API_URL
     gitlab_token: str | None = field(default=None, repr=False)
+    github_repo: str | None = None  # what GitHub deliveries must name [default: from the remote]
+    gitlab_project: str | None = None  # the same for GitLab
+    gitea_repo: str | None = None  # and for Gitea / Forgejo
+    webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
+    header_timeout: float = 60.0  # a connection must finish each request's headers in time
 
     def notifier(self) -> Notifier | None:
         """Pull or merge request feedback for whichever forge has a token."""
@@ -93,7 +100,16 @@ def build(
     )
     router = proxy.Router(
         apps.create_app(
-            controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby
+            controller,
+            api.tokens,
+            webhooks.WebhookSettings(
+                api.webhook_secret,
+                limits=api.webhook_limits,
+                served=ServedRepositories.derive(
+                    config.repo, api.github_repo, api.gitlab_project, api.gitea_repo
+                ),
+            ),
+            standby,
         ),
         # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
@@ -122,6 +138,7 @@ async def serve(
     api: ApiSettings | None = None,
     kubernetes: KubernetesSettings | None = None,
 ) -> None:
+    process_limits.raise_open_files_limit()
     standby = leadership.Standby()
     controller, router = build(config, api, kubernetes, standby)
     server = uvicorn.Server(
@@ -130,6 +147,7 @@ async def serve(
             host=host,
             port=port,
             lifespan="off",
+            http=connections.protocol_with_header_timeout((api or ApiSettings()).header_timeout),
             log_level="warning",
             server_header=False,
             date_header=False,

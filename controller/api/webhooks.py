@@ -1,28 +1,47 @@
 """Webhook receivers: GitHub, GitLab and Gitea/Forgejo deliveries become targeted syncs.
 
-Every receiver checks the signature (or token) in constant time *before* parsing the
-body, bounds the body size, recognizes replayed deliveries, and answers quickly: the
-actual work is queued on the controller, which coalesces bursts per branch.
+A delivery is refused as early as possible and costs little until it is authenticated
+(`webhook_intake`): the secret, the declared size and the signature or token header are
+checked before any of the body is read; GitHub and Gitea signatures are computed as the
+body streams in. An authentic delivery is parsed defensively (`payload_fields`), must
+be about the served repository (`webhook_binding`), is recognized when replayed, and is
+answered quickly: the work is queued on the controller, which coalesces bursts.
 
-Status codes: 200 processed (or a replay, said so), 202 accepted but not an event
-Shipyard uses, 400 malformed JSON, 401 missing or wrong signature, 403 no secret
-configured, 413 body too large.
+Status codes: 200 processed (or a replay, said so), 202 accepted but nothing to do (an
+event Shipyard does not use, another repository), 400 unusable payload, 401 missing or
+wrong signature, 403 no secret configured, 408 body too slow, 413 body too large,
+503 busy or the state directory cannot be written (with Retry-After).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-MAX_BODY = 5 * 1024 * 1024
+from controller.api import webhook_binding
+from controller.api.payload_fields import Fields, Malformed, parse
+from controller.api.webhook_binding import ServedRepositories
+from controller.api.webhook_intake import (
+    Admission,
+    ClientGone,
+    IntakeLimits,
+    RefusalLog,
+    Refused,
+)
+from controller.store.errors import StoreUnwritable
+
+STORE_RETRY_AFTER = 30
 _ZERO_SHA = "0" * 40
+
+log = logging.getLogger("shipyard.webhooks")
 
 
 class WebhookSink(Protocol):
@@ -33,11 +52,22 @@ class WebhookSink(Protocol):
     def branch_deleted(self, branch: str) -> None: ...
 
     def pull_request(
-        self, branch: str, number: int, *, from_fork: bool, labels: tuple[str, ...]
-    ) -> None: ...
+        self,
+        provider: str,
+        branch: str,
+        number: int,
+        *,
+        from_fork: bool,
+        labels: tuple[str, ...],
+    ) -> None:
+        """Note a pull or merge request; only the notifier of `provider`'s forge files it."""
+        ...
 
     def delivery_seen(self, provider: str, delivery: str) -> bool:
-        """Record `delivery`; True when it was recorded before (a replay)."""
+        """Record `delivery`; True when it was recorded before (a replay).
+
+        Raises `StoreUnwritable` when the record cannot be written.
+        """
         ...
 
     def delivery_counted(self, provider: str, result: str) -> None: ...
@@ -46,85 +76,189 @@ class WebhookSink(Protocol):
 @dataclass(frozen=True)
 class WebhookSettings:
     secret: str | None
-    max_body: int = MAX_BODY
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
+    served: ServedRepositories = field(default_factory=ServedRepositories)
 
 
-class _Rejected(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+Outcome = tuple[int, str]
+Handler = Callable[[str, Mapping[str, str], Fields, WebhookSink], Outcome]
 
 
-def create_router(settings: WebhookSettings, sink: WebhookSink) -> APIRouter:
+def install(app: FastAPI, settings: WebhookSettings, sink: WebhookSink) -> None:
+    """Add the receivers to `app`, with a gate that turns away deliveries while every
+    place is taken before FastAPI routes them (a refusal then costs a fraction)."""
+    receiver = _Receiver(settings, sink)
+    app.include_router(_create_router(receiver))
+    app.add_middleware(_BusyGate, receiver=receiver)
+
+
+_PROVIDERS = frozenset({"github", "gitlab", "gitea"})
+
+
+class _BusyGate:
+    def __init__(self, app: ASGIApp, receiver: _Receiver) -> None:
+        self.app = app
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self.receiver.admission.saturated()
+        ):
+            provider = scope["path"].removeprefix("/hooks/")
+            if provider in _PROVIDERS and scope["path"].startswith("/hooks/"):
+                client = scope.get("client")
+                response = self.receiver.refusal(
+                    provider, client[0] if client else "unknown", self.receiver.admission.busy()
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _create_router(receiver: _Receiver) -> APIRouter:
     router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
     @router.post("/github", summary="GitHub webhook (push, pull_request, delete, ping)")
     async def github(request: Request) -> JSONResponse:
-        return await _receive("github", request, settings, sink, _github)
+        return await receiver.receive("github", request, _github)
 
     @router.post("/gitlab", summary="GitLab webhook (push and merge request hooks)")
     async def gitlab(request: Request) -> JSONResponse:
-        return await _receive("gitlab", request, settings, sink, _gitlab)
+        return await receiver.receive("gitlab", request, _gitlab)
 
     @router.post("/gitea", summary="Gitea / Forgejo webhook (push, delete, pull_request)")
     async def gitea(request: Request) -> JSONResponse:
-        return await _receive("gitea", request, settings, sink, _gitea)
+        return await receiver.receive("gitea", request, _gitea)
 
     return router
 
 
-async def _receive(
-    provider: str,
-    request: Request,
-    settings: WebhookSettings,
-    sink: WebhookSink,
-    handle: Any,
-) -> JSONResponse:
-    try:
-        body = await _read_body(request, settings.max_body)
-        _authenticate(provider, request.headers, body, settings.secret)
-        payload = _parse(body)
-        delivery = _delivery_id(provider, request.headers)
-        if delivery and sink.delivery_seen(provider, delivery):
-            sink.delivery_counted(provider, "replayed")
-            return JSONResponse({"status": "duplicate", "delivery": delivery}, status_code=200)
-        outcome: tuple[int, str] = handle(request.headers, payload, sink)
-    except _Rejected as rejection:
-        sink.delivery_counted(provider, _result_label(rejection.status))
-        return JSONResponse({"error": rejection.message}, status_code=rejection.status)
-    status, message = outcome
-    sink.delivery_counted(provider, "accepted" if status == 200 else "ignored")
-    return JSONResponse({"status": message}, status_code=status)
+class _Receiver:
+    def __init__(self, settings: WebhookSettings, sink: WebhookSink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.admission = Admission(settings.limits)
+        self.refusals = RefusalLog(log)
+
+    async def receive(self, provider: str, request: Request, handle: Handler) -> JSONResponse:
+        try:
+            status, message, result = await self._process(provider, request, handle)
+        except Refused as refusal:
+            return self.refusal(provider, _client(request), refusal)
+        except ClientGone:
+            self.sink.delivery_counted(provider, "aborted")
+            self.refusals.refused(provider, _client(request), 400, "disconnected mid-upload")
+            return JSONResponse({"error": "client disconnected"}, 400, {"connection": "close"})
+        self.sink.delivery_counted(provider, result)
+        return JSONResponse({"status": message}, status_code=status)
+
+    async def _process(
+        self, provider: str, request: Request, handle: Handler
+    ) -> tuple[int, str, str]:
+        secret = self.settings.secret
+        if not secret:
+            raise Refused(
+                403, "webhooks are disabled: start Shipyard with --webhook-secret", "disabled"
+            )
+        headers = request.headers
+        declared = _declared_length(headers.get("content-length"), self.settings.limits.max_body)
+        check = _authenticator(provider, headers, secret)  # header checks: nothing read yet
+        pending = self.admission.admit(declared)
+        try:
+            body = await pending.read(request.receive, check)
+        finally:
+            pending.release()
+        check.verify()
+        event = _event(provider, headers)
+        try:
+            payload = parse(body)
+            del body  # the parsed payload is all that is needed from here on
+            ignored = _not_ours(provider, event, payload, self.settings.served)
+            if ignored is not None:
+                return 202, ignored, "other_repository"
+            if self._replayed(provider, headers):
+                return 200, "duplicate", "replayed"
+            status, message = handle(event, headers, payload, self.sink)
+        except Malformed as error:
+            raise Refused(400, str(error), "malformed") from error
+        return status, message, "accepted" if status == 200 else "ignored"
+
+    def _replayed(self, provider: str, headers: Mapping[str, str]) -> bool:
+        delivery = _delivery_id(provider, headers)
+        try:
+            return bool(delivery) and self.sink.delivery_seen(provider, delivery)
+        except StoreUnwritable as error:
+            raise Refused(
+                503,
+                f"cannot record the delivery: {error}; retry later",
+                "store_unwritable",
+                STORE_RETRY_AFTER,
+            ) from error
+
+    def refusal(self, provider: str, client: str, refusal: Refused) -> JSONResponse:
+        self.sink.delivery_counted(provider, refusal.result)
+        self.refusals.refused(provider, client, refusal.status, refusal.message)
+        # The body may be partly unread: closing is cheaper than draining it.
+        headers = {"connection": "close"}
+        if refusal.retry_after is not None:
+            headers["retry-after"] = str(refusal.retry_after)
+        return JSONResponse({"error": refusal.message}, refusal.status, headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _Rejected(413, f"body is {declared} bytes, over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Rejected(413, f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
-def _authenticate(
-    provider: str, headers: Mapping[str, str], body: bytes, secret: str | None
-) -> None:
-    if not secret:
-        raise _Rejected(403, "webhooks are disabled: start Shipyard with --webhook-secret")
+def _declared_length(value: str | None, limit: int) -> int:
+    if value is None:
+        return 0  # chunked: bytes are reserved as they arrive
+    if not value.isdigit():
+        raise Refused(400, "Content-Length is not a number", "malformed")
+    if int(value) > limit:
+        raise Refused(413, f"body is {value} bytes, over the limit of {limit}", "too_large")
+    return int(value)
+
+
+class _Check:
+    """Nothing to compute per chunk: the delivery was authenticated by a header."""
+
+    def update(self, chunk: bytes) -> None:
+        pass
+
+    def verify(self) -> None:
+        pass
+
+
+class _Signature(_Check):
+    """HMAC-SHA256 of the body, computed as it streams, compared at the end."""
+
+    def __init__(self, secret: str, given: str, header: str) -> None:
+        self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        self._given = given.lower().encode("ascii", "replace")
+        self._header = header
+
+    def update(self, chunk: bytes) -> None:
+        self._mac.update(chunk)
+
+    def verify(self) -> None:
+        if not hmac.compare_digest(self._given, self._mac.hexdigest().encode()):
+            raise Refused(
+                401,
+                f"{self._header} does not match the body and the webhook secret",
+                "unauthorized",
+            )
+
+
+def _authenticator(provider: str, headers: Mapping[str, str], secret: str) -> _Check:
     if provider == "gitlab":
         token = headers.get("x-gitlab-token", "")
         if not token:
-            raise _Rejected(401, "missing X-Gitlab-Token header")
+            raise Refused(401, "missing X-Gitlab-Token header", "unauthorized")
         if not hmac.compare_digest(token.encode(), secret.encode()):
-            raise _Rejected(401, "X-Gitlab-Token does not match the webhook secret")
-        return
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            raise Refused(401, "X-Gitlab-Token does not match the webhook secret", "unauthorized")
+        return _Check()
     if provider == "gitea":
         given = headers.get("x-gitea-signature") or headers.get("x-forgejo-signature") or ""
         given = given or headers.get("x-hub-signature-256", "").removeprefix("sha256=")
@@ -134,19 +268,51 @@ def _authenticate(
         given = raw.removeprefix("sha256=") if raw.startswith("sha256=") else ""
         header = "X-Hub-Signature-256"
     if not given:
-        raise _Rejected(401, f"missing {header} header")
-    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
-        raise _Rejected(401, f"{header} does not match the body and the webhook secret")
+        raise Refused(401, f"missing {header} header", "unauthorized")
+    return _Signature(secret, given, header)
 
 
-def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _Rejected(400, f"body is not valid JSON: {error}") from error
-    if not isinstance(payload, dict):
-        raise _Rejected(400, "body must be a JSON object")
-    return payload
+def _event(provider: str, headers: Mapping[str, str]) -> str:
+    if provider == "gitlab":
+        return headers.get("x-gitlab-event", "")
+    if provider == "gitea":
+        event = headers.get("x-gitea-event") or headers.get("x-forgejo-event") or ""
+        return event.replace("pull_request_sync", "pull_request")
+    return headers.get("x-github-event", "")
+
+
+def _repository_named(provider: str, payload: Fields) -> Fields:
+    """Where a delivery names the repository it is about."""
+    if provider == "gitlab":
+        return payload.at("project", "path_with_namespace")
+    return payload.at("repository", "full_name")
+
+
+# Events that change something; the others are answered without acting.
+_ACTING_EVENTS = frozenset({"push", "delete", "pull_request", "Push Hook", "Merge Request Hook"})
+_REVIEW_EVENTS = frozenset({"pull_request", "Merge Request Hook"})
+
+
+def _not_ours(provider: str, event: str, payload: Fields, served: ServedRepositories) -> str | None:
+    """Why a delivery is ignored as not about the served repository, or None to act on it.
+
+    With no served repository known, a push only makes the controller read its own
+    remote (harmless whichever repository it names), but a pull request cannot be told
+    apart from another repository's, so none is recorded.
+    """
+    named = _repository_named(provider, payload)
+    if served.served(provider) is None:
+        if event in _REVIEW_EVENTS:
+            return f"ignored: {webhook_binding.unbound_reason(provider)}"
+        return None
+    if not named.present:
+        if event in _ACTING_EVENTS:
+            raise Malformed(f"{named.path} is missing: which repository is this about?")
+        return None
+    name = named.required_text()
+    if not served.matches(provider, name):
+        return f"ignored: other repository ({name[:200]})"
+    return None
 
 
 def _delivery_id(provider: str, headers: Mapping[str, str]) -> str:
@@ -162,122 +328,90 @@ def _delivery_id(provider: str, headers: Mapping[str, str]) -> str:
     return ""
 
 
-def _result_label(status: int) -> str:
-    return {400: "malformed", 401: "unauthorized", 403: "disabled", 413: "too_large"}.get(
-        status, "rejected"
-    )
-
-
-def _branch(ref: Any) -> str | None:
-    if isinstance(ref, str) and ref.startswith("refs/heads/") and len(ref) > len("refs/heads/"):
+def _branch(ref: str | None) -> str | None:
+    if ref is not None and ref.startswith("refs/heads/") and len(ref) > len("refs/heads/"):
         return ref.removeprefix("refs/heads/")
     return None
 
 
-def _sha(value: Any) -> str | None:
-    if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
+def _sha(value: str | None) -> str | None:
+    if value is not None and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
         return value
     return None
 
 
-def _require(payload: Mapping[str, Any], *path: str) -> Any:
-    value: Any = payload
-    for key in path:
-        if not isinstance(value, Mapping) or key not in value:
-            raise _Rejected(400, f"payload has no {'.'.join(path)}")
-        value = value[key]
-    return value
-
-
-def _push(payload: Mapping[str, Any], sink: WebhookSink) -> tuple[int, str]:
-    branch = _branch(_require(payload, "ref"))
+def _push(payload: Fields, sink: WebhookSink) -> Outcome:
+    branch = _branch(payload.at("ref").required_text())
     if branch is None:
         return 202, "ignored: not a branch"
-    after = _sha(payload.get("after"))
-    if payload.get("deleted") is True or after == _ZERO_SHA:
+    after = _sha(payload.at("after").text())
+    if payload.at("deleted").flag() or after == _ZERO_SHA:
         sink.branch_deleted(branch)
         return 200, f"sync queued: branch {branch} deleted"
     sink.branch_pushed(branch, after)
     return 200, f"sync queued for {branch}"
 
 
-def _github(
-    headers: Mapping[str, str], payload: dict[str, Any], sink: WebhookSink
-) -> tuple[int, str]:
-    event = headers.get("x-github-event", "")
+def _github(event: str, headers: Mapping[str, str], payload: Fields, sink: WebhookSink) -> Outcome:
+    return _github_shaped("github", event, payload, sink)
+
+
+def _gitea(event: str, headers: Mapping[str, str], payload: Fields, sink: WebhookSink) -> Outcome:
+    return _github_shaped("gitea", event, payload, sink)
+
+
+def _github_shaped(provider: str, event: str, payload: Fields, sink: WebhookSink) -> Outcome:
     if event == "ping":
         return 200, "pong"
     if event == "push":
         return _push(payload, sink)
     if event == "delete":
-        if payload.get("ref_type") != "branch":
+        if payload.at("ref_type").text() != "branch":
             return 202, "ignored: not a branch"
-        branch = _require(payload, "ref")
-        if not isinstance(branch, str) or not branch:
-            raise _Rejected(400, "payload ref must be a branch name")
+        branch = payload.at("ref").required_text()
         sink.branch_deleted(branch)
         return 200, f"sync queued: branch {branch} deleted"
     if event == "pull_request":
-        return _pull_request(payload, sink)
+        return _pull_request(provider, payload, sink)
     return 202, f"ignored: Shipyard does not use {event or 'unnamed'} events"
 
 
-def _pull_request(payload: Mapping[str, Any], sink: WebhookSink) -> tuple[int, str]:
-    head = _require(payload, "pull_request", "head")
-    branch = head.get("ref") if isinstance(head, Mapping) else None
-    number = payload.get("number")
-    if not isinstance(branch, str) or not isinstance(number, int):
-        raise _Rejected(400, "pull_request payload needs number and pull_request.head.ref")
-    head_repo = (head.get("repo") or {}).get("full_name")
-    base_repo = ((payload.get("pull_request") or {}).get("base") or {}).get("repo") or {}
+def _pull_request(provider: str, payload: Fields, sink: WebhookSink) -> Outcome:
+    number = payload.at("number").required_integer()
+    request = payload.at("pull_request")
+    head = request.at("head")
+    branch = head.at("ref").required_text()
+    head_repo = head.at("repo", "full_name").text()
+    base_repo = (
+        request.at("base", "repo", "full_name").text()
+        or payload.at("repository", "full_name").text()
+    )
+    # A head repository that is gone (a deleted fork) is as untrusted as a fork.
+    from_fork = (
+        head_repo is None or base_repo is None or head_repo.casefold() != base_repo.casefold()
+    )
     labels = tuple(
-        str(label.get("name"))
-        for label in (payload.get("pull_request") or {}).get("labels") or []
-        if isinstance(label, Mapping)
+        name for label in request.at("labels").items() if (name := label.at("name").text())
     )
-    sink.pull_request(
-        branch,
-        number,
-        from_fork=bool(head_repo) and head_repo != base_repo.get("full_name"),
-        labels=labels,
-    )
-    sink.branch_pushed(branch, _sha(head.get("sha")))
+    sink.pull_request(provider, branch, number, from_fork=from_fork, labels=labels)
+    sink.branch_pushed(branch, _sha(head.at("sha").text()))
     return 200, f"pull request #{number} noted"
 
 
-def _gitlab(
-    headers: Mapping[str, str], payload: dict[str, Any], sink: WebhookSink
-) -> tuple[int, str]:
-    event = headers.get("x-gitlab-event", "")
+def _gitlab(event: str, headers: Mapping[str, str], payload: Fields, sink: WebhookSink) -> Outcome:
     if event == "Push Hook":
         return _push(payload, sink)
     if event == "Merge Request Hook":
-        attributes = _require(payload, "object_attributes")
-        branch = attributes.get("source_branch") if isinstance(attributes, Mapping) else None
-        number = attributes.get("iid") if isinstance(attributes, Mapping) else None
-        if not isinstance(branch, str) or not isinstance(number, int):
-            raise _Rejected(400, "merge request payload needs source_branch and iid")
-        source = attributes.get("source_project_id")
-        target = attributes.get("target_project_id")
+        attributes = payload.at("object_attributes")
+        branch = attributes.at("source_branch").required_text()
+        number = attributes.at("iid").required_integer()
+        source = attributes.at("source_project_id").integer()
+        target = attributes.at("target_project_id").integer()
         labels = tuple(
-            str(label.get("title"))
-            for label in payload.get("labels") or []
-            if isinstance(label, Mapping)
+            title for label in payload.at("labels").items() if (title := label.at("title").text())
         )
-        sink.pull_request(
-            branch,
-            number,
-            from_fork=source != target,
-            labels=labels,
-        )
-        sink.branch_pushed(branch, _sha((attributes.get("last_commit") or {}).get("id")))
+        from_fork = source is None or source != target
+        sink.pull_request("gitlab", branch, number, from_fork=from_fork, labels=labels)
+        sink.branch_pushed(branch, _sha(attributes.at("last_commit", "id").text()))
         return 200, f"merge request !{number} noted"
     return 202, f"ignored: Shipyard does not use {event or 'unnamed'} events"
-
-
-def _gitea(
-    headers: Mapping[str, str], payload: dict[str, Any], sink: WebhookSink
-) -> tuple[int, str]:
-    event = headers.get("x-gitea-event") or headers.get("x-forgejo-event") or ""
-    github_style = {"x-github-event": event.replace("pull_request_sync", "pull_request")}
-    return _github(github_style, payload, sink)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from controller.api import auth, server
+from controller.api.webhook_intake import IntakeLimits
 from controller.cli import durations, startup
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
@@ -52,6 +53,9 @@ class ServeOptions:
     gitlab_project: str | None
     trusted_label: str
     allow_empty_production: bool = False
+    gitea_repo: str | None = None
+    webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
+    header_timeout: float = 60.0
 
     @property
     def api(self) -> server.ApiSettings:
@@ -62,6 +66,11 @@ class ServeOptions:
             github_token=self.github_token,
             gitlab_api_url=self.gitlab_api_url,
             gitlab_token=self.gitlab_token,
+            github_repo=self.github_repo,
+            gitlab_project=self.gitlab_project,
+            gitea_repo=self.gitea_repo,
+            webhook_limits=self.webhook_limits,
+            header_timeout=self.header_timeout,
         )
 
 
@@ -151,6 +160,30 @@ _SHARED = [
         help="File holding the webhook secret (keeps it out of the environment).",
     ),
     click.option(
+        "--header-timeout",
+        callback=durations.option_callback,
+        default="60s",
+        show_default=True,
+        envvar="SHIPYARD_HEADER_TIMEOUT",
+        help="Time a client may take to send a request's headers (then it is disconnected).",
+    ),
+    click.option(
+        "--webhook-body-timeout",
+        callback=durations.option_callback,
+        default="10s",
+        show_default=True,
+        envvar="SHIPYARD_WEBHOOK_BODY_TIMEOUT",
+        help="Time a webhook body may take to arrive (then 408).",
+    ),
+    click.option(
+        "--webhook-max-pending",
+        type=click.IntRange(1, 10_000),
+        default=IntakeLimits.max_pending,
+        show_default=True,
+        envvar="SHIPYARD_WEBHOOK_MAX_PENDING",
+        help="Webhook deliveries read at once before they are authenticated.",
+    ),
+    click.option(
         "--read-token",
         "read_tokens",
         multiple=True,
@@ -223,6 +256,12 @@ _SHARED = [
         help="group/name on GitLab. [default: derived from --repo]",
     ),
     click.option(
+        "--gitea-repo",
+        envvar="SHIPYARD_GITEA_REPO",
+        help="owner/name on Gitea or Forgejo (what its webhooks must name). "
+        "[default: derived from --repo]",
+    ),
+    click.option(
         "--trusted-label",
         default="shipyard:trusted",
         show_default=True,
@@ -273,6 +312,12 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
         allow_empty_production=values["allow_empty_production"],
+        gitea_repo=values["gitea_repo"],
+        header_timeout=values["header_timeout"],
+        webhook_limits=IntakeLimits(
+            body_timeout=values["webhook_body_timeout"],
+            max_pending=values["webhook_max_pending"],
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from controller.store.errors import unwritable
 from controller.store.records import (
     Deployed,
     EnvironmentRecord,
@@ -101,13 +102,21 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # SQLite may already have rolled back (it does on a full disk).
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as error:
+                translated = unwritable(error)
+                if translated is None:
+                    raise
+                raise translated from error
 
     def _query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
         with self._lock:

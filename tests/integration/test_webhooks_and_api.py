@@ -16,7 +16,9 @@ import pytest
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, manifest, preview_of, seed, wait_for
 from tests.integration.webhook_payloads import (
+    SERVED,
     gitea_push,
+    github_delete,
     github_pull_request,
     github_push,
     gitlab_push,
@@ -35,6 +37,7 @@ def shipyard(upstream: Upstream, tmp_path: Path) -> Iterator[Shipyard]:
         upstream.bare,
         tmp_path / "state",
         "--webhook-secret", SECRET, "--read-token", READ, "--write-token", WRITE,
+        "--github-repo", SERVED, "--gitlab-project", SERVED, "--gitea-repo", SERVED,
         poll_interval="1h",
         token=READ,
     ).start()  # fmt: skip
@@ -154,7 +157,7 @@ def test_delete_webhook_tears_the_preview_down(shipyard: Shipyard, upstream: Ups
     environment = preview_of("gone")
     wait_for(lambda: shipyard.serving("beta", environment), what="the preview")
     upstream.push(":gone")
-    body, headers = signed_github(SECRET, "delete", {"ref": "gone", "ref_type": "branch"})
+    body, headers = signed_github(SECRET, "delete", github_delete("gone"))
     assert post(shipyard, "/hooks/github", body, headers).status_code == 200
     wait_for(lambda: environment not in shipyard.environments(), what="the teardown")
 
