@@ -17,10 +17,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
-from urllib.parse import urlsplit
 
 import httpx
 
+from preview import remotes
 from preview.delivery import TRUSTED_LABEL, QueuedNotifier
 from preview.environments import is_production
 from preview.feedback import (
@@ -233,9 +233,6 @@ async def _part(what: str, report: PreviewReport, call: Awaitable[None]) -> None
         )
 
 
-_URL_SCHEMES = frozenset({"http", "https", "ssh", "git", "git+ssh", "ssh+git"})
-# git's scp-like syntax: `[user@]host:path`, where the host has no slash.
-_SCP_LIKE = re.compile(r"(?:[^@/\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>[^\s]+)")
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -247,25 +244,8 @@ def repository_from_remote(url: str) -> str | None:
     `[user@]host:o/n`; local paths, `file://` and paths of any other depth (GitLab
     subgroups, say) are not GitHub repositories.
     """
-    url = url.strip()
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError:
-            return None
-        if parts.scheme.lower() not in _URL_SCHEMES or not host or parts.query or parts.fragment:
-            return None
-        path = parts.path
-    else:
-        match = _SCP_LIKE.fullmatch(url)
-        if match is None:
-            return None
-        path = match["path"]
-    path = path.strip("/")
-    path = path.removesuffix(".git")
-    segments = path.split("/")
-    if len(segments) != 2:
+    segments = remotes.path_segments(url)
+    if segments is None or len(segments) != 2:
         return None
     owner, name = segments
     if not _OWNER.fullmatch(owner) or not _NAME.fullmatch(name) or name in {".", ".."}:

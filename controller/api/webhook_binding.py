@@ -13,14 +13,10 @@ derived: such a forge's deliveries are *unbound* (see `webhooks._not_ours`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from preview.github import repository_from_remote
-
-_SCP_LIKE = re.compile(r"(?:[^@/]+@)?[^:/]+:(?P<path>[^/].*)")
-_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+from preview.remotes import project_path_from_remote
 
 
 @dataclass(frozen=True)
@@ -55,25 +51,3 @@ class ServedRepositories:
 def unbound_reason(provider: str) -> str:
     flag = {"github": "--github-repo", "gitlab": "--gitlab-project"}.get(provider, "--gitea-repo")
     return f"the served repository is unknown (set {flag} to accept pull requests)"
-
-
-def project_path_from_remote(url: str) -> str | None:
-    """`group/subgroup/name` of a remote URL (GitLab allows any depth), else None."""
-    url = url.strip()
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return None
-        if parts.scheme.lower() == "file" or not parts.hostname:
-            return None
-        path = parts.path
-    else:
-        match = _SCP_LIKE.fullmatch(url)
-        if match is None:
-            return None
-        path = match["path"]
-    segments = path.strip("/").removesuffix(".git").split("/")
-    if len(segments) < 2 or not all(_SEGMENT.fullmatch(s) for s in segments):
-        return None
-    return "/".join(segments)

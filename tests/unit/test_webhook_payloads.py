@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from controller.api.payload_fields import Fields, Malformed, parse
-from controller.api.webhook_binding import ServedRepositories, project_path_from_remote
+from controller.api.webhook_binding import ServedRepositories
+from preview.remotes import project_path_from_remote
 
 
 class TestParse:
