@@ -1,8 +1,13 @@
 """The local target: agent versions as supervised processes, switched without downtime.
 
 A new version starts beside the old one; only when it turns healthy does traffic move to
-it and the old one stop. A version that never turns healthy is stopped and the old one
-keeps serving: the automatic rollback of the local target.
+it and the old one stop. A version that never turns healthy, or crashes before it does,
+is stopped and the old one keeps serving: the automatic rollback of the local target.
+
+That health gate is the only place a crash counts against a version. Once a version
+serves, a crash is the supervisor's business: it restarts the process with backoff for
+ever and the slot keeps pointing at it (reporting CrashLoopBackOff meanwhile); nothing
+here rolls a promoted version back because it crashed later.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class LocalTarget:
             if current is not None and current.spec == launch and current.state not in _GONE:
                 return DeployResult(True)
             process = await self._table.launch(launch)
-            if await process.wait_healthy(deadline_seconds):
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
                 self._serving[slot] = process
                 if current is not None and current.key != process.key:
                     await self._table.stop(current.key)
@@ -90,6 +95,8 @@ class LocalTarget:
 def _failure(process: AgentProcess, deadline_seconds: float) -> str:
     if process.state is ProcessState.FAILED and process.last_error:
         return process.last_error
+    if process.state is ProcessState.CRASH_LOOP_BACK_OFF and process.last_exit:
+        return f"{process.last_exit} before turning healthy"
     reason = f"not healthy within {deadline_seconds:g}s"
     if process.last_error:
         reason += f" ({process.last_error})"
