@@ -365,12 +365,12 @@ class Controller:
         self.metrics.observe_phase("apply", time.perf_counter() - apply_started)
         self._refresh_agents(status, desired, sha)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
-        settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
+        settled = all(a.rolled_out or a.state == "Pinned" for a in status.agents.values())
         if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
             pr_feedback.report(self, status, "success")
             return Outcome.READY
-        failed_agents = [name for name, agent in status.agents.items() if not agent.ready]
+        failed_agents = [name for name, agent in status.agents.items() if not agent.rolled_out]
         status.set_condition(
             "Ready",
             False,
@@ -551,6 +551,7 @@ class Controller:
                 ),
                 labels=labels,
                 since=record.since if record and serving == record.version else None,
+                runtime=self.target.process(status.name, name) if serving else None,
             )
         status.agents = agents
 

@@ -612,3 +612,42 @@ def test_a_run_longer_than_reset_after_starts_the_backoff_again(tmp_path: Path) 
             await process.stop()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("use_cgroups", _containment_modes())
+def test_stopping_one_tree_leaves_other_agents_and_the_controllers_children_alone(
+    tmp_path: Path, use_cgroups: bool
+) -> None:
+    # The controller holds the read end of every agent's output pipes, and is the parent
+    # of every agent: neither may pull its other children into one agent's tree.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    async def scenario() -> None:
+        table = ProcessTable(use_cgroups=use_cgroups)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        first = await table.launch(
+            make_spec(tmp_path / "a", (sys.executable, "-c", DETACHING_AGENT))
+        )
+        second = await table.launch(make_spec(tmp_path / "b", agent="other-bot"))
+        try:
+            assert await first.wait_healthy(10.0)
+            assert await second.wait_healthy(10.0)
+            await eventually(lambda: len(detached_pids(tmp_path / "a")) == 2)
+            second_pid = second.pid
+            assert second_pid is not None
+            assert bystander.pid not in first.tree.members()
+            assert second_pid not in first.tree.members()
+            await table.stop(first.key, grace=1.0)
+            assert all(is_gone(pid) for pid in detached_pids(tmp_path / "a"))
+            assert not is_gone(second_pid)
+            assert second.state is ProcessState.HEALTHY
+            assert bystander.poll() is None
+        finally:
+            await table.stop_all(grace=1.0)
+
+    try:
+        run(scenario())
+    finally:
+        bystander.kill()
+        bystander.wait()

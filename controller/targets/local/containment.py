@@ -210,8 +210,11 @@ def _scan(leader: int | None, marker: str, pipes: frozenset[str]) -> set[int]:
     parents: dict[int, int] = {}
     found: set[int] = set()
     needle = f"{MARKER_ENV}={marker}".encode()
+    # The controller holds the read end of every agent's pipes: counting it in would
+    # count in all of its children, every other agent and git process included.
+    never = {1, os.getpid()}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in never:
             continue
         pid = int(entry.name)
         stat = _stat(pid)
