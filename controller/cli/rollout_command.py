@@ -84,6 +84,10 @@ def verdict(name: str, agent: dict[str, Any], rollouts: Sequence[dict[str, Any]]
         return Verdict(
             None, f'Waiting for agent "{name}" rollout to finish: {desired} is not serving yet...'
         )
+    if agent.get("version") == desired:
+        # Rolled out, but its process does not serve right now (CrashLoopBackOff, ...).
+        why = agent.get("message") or state
+        return Verdict(None, f'Waiting for agent "{name}": {desired} is {state}: {why}...')
     return Verdict(
         None,
         f'Waiting for agent "{name}" rollout to finish: {agent.get("version")} serving, '

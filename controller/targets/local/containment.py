@@ -7,11 +7,13 @@ holds the output pipes, and the port, for ever. So each agent gets a `ProcessTre
 - where the machine lets the controller create cgroups v2 (root, or a delegated
   subtree), a cgroup of its own that the launcher joins before `exec`. Membership follows
   every fork, `setsid` or not, and `cgroup.kill` ends all of it at once;
-- always, a scan of /proc as well: the agent's process group and session, descendants by
-  parent pid, processes carrying the tree's marker variable in their environment, and
-  processes holding the agent's output pipes. Without cgroups this is what finds a child
-  that detached (it inherited the marker and usually the pipes); only a daemon that both
-  scrubs its environment and closes the pipes escapes it.
+- elsewhere (or if the agent could not join its cgroup), a scan of /proc: the agent's
+  process group and session, descendants by parent pid, processes carrying the tree's
+  marker variable in their environment, and processes holding the agent's output pipes.
+  That finds a child that detached (it inherited the marker and usually the pipes); only
+  a daemon that both scrubs its environment and closes the pipes escapes it. A scan
+  reads every process's /proc entries (some 20 ms for 150 processes), so waits run it in
+  a worker thread, polling less and less often.
 
 Ending a tree is SIGTERM to every member, a grace period, then SIGKILL, each wait bounded:
 nothing here waits for a process, or a pipe, without a deadline.
@@ -40,6 +42,7 @@ CGROUP_ENV = "SHIPYARD_LAUNCH_CGROUP"
 """The cgroup.procs file the launcher joins before exec (removed from the agent's env)."""
 
 _POLL_SECONDS = 0.05
+_MAX_POLL_SECONDS = 0.5
 _KILL_WAIT_SECONDS = 5.0  # after SIGKILL; only an unkillable process (D state) takes longer
 _CGROUP_PREFIX = "shipyard-"
 _names = itertools.count(1)
@@ -131,6 +134,7 @@ class ProcessTree:
         self.cgroup = home.create(f"{name}-{next(_names)}") if home is not None else None
         self._leader: int | None = None
         self._pipes: frozenset[str] = frozenset()
+        self._contained = False  # the current run joined the cgroup: no /proc scan needed
 
     def launch_env(self) -> dict[str, str]:
         """Variables for the launcher: the marker (kept) and the cgroup to join (removed)."""
@@ -147,13 +151,15 @@ class ProcessTree:
             with contextlib.suppress(OSError):
                 links.add(os.readlink(f"/proc/self/fd/{fd}"))
         self._pipes = frozenset(link for link in links if link.startswith("pipe:"))
-        if self.cgroup is not None and not _in_cgroup(pid, self.cgroup):
+        self._contained = self.cgroup is not None and _in_cgroup(pid, self.cgroup)
+        if self.cgroup is not None and not self._contained:
             _log.warning("agent %d did not join %s; relying on /proc", pid, self.cgroup)
 
     def members(self) -> set[int]:
         """Live (not zombie) processes of the tree right now."""
         found = set(_cgroup_members(self.cgroup)) if self.cgroup is not None else set()
-        found |= _scan(self._leader, self.marker, self._pipes)
+        if not self._contained:
+            found |= _scan(self._leader, self.marker, self._pipes)
         found.discard(os.getpid())
         return {pid for pid in found if _alive(pid)}
 
@@ -192,12 +198,17 @@ class ProcessTree:
 
     async def _wait_empty(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
+        poll = _POLL_SECONDS
         while True:
-            if not self.members():
+            # A cgroup is read in microseconds; a /proc scan is not, so it leaves the loop.
+            members = self.members() if self._contained else await asyncio.to_thread(self.members)
+            if not members:
                 return True
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            await asyncio.sleep(_POLL_SECONDS)
+            await asyncio.sleep(min(poll, remaining))
+            poll = min(poll * 2, _MAX_POLL_SECONDS)
 
     def close(self) -> None:
         """Remove the (empty) cgroup; a tree that is not empty keeps it, to be swept."""
