@@ -651,3 +651,31 @@ def test_stopping_one_tree_leaves_other_agents_and_the_controllers_children_alon
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_start_sweeps_agent_cgroups_left_by_a_controller_that_is_gone(tmp_path: Path) -> None:
+    probe = CgroupHome.find()
+    if probe is None:
+        pytest.skip("no writable cgroup v2 here")
+    probe.close()
+    # A controller that was SIGKILLed: its pid is gone, its agent cgroup still holds a
+    # detached child that nobody else would ever stop.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = probe.root / f"shipyard-{dead.pid}" / "alpha-production-v1-1"
+    stale.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        (stale / "cgroup.procs").write_text(str(orphan.pid))
+        home = CgroupHome.find()
+        assert home is not None
+        home.close()
+        orphan.wait(timeout=10)
+        assert orphan.returncode == -signal.SIGKILL
+        assert not stale.parent.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        for leftover in (stale, stale.parent):
+            if leftover.exists():
+                leftover.rmdir()
