@@ -144,15 +144,37 @@ class EnvironmentStatus:
             return
         self.conditions[type_] = Condition(type_, status, reason, message)
 
+    def live_conditions(self) -> dict[str, Condition]:
+        """`conditions`, with Ready False while a rolled-out agent's process cannot serve.
+
+        The reconcile that set Ready True converged; a crash after it does not call for
+        another one, but the environment is not ready while an agent of it is down.
+        """
+        ready = self.conditions.get("Ready")
+        down = [a for a in self.agents.values() if a.rolled_out and not a.ready]
+        if ready is None or not ready.status or not down:
+            return self.conditions
+        message = "; ".join(f"{a.name} is {a.live_state}" for a in sorted(down, key=_by_name))
+        live = dict(self.conditions)
+        live["Ready"] = Condition(
+            "Ready", False, "AgentsNotServing", message, ready.last_transition
+        )
+        return live
+
     def as_dict(self) -> dict[str, Any]:
+        conditions = self.live_conditions()
         return {
             "name": self.name,
             "branch": self.branch,
             "commit": self.commit,
-            "conditions": [self.conditions[key].as_dict() for key in sorted(self.conditions)],
+            "conditions": [conditions[key].as_dict() for key in sorted(conditions)],
             "agents": [self.agents[key].as_dict() for key in sorted(self.agents)],
             "problems": self.problems,
         }
+
+
+def _by_name(agent: AgentStatus) -> str:
+    return agent.name
 
 
 def _iso(timestamp: float) -> str:

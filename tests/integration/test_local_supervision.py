@@ -195,7 +195,7 @@ def test_detached_children_of_a_preview_do_not_hold_up_production(
 def test_crash_looping_agent_is_restarted_and_reported_until_it_serves_again(
     upstream: Upstream, tmp_path: Path, shipyards: list[Shipyard]
 ) -> None:
-    sha = seed(upstream, alpha=agent_manifest("alpha"))
+    sha = seed(upstream, alpha=agent_manifest("alpha"), beta=agent_manifest("beta"))
     shipyard = Shipyard(upstream.bare, tmp_path / "state", *FAST_RESTARTS).start()
     shipyards.append(shipyard)
     version = shipyard.wait_desired("alpha", "production", sha)
@@ -233,8 +233,30 @@ def test_crash_looping_agent_is_restarted_and_reported_until_it_serves_again(
     assert looping["lastExit"] == "exited with code 3"
     assert "back-off" in looping["message"]
     assert shipyard.agent("alpha", "production").status_code == 502
-    listed = shipyard.http.get(shipyard.api("/api/v1/agents")).json()["items"]
-    assert [a["state"] for a in listed if a["name"] == "alpha"] == ["CrashLoopBackOff"]
+
+    def listed_as_crash_looping() -> bool:
+        listed = shipyard.http.get(shipyard.api("/api/v1/agents")).json()["items"]
+        alpha = [a for a in listed if a["name"] == "alpha"]
+        return [(a["state"], a["ready"]) for a in alpha] == [("CrashLoopBackOff", False)]
+
+    wait_for(listed_as_crash_looping, what="/api/v1/agents to say CrashLoopBackOff")
+
+    # A commit that changes another agent reconciles production; the crashing, promoted
+    # version is neither rolled back nor rolled out again, and the environment converges.
+    other = upstream.commit({"agents/beta.yaml": agent_manifest("beta", temperature=0.7)})
+    upstream.push("main")
+    shipyard.wait_version("beta", "production", shipyard.wait_desired("beta", "production", other))
+
+    def production_while_looping() -> dict[str, Any] | None:
+        production = shipyard.environments()["production"]
+        alpha = next(a for a in production["agents"] if a["name"] == "alpha")
+        return production if alpha["state"] == "CrashLoopBackOff" else None
+
+    production = wait_for(production_while_looping, what="still CrashLoopBackOff")
+    assert next(a for a in production["agents"] if a["name"] == "alpha")["version"] == version
+    ready = {c["type"]: c for c in production["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "AgentsNotServing"), production
+    assert ready["message"] == "alpha is CrashLoopBackOff"
 
     # Fixed: the next restart serves, and the status reads ready again.
     (shipyard.state / "checkouts" / sha / "alpha--production.crash").unlink()
@@ -244,6 +266,9 @@ def test_crash_looping_agent_is_restarted_and_reported_until_it_serves_again(
         return found if found and found["ready"] and found["state"] == "Healthy" else None
 
     wait_for(ready_again, what="ready again")
+    production = shipyard.environments()["production"]
+    assert {c["type"]: c["status"] for c in production["conditions"]}["Ready"] == "True"
     shipyard.wait_version("alpha", "production", version)
     rollouts = shipyard.rollouts("alpha", "production")
     assert [r.result for r in rollouts] == [RolloutResult.HEALTHY]  # no rollback, no redeploy
+    assert [r.commit for r in rollouts] == [sha]
