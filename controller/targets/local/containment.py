@@ -155,6 +155,15 @@ class ProcessTree:
         if self.cgroup is not None and not self._contained:
             _log.warning("agent %d did not join %s; relying on /proc", pid, self.cgroup)
 
+    def run_ended(self) -> None:
+        """The run's leader was reaped and its tree ended: forget its pid and pipes.
+
+        Both may be reused by unrelated processes from now on; the marker (and the
+        cgroup) still find anything of this tree that survived.
+        """
+        self._leader = None
+        self._pipes = frozenset()
+
     def members(self) -> set[int]:
         """Live (not zombie) processes of the tree right now."""
         found = set(_cgroup_members(self.cgroup)) if self.cgroup is not None else set()
@@ -164,11 +173,10 @@ class ProcessTree:
         return {pid for pid in found if _alive(pid)}
 
     def signal(self, sig: signal.Signals) -> None:
+        # Member by member, never `killpg`: once its members are gone, a group's id may
+        # belong to somebody else.
         if sig is signal.SIGKILL and self.cgroup is not None:
             _cgroup_kill(self.cgroup)
-        if self._leader is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._leader, sig)
         for pid in self.members():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)

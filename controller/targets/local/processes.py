@@ -271,6 +271,7 @@ class AgentProcess:
             self._close_outputs()
             await self.tree.end(0)
             await _reap(process)
+            self.tree.run_ended()
             return
         self._supervisor = asyncio.create_task(
             self._supervise(process), name=f"shipyard-supervise-{'/'.join(self.key)}"
@@ -390,6 +391,7 @@ class AgentProcess:
             status.close()
         if exec_error:
             await _reap(process)
+            self.tree.run_ended()
             self._close_outputs()
             self._fail(exec_error.decode("utf-8", "replace"))
             return None
@@ -425,6 +427,7 @@ class AgentProcess:
                     self._close_outputs()
                     await self.tree.end(self._grace)
                     await _reap(process)
+                    self.tree.run_ended()
                     return
         except Exception as exc:
             # A bug here must not leave an agent running with nobody watching it.
@@ -463,6 +466,7 @@ class AgentProcess:
                 # the port and the pipes.
                 await self.tree.end(0)
             returncode = await _reap(process)
+            self.tree.run_ended()
             _, still_reading = await asyncio.wait(pumps, timeout=_PUMP_DRAIN_SECONDS)
             for pump in still_reading:
                 pump.cancel()
