@@ -766,7 +766,7 @@ class Controller:
                 except launching.NotLaunchable:
                     continue
                 deadline = float(agent.spec.rollout.progress_deadline_seconds)
-                result = await self.driver.deploy(request, deadline)
+                result = await self.driver.restore(request, deadline)
                 if not result.healthy:
                     self._event(
                         "Warning",

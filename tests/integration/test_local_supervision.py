@@ -272,3 +272,34 @@ def test_crash_looping_agent_is_restarted_and_reported_until_it_serves_again(
     rollouts = shipyard.rollouts("alpha", "production")
     assert [r.result for r in rollouts] == [RolloutResult.HEALTHY]  # no rollback, no redeploy
     assert [r.commit for r in rollouts] == [sha]
+
+
+def test_a_promoted_version_that_crashes_after_a_restart_keeps_its_place_and_is_reported(
+    upstream: Upstream, tmp_path: Path, shipyards: list[Shipyard]
+) -> None:
+    sha = seed(upstream, alpha=agent_manifest("alpha"))
+    shipyard = Shipyard(upstream.bare, tmp_path / "state", *FAST_RESTARTS).start()
+    shipyards.append(shipyard)
+    version = shipyard.wait_desired("alpha", "production", sha)
+    shipyard.wait_version("alpha", "production", version)
+    rollouts = shipyard.rollouts("alpha", "production")
+    shipyard.stop()
+
+    # While the controller is down, something the agent needs breaks: it now exits at once.
+    crash = shipyard.state / "checkouts" / sha / "alpha--production.crash"
+    crash.touch()
+    again = Shipyard(upstream.bare, tmp_path / "state", *FAST_RESTARTS)
+    shipyards.append(again.start())
+
+    def crash_looping() -> dict[str, Any] | None:
+        found = agent_status(again, "alpha", "production")
+        return found if found and found["state"] == "CrashLoopBackOff" else None
+
+    looping = wait_for(crash_looping, what="CrashLoopBackOff after the restart")
+    assert looping["version"] == version
+    assert looping["ready"] is False
+    crash.unlink()
+    again.wait_version("alpha", "production", version)
+    wait_for(lambda: (a := agent_status(again, "alpha", "production")) and a["ready"], what="ready")
+    # Restarted, not rolled out again nor marked failed.
+    assert again.rollouts("alpha", "production") == rollouts

@@ -60,6 +60,25 @@ class LocalTarget:
             await self._table.stop(process.key)
             return DeployResult(False, message)
 
+    async def restore(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start again a version that served before the controller restarted.
+
+        It was promoted already, so there is no gate and nothing to roll back to: it takes
+        its slot at once and, if it crashes, is restarted and reported like any serving
+        version. The result only says whether it turned healthy (a first crash ends the
+        wait, so one broken agent does not hold up the others' restore).
+        """
+        slot = (launch.environment, launch.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            current = self._serving.get(slot)
+            process = await self._table.launch(launch)
+            self._serving[slot] = process
+            if current is not None and current.key != process.key:
+                await self._table.stop(current.key)
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
+                return DeployResult(True)
+            return DeployResult(False, _failure(process, deadline_seconds))
+
     async def remove(self, environment: str, agent: str) -> None:
         slot = (environment, agent)
         async with self._locks.setdefault(slot, asyncio.Lock()):
