@@ -517,7 +517,7 @@ def detached_pids(directory: Path) -> list[int]:
 
 @pytest.mark.parametrize("use_cgroups", _containment_modes())
 def test_stop_ends_children_that_detached_and_hold_the_pipes(
-    tmp_path: Path, use_cgroups: bool
+    tmp_path: Path, use_cgroups: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> None:
         table = ProcessTable(use_cgroups=use_cgroups)
@@ -531,6 +531,11 @@ def test_stop_ends_children_that_detached_and_hold_the_pipes(
         children = detached_pids(tmp_path)
         # Neither child is in the agent's process group any more.
         assert all(os.getpgid(pid) != agent_pid for pid in children)
+        if use_cgroups:  # but both were born inside the agent's cgroup
+            assert process.tree.cgroup is not None
+            procs = (process.tree.cgroup / "cgroup.procs").read_text().split()
+            assert {str(pid) for pid in (agent_pid, *children)} <= set(procs)
+            assert "did not join" not in caplog.text  # the cgroup is trusted, no fallback
         # Bounded by the grace and the kill wait; before, it waited on the pipes for ever.
         await asyncio.wait_for(table.stop_all(grace=1.0), timeout=30.0)
         assert state_of(process) is ProcessState.STOPPED

@@ -146,14 +146,20 @@ class ProcessTree:
     def adopt(self, pid: int, pipe_fds: Iterable[int]) -> None:
         """`pid` is the agent's current run, leading its own session; `pipe_fds` its output."""
         self._leader = pid
+        self._contained = False
         links = set()
         for fd in pipe_fds:
             with contextlib.suppress(OSError):
                 links.add(os.readlink(f"/proc/self/fd/{fd}"))
         self._pipes = frozenset(link for link in links if link.startswith("pipe:"))
-        self._contained = self.cgroup is not None and _in_cgroup(pid, self.cgroup)
-        if self.cgroup is not None and not self._contained:
-            _log.warning("agent %d did not join %s; relying on /proc", pid, self.cgroup)
+
+    def launched(self) -> None:
+        """The launcher has exec'd (so it joined the cgroup, if it could): check which."""
+        if self.cgroup is None or self._leader is None:
+            return
+        self._contained = _in_cgroup(self._leader, self.cgroup)
+        if not self._contained:
+            _log.warning("agent %d did not join %s; relying on /proc", self._leader, self.cgroup)
 
     def run_ended(self) -> None:
         """The run's leader was reaped and its tree ended: forget its pid and pipes.

@@ -376,6 +376,7 @@ class AgentProcess:
                     os.close(fd)
             self.tree.adopt(process.pid, self._outputs)
             exec_error = await _read_until_eof(status)
+            self.tree.launched()
         except (OSError, ValueError) as exc:
             # Reached only before the child runs (e.g. cwd missing); the message carries
             # the OS error, never the environment.
