@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from controller.store.records import RolloutResult
+from controller.store.sqlite import Store
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import (
     EXAMPLE_AGENT,
@@ -30,11 +31,14 @@ from tests.integration.controller_harness import (
 # `<agent>--<environment>.pids` in its working directory (the commit's checkout), exits
 # at once while `<agent>--<environment>.crash` exists there, and with DETACH=1 leaves two
 # children holding its stdout and stderr: one in a session of its own (`setsid sleep &`),
-# one a double-forked daemon. Then it becomes the example agent (same pid).
+# one a double-forked daemon. While the file named by HOLD exists, it waits before
+# serving. Then it becomes the example agent (same pid).
 SUPERVISED_AGENT = """\
 import os, subprocess, sys, time
 
 name = os.environ["SHIPYARD_AGENT"] + "--" + os.environ["SHIPYARD_ENVIRONMENT"]
+while os.environ.get("HOLD") and os.path.exists(os.environ["HOLD"]):
+    time.sleep(0.1)
 if os.path.exists(name + ".crash"):
     sys.exit(3)
 pids = [os.getpid()]
@@ -60,7 +64,9 @@ os.execv(sys.executable, [sys.executable, "agent/server.py"])
 FAST_RESTARTS = ("--restart-backoff", "0.2s", "--restart-backoff-cap", "1s")
 
 
-def agent_manifest(name: str, *, detach: bool = False, temperature: float = 0.2) -> str:
+def agent_manifest(
+    name: str, *, detach: bool = False, temperature: float = 0.2, hold: Path | None = None
+) -> str:
     return f"""\
 apiVersion: shipyard.dev/v1alpha1
 kind: Agent
@@ -72,6 +78,8 @@ spec:
   env:
     - name: DETACH
       value: "{1 if detach else 0}"
+    - name: HOLD
+      value: "{hold or ""}"
   model:
     provider: fake
     name: echo
@@ -303,3 +311,52 @@ def test_a_promoted_version_that_crashes_after_a_restart_keeps_its_place_and_is_
     wait_for(lambda: (a := agent_status(again, "alpha", "production")) and a["ready"], what="ready")
     # Restarted, not rolled out again nor marked failed.
     assert again.rollouts("alpha", "production") == rollouts
+
+
+def test_sigterm_mid_rollout_abandons_it_cleanly_and_the_next_start_finishes_that_record(
+    upstream: Upstream, tmp_path: Path, shipyards: list[Shipyard]
+) -> None:
+    seed(upstream, alpha=agent_manifest("alpha"))
+    shipyard = Shipyard(upstream.bare, tmp_path / "state", *FAST_RESTARTS).start()
+    shipyards.append(shipyard)
+    before = shipyard.serving("alpha", "production")
+    assert before is not None
+    hold = tmp_path / "hold"
+    hold.touch()
+    sha = upstream.commit({"agents/alpha.yaml": agent_manifest("alpha", hold=hold)})
+    upstream.push("main")
+
+    def in_flight() -> list[Any]:
+        return [r for r in shipyard.rollouts("alpha", "production") if r.commit == sha]
+
+    (started,) = wait_for(in_flight, what="the rollout to start")
+    assert started.result is RolloutResult.PROGRESSING
+    process = shipyard.process
+    assert process is not None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, shipyard.log.read_text()[-3000:]
+    shipyard.process = None
+    assert "abandoning it" in shipyard.log.read_text()
+    # Consistent: the record is still open, and nothing claims the new version serves.
+    assert in_flight() == [started]
+    assert "alpha" not in agent_names_deployed(shipyard, sha)
+
+    hold.unlink()
+    again = Shipyard(upstream.bare, tmp_path / "state", *FAST_RESTARTS)
+    shipyards.append(again.start())
+    again.wait_version("alpha", "production", again.wait_desired("alpha", "production", sha))
+
+    def finished() -> list[Any] | None:
+        done = [r for r in again.rollouts("alpha", "production") if r.commit == sha]
+        return done if done and done[0].result is RolloutResult.HEALTHY else None
+
+    (record,) = wait_for(finished, what="the same record to finish")
+    assert record.id == started.id
+
+
+def agent_names_deployed(shipyard: Shipyard, sha: str) -> set[str]:
+    store = Store(shipyard.state / "shipyard.db")
+    try:
+        return {record.agent for record in store.deployed("production") if record.commit == sha}
+    finally:
+        store.close()
