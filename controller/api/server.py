@@ -134,7 +134,6 @@ async def serve(
             timeout_graceful_shutdown=int(shutdown.GRACEFUL_HTTP_SECONDS),
         )
     )
-    signals = shutdown.Signals(server)
     work = controller.run
     if kubernetes is not None and kubernetes.leader_election:
         assert isinstance(controller.target, KubernetesTarget)
@@ -143,6 +142,7 @@ async def serve(
     else:
         loop_task = asyncio.create_task(work(), name="shipyard-controller")
     ready_task = asyncio.create_task(_announce(controller, on_ready)) if on_ready else None
+    signals = shutdown.Signals(server, on_request=loop_task.cancel)
     with signals.installed():
         try:
             await server.serve()

@@ -7,9 +7,9 @@ then die by SIGKILL through their PDEATHSIG, their detached children not at all)
 the exit status says the controller was killed. So `serve` runs uvicorn without its
 signal handling and owns the signals here:
 
-1. the first signal stops the HTTP server (no new connections; open ones get
-   `GRACEFUL_HTTP_SECONDS` to finish, streaming `logs -f` included);
-2. the poll loop stops, reconciles in flight get `SETTLE_SECONDS` to finish their
+1. the first signal stops the poll loop (no new syncs) and the HTTP server (no new
+   connections; open ones get `GRACEFUL_HTTP_SECONDS` to finish, `logs -f` included);
+2. reconciles in flight get `SETTLE_SECONDS` to finish their
    rollouts; any still running then are abandoned: their rollout records stay
    `Progressing` with nothing marked deployed, and the next start resumes that same
    record instead of writing a new one;
@@ -48,8 +48,9 @@ class Server(uvicorn.Server):
 class Signals:
     """SIGTERM and SIGINT, turned into a stop request for `server` (and a force on repeat)."""
 
-    def __init__(self, server: uvicorn.Server) -> None:
+    def __init__(self, server: uvicorn.Server, *, on_request: Callable[[], object]) -> None:
         self.server = server
+        self.on_request = on_request  # stops taking work, at once
         self.requested = asyncio.Event()
         self.forced = asyncio.Event()
 
@@ -75,6 +76,7 @@ class Signals:
             return
         log.warning("%s: stopping gracefully", sig.name)
         self.requested.set()
+        self.on_request()
         self.server.should_exit = True
 
 
