@@ -86,6 +86,7 @@ class CgroupHome:
     def find(cls) -> CgroupHome | None:
         root = cgroup_root()
         if root is None:
+            _log.info("no writable cgroup v2; finding agent processes through /proc")
             return None
         home = cls(root)
         try:
