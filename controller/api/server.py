@@ -1,7 +1,8 @@
 """Assembles a running controller: store, git mirror, target, reconcile loop, API and router.
 
 `serve` is what `shipyard serve` and `shipyard up` run: one process, one port, until a
-signal stops it; agent processes stop with it.
+signal stops it; agent processes stop with it (see `shutdown` for how SIGTERM and SIGINT
+end it gracefully).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, connections, leadership, process_limits, proxy, webhooks
+from controller.api import auth, connections, leadership, process_limits, proxy, shutdown, webhooks
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
@@ -28,6 +29,7 @@ from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
+from controller.targets.local.processes import ProcessTable, RestartPolicy
 from controller.targets.local.target import LocalTarget
 from preview import gitlab
 from preview.feedback import Notifier
@@ -85,7 +87,10 @@ def build(
     target: Target
     driver: drivers.Driver
     if kubernetes is None:
-        local = LocalTarget()
+        restarts = RestartPolicy(
+            config.restart_backoff, config.restart_backoff_cap, config.restart_backoff_reset
+        )
+        local = LocalTarget(ProcessTable(restart_policy=restarts))
         target, driver = local, drivers.LocalDriver(local)
     else:
         cluster = KubernetesTarget(
@@ -141,7 +146,7 @@ async def serve(
     process_limits.raise_open_files_limit()
     standby = leadership.Standby()
     controller, router = build(config, api, kubernetes, standby)
-    server = uvicorn.Server(
+    server = shutdown.Server(
         uvicorn.Config(
             router,
             host=host,
@@ -151,6 +156,7 @@ async def serve(
             log_level="warning",
             server_header=False,
             date_header=False,
+            timeout_graceful_shutdown=int(shutdown.GRACEFUL_HTTP_SECONDS),
         )
     )
     work = controller.run
@@ -162,17 +168,20 @@ async def serve(
     else:
         loop_task = asyncio.create_task(work(), name="shipyard-controller")
     ready_task = asyncio.create_task(_announce(controller, on_ready)) if on_ready else None
-    try:
-        await server.serve()
-    finally:
-        for task in (loop_task, ready_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        await controller.close()
-        await router.aclose()
-        controller.store.close()
+    signals = shutdown.Signals(server, on_request=loop_task.cancel)
+    with signals.installed():
+        try:
+            await server.serve()
+        finally:
+            for task in (loop_task, ready_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            await shutdown.settle(controller.wait_idle, signals)
+            await controller.close()
+            await router.aclose()
+            controller.store.close()
 
 
 async def _announce(controller: Controller, on_ready: OnReady) -> None:

@@ -138,6 +138,7 @@ def _agent_item(agent: dict[str, Any]) -> Item:
             age.since(agent.get("since"), now),
         ],
         wide=lambda now: [
+            agent.get("restarts"),
             common.short(agent.get("commit")),
             agent.get("state"),
             agent.get("desiredVersion"),
@@ -260,7 +261,7 @@ KINDS = (
         "agents",
         ("agent", "ag"),
         ("NAME", "ENVIRONMENT", "VERSION", "READY", "URL", "AGE"),
-        ("COMMIT", "STATE", "DESIRED"),
+        ("RESTARTS", "COMMIT", "STATE", "DESIRED"),
         _fetch_agents,
     ),
     Kind(

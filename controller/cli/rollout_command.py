@@ -108,6 +108,10 @@ def verdict(
         return Verdict(
             None, f'Waiting for agent "{name}" rollout to finish: {desired} is not serving yet...'
         )
+    if agent.get("version") == desired:
+        # Rolled out, but its process does not serve right now (CrashLoopBackOff, ...).
+        why = agent.get("message") or state
+        return Verdict(None, f'Waiting for agent "{name}": {desired} is {state}: {why}...')
     return Verdict(
         None,
         f'Waiting for agent "{name}" rollout to finish: {agent.get("version")} serving, '

@@ -39,6 +39,9 @@ class ServeOptions:
     exclude: tuple[str, ...]
     max_previews: int
     url_template: str
+    restart_backoff: float
+    restart_backoff_cap: float
+    restart_backoff_reset: float
     secrets_file: Path | None
     verbose: bool
     insecure: bool
@@ -134,6 +137,30 @@ _SHARED = [
         is_flag=True,
         envvar="SHIPYARD_ALLOW_EMPTY_PRODUCTION",
         help="Let a commit that declares no agents stop every production agent.",
+    ),
+    click.option(
+        "--restart-backoff",
+        callback=durations.option_callback,
+        default="10s",
+        show_default=True,
+        envvar="SHIPYARD_RESTART_BACKOFF",
+        help="Delay before restarting a crashed local agent; doubles per crash in a row.",
+    ),
+    click.option(
+        "--restart-backoff-cap",
+        callback=durations.option_callback,
+        default="5m",
+        show_default=True,
+        envvar="SHIPYARD_RESTART_BACKOFF_CAP",
+        help="Longest delay before restarting a crashed local agent.",
+    ),
+    click.option(
+        "--restart-backoff-reset",
+        callback=durations.option_callback,
+        default="10m",
+        show_default=True,
+        envvar="SHIPYARD_RESTART_BACKOFF_RESET",
+        help="A local agent running this long starts its restart delay over.",
     ),
     click.option(
         "--url-template",
@@ -296,6 +323,9 @@ def gather(**values: Any) -> ServeOptions:
         exclude=tuple(values["exclude"]),
         max_previews=values["max_previews"],
         url_template=values["url_template"],
+        restart_backoff=values["restart_backoff"],
+        restart_backoff_cap=values["restart_backoff_cap"],
+        restart_backoff_reset=values["restart_backoff_reset"],
         secrets_file=values["secrets_file"],
         verbose=values["verbose"],
         insecure=values["insecure"],
@@ -458,6 +488,12 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
             "anyone who can reach it could steer rollouts. Set --write-token/--read-token, "
             "or pass --insecure to listen there anyway"
         )
+    if options.restart_backoff > options.restart_backoff_cap:
+        raise click.BadParameter(
+            f"{options.restart_backoff:g}s is longer than --restart-backoff-cap "
+            f"({options.restart_backoff_cap:g}s)",
+            param_hint="--restart-backoff",
+        )
     try:
         naming.preview_url(options.url_template, "agent", naming.PRODUCTION, options.port)
     except ValueError as error:
@@ -478,6 +514,9 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         url_template=options.url_template,
         public_port=options.port,
         secrets_file=_secrets_file(options.secrets_file),
+        restart_backoff=options.restart_backoff,
+        restart_backoff_cap=options.restart_backoff_cap,
+        restart_backoff_reset=options.restart_backoff_reset,
         forge_repository=_forge_repository(options),
         credentials=_own_credentials(repo, options),
         trusted_label=options.trusted_label,

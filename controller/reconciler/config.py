@@ -32,6 +32,10 @@ class ControllerConfig:
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+    # Crashed local agents restart after these delays (kubelet's CrashLoopBackOff numbers).
+    restart_backoff: float = 10.0
+    restart_backoff_cap: float = 300.0
+    restart_backoff_reset: float = 600.0  # a run this long forgets earlier crashes
 
     def __repr__(self) -> str:
         # The repository URL may carry a token; reprs end up in logs and tracebacks.

@@ -396,12 +396,12 @@ class Controller:
         if any(result is None for result in results):
             return self._retrying(status)
         status.set_condition("Reconciling", False, "Done", f"reconciled {sha[:12]}")
-        settled = all(a.ready or a.state == "Pinned" for a in status.agents.values())
+        settled = all(a.rolled_out or a.state == "Pinned" for a in status.agents.values())
         if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
             pr_feedback.report(self, status, "success")
             return Outcome.READY
-        failed_agents = [name for name, agent in status.agents.items() if not agent.ready]
+        failed_agents = [name for name, agent in status.agents.items() if not agent.rolled_out]
         status.set_condition(
             "Ready",
             False,
@@ -634,6 +634,7 @@ class Controller:
                 labels=labels,
                 since=record.since if record and serving == record.version else None,
                 pinned_version=pin.version if pin is not None else None,
+                runtime=self.target.process(status.name, name) if serving else None,
             )
         status.agents = agents
 
@@ -904,7 +905,7 @@ class Controller:
                 except launching.NotLaunchable:
                     continue
                 deadline = float(agent.spec.rollout.progress_deadline_seconds)
-                result = await self.driver.deploy(request, deadline)
+                result = await self.driver.restore(request, deadline)
                 if not result.healthy:
                     self._event(
                         "Warning",

@@ -52,6 +52,10 @@ class Driver(Protocol):
 
     async def deploy(self, request: Any, deadline_seconds: float) -> DeployResult: ...
 
+    async def restore(self, request: Any, deadline_seconds: float) -> DeployResult:
+        """Run again what the store says served before a restart (no health gate)."""
+        ...
+
     async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
         """Observe what runs in `environment` (everything when `thorough`); returns drift
         found, one line each."""
@@ -89,6 +93,9 @@ class LocalDriver:
 
     async def deploy(self, request: LaunchSpec, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
+
+    async def restore(self, request: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        return await self.target.restore(request, deadline_seconds)
 
     async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
         return []  # the processes are ours: nothing else changes them
@@ -200,6 +207,9 @@ class KubernetesDriver:
 
     async def deploy(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
+
+    async def restore(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
+        return await self.deploy(request, deadline_seconds)  # never called: the cluster keeps it
 
     async def refresh(self, environment: str, *, thorough: bool) -> list[str]:
         if not thorough:

@@ -36,3 +36,7 @@ class ProcessTarget(Target, Protocol):
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version; switch traffic to it only once healthy."""
         ...
+
+    async def restore(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start again a version promoted before a restart: it serves, crashing or not."""
+        ...

@@ -1,9 +1,10 @@
 """The local target's process supervisor, against real processes and real HTTP on loopback.
 
 These are the behaviours the rest of Shipyard relies on when it runs agents locally:
-health turns a version ready, crashes are restarted and crash loops given up on, a
-command that cannot run fails cleanly, stop leaves nothing behind, agents see only the
-environment meant for them, and they do not outlive a killed controller.
+health turns a version ready, crashes are restarted for ever with capped backoff, a
+command that cannot run fails cleanly, stop leaves nothing behind (children that detached
+with `setsid` or double-forked included), agents see only the environment meant for them,
+and they do not outlive a killed controller.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from controller.targets.local.containment import MARKER_ENV, CgroupHome
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import LogLine
 from controller.targets.local.processes import (
@@ -35,9 +37,9 @@ from controller.targets.local.processes import (
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "examples/agents-repo/agent/server.py"
 AGENT_COMMAND = (sys.executable, str(SERVER))
-# Short backoffs keep crash-loop tests to a fraction of a second; the defaults would
-# take 7.5 s of waiting to give up.
-FAST_RESTARTS = RestartPolicy(max_restarts_before_failed=3, initial_backoff=0.05, max_backoff=0.2)
+# Short backoffs keep crash-loop tests to a fraction of a second; the defaults (kubelet's)
+# wait 10 s after the first crash.
+FAST_RESTARTS = RestartPolicy(initial_backoff=0.05, max_backoff=0.2, reset_after=600)
 
 # An agent whose /healthz fails while a file named "sick" exists in its directory.
 TOGGLED_HEALTH_AGENT = """
@@ -47,6 +49,37 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(503 if os.path.exists("sick") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+# An agent that leaves two children behind it, both holding its stdout and stderr: one
+# that left the process group with `setsid`, and a daemon that double-forked into a
+# session of its own. It writes their pids to files in its directory, then serves.
+DETACHING_AGENT = """
+import os, subprocess, sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+subprocess.Popen(["setsid", "sh", "-c", "echo $$ > setsid.pid; exec sleep 1000"])
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open("daemon.pid.tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename("daemon.pid.tmp", "daemon.pid")
+        while True:
+            print("daemon still here", flush=True)
+            time.sleep(0.5)
+    os._exit(0)
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -171,18 +204,25 @@ def test_follow_streams_new_lines_until_stopped(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_command_that_exits_at_once_is_restarted_then_failed(tmp_path: Path) -> None:
+def test_command_that_exits_at_once_is_restarted_for_ever_in_crash_loop_back_off(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
         command = (sys.executable, "-c", "import sys; print('boom'); sys.exit(3)")
         process = AgentProcess(make_spec(tmp_path, command), restart_policy=FAST_RESTARTS)
         await process.start()
-        assert not await process.wait_healthy(8.0)
-        assert process.state is ProcessState.FAILED
-        assert process.restarts == 2  # three crashes in a row: two restarts, then give up
-        assert process.last_error is not None
-        assert "exited with code 3" in process.last_error
+        # A health gate gives up at the first crash; the supervisor does not.
+        assert not await process.wait_healthy(8.0, give_up_on_crash=True)
+        await eventually(lambda: process.restarts >= 6, timeout=10.0)
+        assert process.state is not ProcessState.FAILED
+        assert process.crash_streak >= 6
+        assert process.last_exit == "exited with code 3"
+        await eventually(lambda: process.state is ProcessState.CRASH_LOOP_BACK_OFF)
+        assert process.backoff_until is not None
         assert process.pid is None
-        assert texts(process.logs.lines(), "stdout") == ["boom"] * 3
+        assert texts(process.logs.lines(), "stdout")[:6] == ["boom"] * 6
+        assert "exited with code 3; restarting in 0.05s" in texts(process.logs.lines())
+        assert "exited with code 3; restarting in 0.2s" in texts(process.logs.lines())
         await process.stop()
         assert state_of(process) is ProcessState.STOPPED
 
@@ -234,10 +274,11 @@ def test_exit_code_127_from_the_agent_itself_is_a_crash_not_an_exec_failure(
         command = (sys.executable, "-c", "import sys; sys.exit(127)")
         process = AgentProcess(make_spec(tmp_path, command), restart_policy=FAST_RESTARTS)
         await process.start()
-        assert not await process.wait_healthy(5.0)
-        assert process.restarts == 2
+        await eventually(lambda: process.restarts >= 2)
+        assert process.state is not ProcessState.FAILED
         assert process.last_error is not None
         assert "exited with code 127" in process.last_error
+        await process.stop()
 
     run(scenario())
 
@@ -277,7 +318,7 @@ def test_stop_kills_a_process_that_ignores_sigterm_after_the_grace(tmp_path: Pat
         await process.stop(grace=0.3)
         assert 0.3 <= time.monotonic() - started < 3.0
         assert is_gone(pid)
-        assert any("killing" in t for t in texts(process.logs.lines(), "shipyard"))
+        assert any("killed" in t for t in texts(process.logs.lines(), "shipyard"))
 
     run(scenario())
 
@@ -360,6 +401,7 @@ def test_agent_sees_only_its_own_environment(
     assert "SHIPYARD_TEST_LEAK" not in names
     assert not names & {STATUS_FD_ENV, PARENT_PID_ENV}
     expected = {
+        MARKER_ENV,
         "PATH",
         "HOME",
         "LANG",
@@ -430,10 +472,13 @@ def test_launcher_whose_parent_already_died_does_not_run_the_command() -> None:
     assert result.stdout == ""
 
 
-def test_backoff_doubles_from_half_a_second_up_to_thirty() -> None:
+def test_backoff_is_kubelets_ten_seconds_doubling_to_five_minutes() -> None:
     policy = RestartPolicy()
-    assert [policy.backoff(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
-    assert policy.backoff(10_000) == 30
+    assert [policy.backoff(n) for n in range(1, 9)] == [10, 20, 40, 80, 160, 300, 300, 300]
+    assert policy.backoff(10_000) == 300
+    assert policy.reset_after == 600
+    with pytest.raises(ValueError, match="initial_backoff"):
+        RestartPolicy(initial_backoff=5, max_backoff=1)
 
 
 def test_launch_spec_rejects_relative_cwd_and_hides_env() -> None:
@@ -444,3 +489,198 @@ def test_launch_spec_rejects_relative_cwd_and_hides_env() -> None:
     with pytest.raises(ValueError, match="TOKEN") as error:
         make_spec(Path("/tmp"), env={"TOKEN": "bad\0value"})
     assert "bad" not in str(error.value)
+
+
+def _containment_modes() -> list[Any]:
+    cgroups = CgroupHome.find()
+    if cgroups is not None:
+        cgroups.close()
+    return [
+        pytest.param(
+            True,
+            id="cgroup",
+            marks=pytest.mark.skipif(cgroups is None, reason="no writable cgroup v2 here"),
+        ),
+        pytest.param(False, id="proc-scan"),
+    ]
+
+
+def detached_pids(directory: Path) -> list[int]:
+    names = ("setsid.pid", "daemon.pid")
+    if not all((directory / name).exists() for name in names):
+        return []
+    try:
+        return [int((directory / name).read_text()) for name in names]
+    except ValueError:  # written but not flushed yet
+        return []
+
+
+@pytest.mark.parametrize("use_cgroups", _containment_modes())
+def test_stop_ends_children_that_detached_and_hold_the_pipes(
+    tmp_path: Path, use_cgroups: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        table = ProcessTable(use_cgroups=use_cgroups)
+        spec = make_spec(tmp_path, (sys.executable, "-c", DETACHING_AGENT))
+        process = await table.launch(spec)
+        assert await process.wait_healthy(10.0)
+        await eventually(lambda: len(detached_pids(tmp_path)) == 2)
+        await eventually(lambda: "daemon still here" in texts(process.logs.lines(), "stdout"))
+        agent_pid = process.pid
+        assert agent_pid is not None
+        children = detached_pids(tmp_path)
+        # Neither child is in the agent's process group any more.
+        assert all(os.getpgid(pid) != agent_pid for pid in children)
+        if use_cgroups:  # but both were born inside the agent's cgroup
+            assert process.tree.cgroup is not None
+            procs = (process.tree.cgroup / "cgroup.procs").read_text().split()
+            assert {str(pid) for pid in (agent_pid, *children)} <= set(procs)
+            assert "did not join" not in caplog.text  # the cgroup is trusted, no fallback
+        # Bounded by the grace and the kill wait; before, it waited on the pipes for ever.
+        await asyncio.wait_for(table.stop_all(grace=1.0), timeout=30.0)
+        assert state_of(process) is ProcessState.STOPPED
+        for pid in (agent_pid, *children):
+            assert is_gone(pid), f"pid {pid} outlived stop()"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("use_cgroups", _containment_modes())
+def test_crash_ends_detached_children_and_the_restart_gets_the_port(
+    tmp_path: Path, use_cgroups: bool
+) -> None:
+    async def scenario() -> None:
+        table = ProcessTable(restart_policy=FAST_RESTARTS, use_cgroups=use_cgroups)
+        process = await table.launch(make_spec(tmp_path, (sys.executable, "-c", DETACHING_AGENT)))
+        try:
+            assert await process.wait_healthy(10.0)
+            await eventually(lambda: len(detached_pids(tmp_path)) == 2)
+            first = detached_pids(tmp_path)
+            for name in ("setsid.pid", "daemon.pid"):
+                (tmp_path / name).unlink()
+            pid = process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            await eventually(lambda: process.restarts == 1, timeout=15.0)
+            for old in first:
+                await eventually(lambda: is_gone(old), timeout=10.0)  # noqa: B023
+            # The daemon no longer holds the port, so the new run can listen on it.
+            assert await process.wait_healthy(10.0)
+            assert process.last_exit == "killed by SIGKILL"
+        finally:
+            await table.stop_all(grace=1.0)
+        for pid in detached_pids(tmp_path):
+            assert is_gone(pid)
+
+    run(scenario())
+
+
+def test_sigkilled_five_times_it_backs_off_restarts_and_serves_again(tmp_path: Path) -> None:
+    policy = RestartPolicy(initial_backoff=0.1, max_backoff=0.4, reset_after=600)
+
+    async def scenario() -> None:
+        process = AgentProcess(make_spec(tmp_path), restart_policy=policy)
+        await process.start()
+        try:
+            assert await process.wait_healthy(10.0)
+            for kill in range(1, 6):
+                pid = process.pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                await eventually(lambda: process.restarts == kill, timeout=15.0)  # noqa: B023
+                assert process.crash_streak == kill
+                assert await process.wait_healthy(10.0)
+            delays = [t for t in texts(process.logs.lines()) if "restarting in" in t]
+            assert [d.rsplit(" ", 1)[1] for d in delays] == ["0.1s", "0.2s", "0.4s", "0.4s", "0.4s"]
+            assert process.state is ProcessState.HEALTHY
+        finally:
+            await process.stop()
+
+    run(scenario())
+
+
+def test_a_run_longer_than_reset_after_starts_the_backoff_again(tmp_path: Path) -> None:
+    # The agent lives about a second, then crashes: longer than reset_after, so every
+    # crash counts as the first one (kubelet forgets crashes after ten minutes of running).
+    command = (sys.executable, "-c", "import time, sys; time.sleep(1.0); sys.exit(4)")
+    policy = RestartPolicy(initial_backoff=0.05, max_backoff=10, reset_after=0.5)
+
+    async def scenario() -> None:
+        process = AgentProcess(make_spec(tmp_path, command), restart_policy=policy)
+        await process.start()
+        try:
+            await eventually(lambda: process.restarts >= 3, timeout=20.0)
+            assert process.crash_streak == 1
+            delays = [t for t in texts(process.logs.lines()) if "restarting in" in t]
+            assert all(d.endswith("restarting in 0.05s") for d in delays)
+        finally:
+            await process.stop()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("use_cgroups", _containment_modes())
+def test_stopping_one_tree_leaves_other_agents_and_the_controllers_children_alone(
+    tmp_path: Path, use_cgroups: bool
+) -> None:
+    # The controller holds the read end of every agent's output pipes, and is the parent
+    # of every agent: neither may pull its other children into one agent's tree.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    async def scenario() -> None:
+        table = ProcessTable(use_cgroups=use_cgroups)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        first = await table.launch(
+            make_spec(tmp_path / "a", (sys.executable, "-c", DETACHING_AGENT))
+        )
+        second = await table.launch(make_spec(tmp_path / "b", agent="other-bot"))
+        try:
+            assert await first.wait_healthy(10.0)
+            assert await second.wait_healthy(10.0)
+            await eventually(lambda: len(detached_pids(tmp_path / "a")) == 2)
+            second_pid = second.pid
+            assert second_pid is not None
+            assert bystander.pid not in first.tree.members()
+            assert second_pid not in first.tree.members()
+            await table.stop(first.key, grace=1.0)
+            assert all(is_gone(pid) for pid in detached_pids(tmp_path / "a"))
+            assert not is_gone(second_pid)
+            assert second.state is ProcessState.HEALTHY
+            assert bystander.poll() is None
+        finally:
+            await table.stop_all(grace=1.0)
+
+    try:
+        run(scenario())
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_start_sweeps_agent_cgroups_left_by_a_controller_that_is_gone(tmp_path: Path) -> None:
+    probe = CgroupHome.find()
+    if probe is None:
+        pytest.skip("no writable cgroup v2 here")
+    probe.close()
+    # A controller that was SIGKILLed: its pid is gone, its agent cgroup still holds a
+    # detached child that nobody else would ever stop.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = probe.root / f"shipyard-{dead.pid}" / "alpha-production-v1-1"
+    stale.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+    try:
+        (stale / "cgroup.procs").write_text(str(orphan.pid))
+        home = CgroupHome.find()
+        assert home is not None
+        home.close()
+        orphan.wait(timeout=10)
+        assert orphan.returncode == -signal.SIGKILL
+        assert not stale.parent.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        for leftover in (stale, stale.parent):
+            if leftover.exists():
+                leftover.rmdir()

@@ -129,6 +129,9 @@ def _rollout(result: str, to: str = "v2", reason: str = "") -> dict[str, Any]:
         pytest.param("Failed", "v1", [_rollout("RolledBack", reason="crash")], 2, id="rolled-back"),
         pytest.param("Failed", None, [_rollout("Failed", reason="crash")], 2, id="failed"),
         pytest.param("Failed", None, [], 2, id="not-launchable"),
+        pytest.param(
+            "CrashLoopBackOff", "v2", [_rollout("Healthy")], None, id="rolled-out-but-crashing"
+        ),
     ],
 )
 def test_rollout_verdicts(
@@ -136,3 +139,18 @@ def test_rollout_verdicts(
 ) -> None:
     agent = {"state": state, "version": serving, "desiredVersion": "v2", "message": "m"}
     assert rollout_command.verdict("a", agent, rollouts).code == code
+
+
+def test_rollout_status_of_a_crash_looping_agent_says_why_it_waits() -> None:
+    agent = {
+        "state": "CrashLoopBackOff",
+        "version": "v2",
+        "desiredVersion": "v2",
+        "message": "back-off 8s restarting failed agent; last exit: exited with code 3",
+    }
+    verdict = rollout_command.verdict("a", agent, [_rollout("Healthy")])
+    assert verdict.code is None
+    assert verdict.message == (
+        'Waiting for agent "a": v2 is CrashLoopBackOff: back-off 8s restarting failed agent; '
+        "last exit: exited with code 3..."
+    )

@@ -26,6 +26,11 @@ from controller.cli.main import cli
         ),
         pytest.param(["--port", "70000"], "70000 is not in the range", id="port"),
         pytest.param(["--target", "mars"], "'mars' is not one of", id="target"),
+        pytest.param(
+            ["--restart-backoff", "10m", "--restart-backoff-cap", "5m"],
+            "600s is longer than --restart-backoff-cap (300s)",
+            id="restart-backoff-over-cap",
+        ),
     ],
 )
 def test_bad_settings_are_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:

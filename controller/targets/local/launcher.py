@@ -10,8 +10,12 @@ which keeps the pid, so callers still see and signal the agent itself.
 PDEATHSIG fires when the *thread* that forked the child exits, not the process. The
 supervisor forks from the asyncio event loop's thread, which lives as long as the
 controller, so the two lifetimes match; do not spawn through it from short-lived threads.
-Only the agent's own process is armed: anything it forks stays in its process group and is
-killed with the group on an orderly stop, but survives a SIGKILLed controller.
+Only the agent's own process is armed: what it forks is found and ended through its
+`containment.ProcessTree` on an orderly stop, but survives a SIGKILLed controller (where
+agent cgroups exist, the next controller's start sweeps them).
+
+Where the supervisor made a cgroup for the agent, the launcher joins it before `exec`, so
+everything the agent ever starts is born inside it: no fork can race the move.
 
 The launcher also reports an `exec` failure (missing or non-executable command) on a pipe
 whose write end closes on a successful `exec`: an empty read means the command is
@@ -24,7 +28,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-# The launcher removes both variables before exec, so agents never see them.
+from controller.targets.local.containment import CGROUP_ENV
+
+# The launcher removes these variables (and CGROUP_ENV) before exec, so agents never see them.
 STATUS_FD_ENV = "SHIPYARD_LAUNCH_STATUS_FD"
 PARENT_PID_ENV = "SHIPYARD_LAUNCH_PARENT_PID"
 
@@ -35,6 +41,13 @@ import os, sys
 argv = sys.argv[1:]
 status_fd = os.environ.pop({STATUS_FD_ENV!r}, "")
 parent = os.environ.pop({PARENT_PID_ENV!r}, "")
+cgroup_procs = os.environ.pop({CGROUP_ENV!r}, "")
+if cgroup_procs:
+    try:
+        with open(cgroup_procs, "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError:
+        pass  # the supervisor notices and finds the agent's processes through /proc
 if sys.platform.startswith("linux"):
     try:
         import ctypes

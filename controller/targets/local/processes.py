@@ -2,11 +2,17 @@
 
 Running an agent version locally needs what a kubelet gives a Pod, in miniature: start
 the command with a clean environment on a loopback port of its own, tell when it is
-ready, notice when it stops answering, restart it when it crashes (backing off, and
-giving up on a crash loop), keep its recent output for `logs`, and stop it, children
-included, on request or when the controller dies. This module does that with asyncio and
-plain processes; callers (the local target's apply step) pass a `LaunchSpec` built from
-an agent spec, since this bottom layer may not import the specs themselves.
+ready, notice when it stops answering, restart it when it crashes (for ever, backing off
+as kubelet's CrashLoopBackOff does), keep its recent output for `logs`, and stop it, its
+whole process tree included (see `containment`), on request or when the controller dies.
+This module does that with asyncio and plain processes; callers (the local target's apply
+step) pass a `LaunchSpec` built from an agent spec, since this bottom layer may not import
+the specs themselves.
+
+Output is read from pipes this module owns, never through asyncio's subprocess pipes:
+asyncio's `wait()` only returns once every pipe is closed, so an orphan that kept the
+agent's stdout would block it for ever. Here the exit is watched on its own, and reading
+output after an exit gives up after a short drain.
 
 Nothing here raises because an agent is broken: a command that cannot run, crashes or
 never turns healthy shows up as a state and a `last_error`, for the reconciler to judge.
@@ -22,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +37,7 @@ from typing import IO, Any
 
 import httpx
 
+from controller.targets.local.containment import CgroupHome, ProcessTree
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
 
@@ -50,6 +58,7 @@ _STARTUP_PROBE_INTERVAL = 0.25
 _READ_CHUNK = 64 * 1024
 _MAX_LINE = 16 * 1024
 _PUMP_DRAIN_SECONDS = 2.0
+_REAP_SECONDS = 10.0  # after the tree was killed: only a process stuck in the kernel lasts
 _PORT_ATTEMPTS = 20
 
 
@@ -103,11 +112,21 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    """How crashed processes come back: capped exponential backoff, then give up."""
+    """How crashed processes come back: for ever, after a capped, doubling delay.
 
-    max_restarts_before_failed: int = 5
-    initial_backoff: float = 0.5
-    max_backoff: float = 30.0
+    kubelet's CrashLoopBackOff numbers: 10 s after the first crash, doubling up to five
+    minutes; a run that lasted `reset_after` seconds (ten minutes) starts the count again.
+    """
+
+    initial_backoff: float = 10.0
+    max_backoff: float = 300.0
+    reset_after: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
+            raise ValueError("need 0 <= initial_backoff <= max_backoff")
+        if self.reset_after <= 0:
+            raise ValueError("reset_after must be > 0")
 
     def backoff(self, crashes: int) -> float:
         """Seconds to wait after the `crashes`-th crash in a row (counting from 1)."""
@@ -119,8 +138,8 @@ class ProcessState(enum.StrEnum):
     STARTING = "Starting"
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
-    RESTARTING = "Restarting"
-    FAILED = "Failed"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"  # crashed; waiting out the delay to restart
+    FAILED = "Failed"  # cannot run at all (no such command, no port): nothing to retry
     STOPPED = "Stopped"
 
 
@@ -145,9 +164,9 @@ class AgentProcess:
     `start()` runs the command and returns once it runs (or is known not to); a
     background task then probes health, captures output and restarts crashes until
     `stop()`. States: STARTING until the first successful probe, HEALTHY, UNHEALTHY after
-    `failure_threshold` failed probes in a row (HEALTHY again on success), RESTARTING
-    between a crash and the next start, FAILED (terminal, see `last_error`) when it cannot
-    run or crash-loops, STOPPED (terminal) after `stop()`.
+    `failure_threshold` failed probes in a row (HEALTHY again on success),
+    CRASH_LOOP_BACK_OFF between a crash and the next start, FAILED (terminal, see
+    `last_error`) when it cannot run at all, STOPPED (terminal) after `stop()`.
     """
 
     def __init__(
@@ -156,21 +175,26 @@ class AgentProcess:
         *,
         restart_policy: RestartPolicy | None = None,
         log_capacity: int = DEFAULT_CAPACITY,
+        cgroups: CgroupHome | None = None,
     ) -> None:
         self.spec = spec
         self.restart_policy = restart_policy or RestartPolicy()
         self.logs = LogBuffer(log_capacity)
+        self.tree = ProcessTree("-".join(spec.key), cgroups)
         self._port = 0
         self._state = ProcessState.STARTING
         self._state_changed = asyncio.Event()
         self._restarts = 0
-        self._crash_streak = 0  # crashes since the process was last healthy
+        self._crash_streak = 0  # crashes in a row, as counted for the backoff
         self._last_error: str | None = None
+        self._last_exit: str | None = None
+        self._backoff_until: float | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._started = False
         self._stop_requested = asyncio.Event()
         self._grace = 5.0
+        self._outputs: list[int] = []  # read ends of the current run's stdout and stderr
 
     def __repr__(self) -> str:
         agent, environment, version = self.spec.key
@@ -212,6 +236,21 @@ class AgentProcess:
         """Why the process last crashed, failed or turned unhealthy; None if it never did."""
         return self._last_error
 
+    @property
+    def last_exit(self) -> str | None:
+        """How the last run ended ("exited with code 3", "killed by SIGKILL"), if one did."""
+        return self._last_exit
+
+    @property
+    def crash_streak(self) -> int:
+        """Crashes in a row; a run of `restart_policy.reset_after` seconds resets it."""
+        return self._crash_streak
+
+    @property
+    def backoff_until(self) -> float | None:
+        """In CrashLoopBackOff: when (`time.time()`) the next start is due; else None."""
+        return self._backoff_until if self._state is ProcessState.CRASH_LOOP_BACK_OFF else None
+
     async def start(self) -> None:
         """Run the command; returns once it runs or has FAILED. Never raises for the agent."""
         if self._state is ProcessState.STOPPED:
@@ -229,21 +268,32 @@ class AgentProcess:
             return
         if self._stop_requested.is_set():
             # stop() ran while we were spawning and found nothing to stop.
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
+            self._close_outputs()
+            await self.tree.end(0)
+            await _reap(process)
+            self.tree.run_ended()
             return
         self._supervisor = asyncio.create_task(
             self._supervise(process), name=f"shipyard-supervise-{'/'.join(self.key)}"
         )
 
-    async def wait_healthy(self, deadline_seconds: float) -> bool:
-        """True once a health probe succeeds; False on deadline, FAILED or STOPPED."""
+    async def wait_healthy(
+        self, deadline_seconds: float, *, give_up_on_crash: bool = False
+    ) -> bool:
+        """True once a health probe succeeds; False on deadline, FAILED or STOPPED.
+
+        With `give_up_on_crash` (a rollout's health gate), a crash is a verdict too: a new
+        version that exits before it turns healthy fails without waiting out its restarts.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_seconds
+        gone = (ProcessState.FAILED, ProcessState.STOPPED)
         while True:
             if self._state is ProcessState.HEALTHY:
                 return True
-            if self._state in (ProcessState.FAILED, ProcessState.STOPPED):
+            if self._state in gone:
+                return False
+            if give_up_on_crash and self._state is ProcessState.CRASH_LOOP_BACK_OFF:
                 return False
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -254,7 +304,10 @@ class AgentProcess:
                 await asyncio.wait_for(changed.wait(), remaining)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the process group, SIGKILL it after `grace` seconds. Idempotent."""
+        """SIGTERM the whole process tree, SIGKILL what is left after `grace`. Idempotent.
+
+        Bounded: returns within `grace` plus a few seconds whatever the agent's children do.
+        """
         if self._state is ProcessState.STOPPED:
             return
         self._grace = grace
@@ -262,11 +315,16 @@ class AgentProcess:
         if self._supervisor is not None:
             # Shielded: a caller giving up on waiting must not leave the agent half-stopped.
             await asyncio.shield(self._supervisor)
+        elif self.tree.members():
+            # Never started, or FAILED: normally empty, but an exec failure may have left
+            # something the command forked before it gave up.
+            await self.tree.end(grace)
         self._stopped()
 
     def _stopped(self) -> None:
         if self._state is ProcessState.STOPPED:  # a concurrent stop() got here first
             return
+        self.tree.close()
         self._set_state(ProcessState.STOPPED)
         self.logs.append("shipyard", "stopped")
         self.logs.close()
@@ -292,7 +350,11 @@ class AgentProcess:
         """Start one run of the command; None (and FAILED) if it cannot run at all."""
         status_read, status_write = os.pipe()
         status = os.fdopen(status_read, "rb", buffering=0)
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        self._outputs = [stdout_read, stderr_read]
         env = self._environment()
+        env.update(self.tree.launch_env())
         env[STATUS_FD_ENV] = str(status_write)
         env[PARENT_PID_ENV] = str(os.getpid())
         process: asyncio.subprocess.Process | None = None
@@ -303,45 +365,57 @@ class AgentProcess:
                     cwd=self.spec.cwd,
                     env=env,
                     stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True,  # own process group: stop() signals all of it
+                    stdout=stdout_write,
+                    stderr=stderr_write,
+                    start_new_session=True,  # own session and process group
                     pass_fds=(status_write,),
                 )
             finally:
-                os.close(status_write)  # or the status pipe never reaches EOF
+                # Or the pipes never reach EOF: only the agent's side may hold them.
+                for fd in (status_write, stdout_write, stderr_write):
+                    os.close(fd)
+            self.tree.adopt(process.pid, self._outputs)
             exec_error = await _read_until_eof(status)
+            self.tree.launched()
         except (OSError, ValueError) as exc:
             # Reached only before the child runs (e.g. cwd missing); the message carries
             # the OS error, never the environment.
+            self._close_outputs()
             self._fail(f"cannot start {self.spec.command[0]!r} in {self.spec.cwd}: {exc}")
             return None
         except BaseException:
             if process is not None:
-                _signal_group(process.pid, signal.SIGKILL)
+                self.tree.kill_now()
+            self._close_outputs()
             raise
         finally:
             status.close()
-        assert process is not None
         if exec_error:
-            await process.wait()
+            await _reap(process)
+            self.tree.run_ended()
+            self._close_outputs()
             self._fail(exec_error.decode("utf-8", "replace"))
             return None
         self._process = process
         _log.info("%s started, pid %d, port %d", "/".join(self.key), process.pid, self._port)
         return process
 
+    def _close_outputs(self) -> None:
+        for fd in self._outputs:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._outputs = []
+
     async def _supervise(self, first: asyncio.subprocess.Process) -> None:
         process: asyncio.subprocess.Process | None = first
         try:
             while process is not None:
+                started = time.monotonic()
                 returncode = await self._run(process)
                 if self._stop_requested.is_set():
                     return
-                self._crashed(returncode)
-                if self._state is ProcessState.FAILED:
-                    return
-                delay = self.restart_policy.backoff(self._crash_streak)
+                delay = self._crashed(returncode, time.monotonic() - started)
+                self._backoff_until = time.time() + delay
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
                 if self._stop_requested.is_set():
@@ -351,27 +425,30 @@ class AgentProcess:
                 self._set_state(ProcessState.STARTING)
                 process = await self._spawn()
                 if process is not None and self._stop_requested.is_set():
-                    await self._terminate(process)
+                    self._close_outputs()
+                    await self.tree.end(self._grace)
+                    await _reap(process)
+                    self.tree.run_ended()
                     return
         except Exception as exc:
             # A bug here must not leave an agent running with nobody watching it.
             _log.exception("supervisor of %s crashed", "/".join(self.key))
-            if self._process is not None:
-                _signal_group(self._process.pid, signal.SIGKILL)
+            self.tree.kill_now()
             self._fail(f"supervisor error: {exc!r}")
         finally:
             # Also reached when the event loop shuts down and cancels us.
+            self._close_outputs()
             if self._process is not None and self._process.returncode is None:
-                _signal_group(self._process.pid, signal.SIGKILL)
+                self.tree.kill_now()
 
     async def _run(self, process: asyncio.subprocess.Process) -> int:
         """Watch one run until it exits or a stop is requested; returns its exit code."""
         self._set_state(ProcessState.STARTING)
-        assert process.stdout is not None
-        assert process.stderr is not None
+        pipes = [os.fdopen(fd, "rb", buffering=0) for fd in self._outputs]
+        self._outputs = []  # the pipes own them now
         pumps = [
-            asyncio.create_task(self._pump(process.stdout, "stdout")),
-            asyncio.create_task(self._pump(process.stderr, "stderr")),
+            asyncio.create_task(self._pump(pipe, name))
+            for pipe, name in zip(pipes, ("stdout", "stderr"), strict=True)
         ]
         prober = asyncio.create_task(self._probe_loop())
         exited = asyncio.create_task(process.wait())
@@ -380,10 +457,17 @@ class AgentProcess:
             await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
             prober.cancel()
             if not exited.done():
-                await self._terminate(process)
-            returncode = await exited
-            # Whatever the agent forked dies with it: it would hold the port and the pipes.
-            _signal_group(process.pid, signal.SIGKILL)
+                ending = await self.tree.end(self._grace)
+                if ending == "killed":
+                    self.logs.append(
+                        "shipyard", f"did not exit within {self._grace:g}s of SIGTERM; killed"
+                    )
+            else:
+                # Whatever the agent started dies with it, detached or not: it would hold
+                # the port and the pipes.
+                await self.tree.end(0)
+            returncode = await _reap(process)
+            self.tree.run_ended()
             _, still_reading = await asyncio.wait(pumps, timeout=_PUMP_DRAIN_SECONDS)
             for pump in still_reading:
                 pump.cancel()
@@ -391,42 +475,44 @@ class AgentProcess:
             for task in (prober, exited, stop, *pumps):
                 task.cancel()
             await asyncio.gather(prober, *pumps, return_exceptions=True)
+            for pipe in pipes:
+                pipe.close()  # a pump cancelled before it ran never took it over
         return returncode
 
-    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), self._grace)
-        except TimeoutError:
-            self.logs.append("shipyard", f"did not exit within {self._grace:g}s; killing")
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
-
-    def _crashed(self, returncode: int) -> None:
+    def _crashed(self, returncode: int, ran_for: float) -> float:
+        """Record a crash; returns the seconds to wait before the next start."""
+        policy = self.restart_policy
+        if ran_for >= policy.reset_after:
+            self._crash_streak = 0
         self._crash_streak += 1
         reason = _describe_exit(returncode)
-        self._last_error = reason
-        self.logs.append("shipyard", reason)
-        _log.warning("%s %s", "/".join(self.key), reason)
-        limit = self.restart_policy.max_restarts_before_failed
-        if self._crash_streak >= limit:
-            self._fail(f"{reason}; crashed {self._crash_streak} times in a row, giving up")
-        else:
-            self._set_state(ProcessState.RESTARTING)
+        self._last_exit = self._last_error = reason
+        delay = policy.backoff(self._crash_streak)
+        self.logs.append("shipyard", f"{reason}; restarting in {delay:g}s")
+        _log.warning("%s %s; restarting in %gs", "/".join(self.key), reason, delay)
+        self._set_state(ProcessState.CRASH_LOOP_BACK_OFF)
+        return delay
 
-    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
+    async def _pump(self, pipe: IO[bytes], name: str) -> None:
         # Chunks rather than readline(): one overlong line must not kill the reader.
-        pending = b""
-        while chunk := await stream.read(_READ_CHUNK):
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                self.logs.append(name, _decode(raw))
-            while len(pending) > _MAX_LINE:
-                self.logs.append(name, _decode(pending[:_MAX_LINE]))
-                pending = pending[_MAX_LINE:]
-        if pending:
-            self.logs.append(name, _decode(pending))
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol: Any = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
+        try:
+            pending = b""
+            while chunk := await reader.read(_READ_CHUNK):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    self.logs.append(name, _decode(raw))
+                while len(pending) > _MAX_LINE:
+                    self.logs.append(name, _decode(pending[:_MAX_LINE]))
+                    pending = pending[_MAX_LINE:]
+            if pending:
+                self.logs.append(name, _decode(pending))
+        finally:
+            transport.close()
 
     # -- health --------------------------------------------------------------------------
 
@@ -446,7 +532,6 @@ class AgentProcess:
                 if healthy:
                     failures = 0
                     if self._state is not ProcessState.HEALTHY:
-                        self._crash_streak = 0
                         self.logs.append("shipyard", f"healthy on port {self._port}")
                         self._set_state(ProcessState.HEALTHY)
                 else:
@@ -499,11 +584,16 @@ class ProcessTable:
     """Every agent process the local target runs, keyed by (agent, environment, version).
 
     FAILED processes stay in the table, so their errors can be shown, until stopped.
+    With `use_cgroups` (the default), each agent gets a cgroup v2 of its own wherever the
+    machine allows; elsewhere its processes are found through /proc alone.
     """
 
-    def __init__(self, *, restart_policy: RestartPolicy | None = None) -> None:
+    def __init__(
+        self, *, restart_policy: RestartPolicy | None = None, use_cgroups: bool = True
+    ) -> None:
         self._restart_policy = restart_policy or RestartPolicy()
         self._processes: dict[ProcessKey, AgentProcess] = {}
+        self.cgroups = CgroupHome.find() if use_cgroups else None
 
     async def launch(self, spec: LaunchSpec) -> AgentProcess:
         """The process for `spec`, started unless the same spec already runs (idempotent).
@@ -515,7 +605,7 @@ class ProcessTable:
         reusable = current is not None and current.state is not ProcessState.STOPPED
         if current is not None and reusable and current.spec == spec:
             return current
-        process = AgentProcess(spec, restart_policy=self._restart_policy)
+        process = AgentProcess(spec, restart_policy=self._restart_policy, cgroups=self.cgroups)
         # Registered before any await, so a concurrent launch of the same spec finds it.
         self._processes[spec.key] = process
         if current is not None:
@@ -535,6 +625,8 @@ class ProcessTable:
         processes = list(self._processes.values())
         self._processes.clear()
         await asyncio.gather(*(process.stop(grace) for process in processes))
+        if self.cgroups is not None:
+            self.cgroups.close()
 
     def running(self) -> list[AgentProcess]:
         """Processes that run or will run again: everything but FAILED ones."""
@@ -556,11 +648,13 @@ async def _read_until_eof(pipe: IO[bytes]) -> bytes:
         transport.close()
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The agent leads its own session, so its pid is its process group's id. Once the
-    # leader is reaped, the kernel keeps that id reserved while group members live on.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+async def _reap(process: asyncio.subprocess.Process) -> int:
+    """The exit code of a process that was told to die, without waiting for ever."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(process.wait()), _REAP_SECONDS)
+    except TimeoutError:
+        _log.warning("pid %d did not exit; leaving it behind", process.pid)
+        return process.returncode if process.returncode is not None else -signal.SIGKILL
 
 
 def _describe_exit(returncode: int) -> str:

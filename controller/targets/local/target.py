@@ -1,8 +1,13 @@
 """The local target: agent versions as supervised processes, switched without downtime.
 
 A new version starts beside the old one; only when it turns healthy does traffic move to
-it and the old one stop. A version that never turns healthy is stopped and the old one
-keeps serving: the automatic rollback of the local target.
+it and the old one stop. A version that never turns healthy, or crashes before it does,
+is stopped and the old one keeps serving: the automatic rollback of the local target.
+
+That health gate is the only place a crash counts against a version. Once a version
+serves, a crash is the supervisor's business: it restarts the process with backoff for
+ever and the slot keeps pointing at it (reporting CrashLoopBackOff meanwhile); nothing
+here rolls a promoted version back because it crashed later.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class LocalTarget:
             if current is not None and current.spec == launch and current.state not in _GONE:
                 return DeployResult(True)
             process = await self._table.launch(launch)
-            if await process.wait_healthy(deadline_seconds):
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
                 self._serving[slot] = process
                 if current is not None and current.key != process.key:
                     await self._table.stop(current.key)
@@ -54,6 +59,25 @@ class LocalTarget:
             message = _failure(process, deadline_seconds)
             await self._table.stop(process.key)
             return DeployResult(False, message)
+
+    async def restore(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
+        """Start again a version that served before the controller restarted.
+
+        It was promoted already, so there is no gate and nothing to roll back to: it takes
+        its slot at once and, if it crashes, is restarted and reported like any serving
+        version. The result only says whether it turned healthy (a first crash ends the
+        wait, so one broken agent does not hold up the others' restore).
+        """
+        slot = (launch.environment, launch.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            current = self._serving.get(slot)
+            process = await self._table.launch(launch)
+            self._serving[slot] = process
+            if current is not None and current.key != process.key:
+                await self._table.stop(current.key)
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
+                return DeployResult(True)
+            return DeployResult(False, _failure(process, deadline_seconds))
 
     async def remove(self, environment: str, agent: str) -> None:
         slot = (environment, agent)
@@ -90,6 +114,8 @@ class LocalTarget:
 def _failure(process: AgentProcess, deadline_seconds: float) -> str:
     if process.state is ProcessState.FAILED and process.last_error:
         return process.last_error
+    if process.state is ProcessState.CRASH_LOOP_BACK_OFF and process.last_exit:
+        return f"{process.last_exit} before turning healthy"
     reason = f"not healthy within {deadline_seconds:g}s"
     if process.last_error:
         reason += f" ({process.last_error})"
