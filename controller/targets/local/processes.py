@@ -22,7 +22,8 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 import httpx
 
+from controller.targets.local import terminations
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
 
@@ -156,8 +158,10 @@ class AgentProcess:
         *,
         restart_policy: RestartPolicy | None = None,
         log_capacity: int = DEFAULT_CAPACITY,
+        on_exit: Callable[[terminations.Termination], None] | None = None,
     ) -> None:
         self.spec = spec
+        self.on_exit = on_exit  # told how every instance ended, with its last output
         self.restart_policy = restart_policy or RestartPolicy()
         self.logs = LogBuffer(log_capacity)
         self._port = 0
@@ -367,6 +371,7 @@ class AgentProcess:
     async def _run(self, process: asyncio.subprocess.Process) -> int:
         """Watch one run until it exits or a stop is requested; returns its exit code."""
         self._set_state(ProcessState.STARTING)
+        started_at = time.time()
         assert process.stdout is not None
         assert process.stderr is not None
         pumps = [
@@ -391,6 +396,12 @@ class AgentProcess:
             for task in (prober, exited, stop, *pumps):
                 task.cancel()
             await asyncio.gather(prober, *pumps, return_exceptions=True)
+        if self.on_exit is not None:
+            stopped = self._stop_requested.is_set()
+            lines = self.logs.lines(started_at)
+            self.on_exit(
+                terminations.capture(self.key, returncode, started_at, lines, stopped=stopped)
+            )
         return returncode
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
@@ -504,6 +515,7 @@ class ProcessTable:
     def __init__(self, *, restart_policy: RestartPolicy | None = None) -> None:
         self._restart_policy = restart_policy or RestartPolicy()
         self._processes: dict[ProcessKey, AgentProcess] = {}
+        self.terminations = terminations.Terminations()
 
     async def launch(self, spec: LaunchSpec) -> AgentProcess:
         """The process for `spec`, started unless the same spec already runs (idempotent).
@@ -515,7 +527,9 @@ class ProcessTable:
         reusable = current is not None and current.state is not ProcessState.STOPPED
         if current is not None and reusable and current.spec == spec:
             return current
-        process = AgentProcess(spec, restart_policy=self._restart_policy)
+        process = AgentProcess(
+            spec, restart_policy=self._restart_policy, on_exit=self.terminations.record
+        )
         # Registered before any await, so a concurrent launch of the same spec finds it.
         self._processes[spec.key] = process
         if current is not None:
