@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from controller.api import auth, hooks_sink, leadership, routes, webhooks
+from controller.api import auth, hooks_sink, leadership, requests_api, routes, tracing, webhooks
 from controller.metrics import exposition
 from controller.reconciler.controller import Controller
 
@@ -20,6 +20,7 @@ def create_app(
     tokens: auth.Tokens | None = None,
     webhook_settings: webhooks.WebhookSettings | None = None,
     standby: leadership.Standby | None = None,
+    traced: tracing.Tracing | None = None,
 ) -> FastAPI:
     standby = standby or leadership.Standby()
     app = FastAPI(
@@ -55,6 +56,8 @@ def create_app(
         return Response(body, media_type=content_type)
 
     app.include_router(routes.create_router(controller, tokens or auth.Tokens(), standby))
+    if traced is not None:
+        app.include_router(requests_api.create_router(controller, traced, tokens or auth.Tokens()))
     app.include_router(
         webhooks.create_router(webhook_settings or webhooks.WebhookSettings(None), sink)
     )

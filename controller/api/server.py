@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, leadership, proxy, webhooks
+from controller.api import auth, leadership, proxy, tracing, webhooks
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -53,6 +53,7 @@ class ApiSettings:
     github_token: str | None = field(default=None, repr=False)
     gitlab_api_url: str = gitlab.DEFAULT_API_URL
     gitlab_token: str | None = field(default=None, repr=False)
+    otlp_endpoint: str | None = None  # where request spans go (OTLP/HTTP); None: kept in memory
 
     def notifier(self) -> Notifier | None:
         """Pull or merge request feedback for whichever forge has a token."""
@@ -91,16 +92,24 @@ def build(
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
+    traced = tracing.Tracing(api.otlp_endpoint, commit_of=lambda *key: commit_of(controller, *key))
     router = proxy.Router(
         apps.create_app(
-            controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby
+            controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby, traced
         ),
         # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
+        tracing=traced if kubernetes is None else None,
     )
     return controller, router
+
+
+def commit_of(controller: Controller, agent: str, environment: str, version: str) -> str | None:
+    """The commit the process serving `version` was started from (for span attributes)."""
+    process = controller.target.process(environment, agent)
+    return process.spec.commit if process is not None and process.spec.version == version else None
 
 
 def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
@@ -154,6 +163,8 @@ async def serve(
                     await task
         await controller.close()
         await router.aclose()
+        if router.tracing is not None:
+            await asyncio.to_thread(router.tracing.shutdown)  # flushes queued spans
         controller.store.close()
 
 

@@ -225,6 +225,15 @@ class Client:
         finally:
             response.close()
 
+    def requests(
+        self, environment: str, agent: str, version: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        path = f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}/requests"
+        params: dict[str, Any] = {"limit": limit}
+        if version is not None:
+            params["version"] = version
+        return list(self.get(path, params=params)["items"])
+
     # Writes ----------------------------------------------------------------------------
 
     def undo(

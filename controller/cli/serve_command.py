@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import auth, server
+from controller.api import auth, server, tracing
 from controller.cli import durations, startup
+from controller.errors import ShipyardError
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
 from controller.source import credentials
@@ -52,6 +53,7 @@ class ServeOptions:
     gitlab_project: str | None
     trusted_label: str
     allow_empty_production: bool = False
+    otlp_endpoint: str | None = None
 
     @property
     def api(self) -> server.ApiSettings:
@@ -62,6 +64,7 @@ class ServeOptions:
             github_token=self.github_token,
             gitlab_api_url=self.gitlab_api_url,
             gitlab_token=self.gitlab_token,
+            otlp_endpoint=self.otlp_endpoint,
         )
 
 
@@ -125,6 +128,13 @@ _SHARED = [
         is_flag=True,
         envvar="SHIPYARD_ALLOW_EMPTY_PRODUCTION",
         help="Let a commit that declares no agents stop every production agent.",
+    ),
+    click.option(
+        "--otlp-endpoint",
+        envvar="SHIPYARD_OTLP_ENDPOINT",
+        callback=lambda _ctx, _param, value: _otlp_endpoint(value),
+        help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318) for request spans. "
+        "[default: none; recent requests are kept in memory]",
     ),
     click.option(
         "--url-template",
@@ -273,7 +283,18 @@ def gather(**values: Any) -> ServeOptions:
         gitlab_project=values["gitlab_project"],
         trusted_label=values["trusted_label"],
         allow_empty_production=values["allow_empty_production"],
+        otlp_endpoint=values["otlp_endpoint"],
     )
+
+
+def _otlp_endpoint(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        tracing.otlp_traces_url(value)
+    except ShipyardError as error:
+        raise click.BadParameter(str(error), param_hint="--otlp-endpoint") from error
+    return value
 
 
 def _tokens_file(path: Path | None) -> tuple[str, ...]:
