@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, leadership, proxy, tracing, webhooks
+from controller.api import auth, leadership, proxy, recording, tracing, webhooks
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.reconciler.target import Target
 from controller.source.mirror import Mirror
+from controller.store.recordings import Recordings
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
@@ -92,10 +94,22 @@ def build(
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
-    traced = tracing.Tracing(api.otlp_endpoint, commit_of=lambda *key: commit_of(controller, *key))
+    recorder = recording.Recorder(
+        Recordings(config.database), lambda *key: recording_policy(controller, *key)
+    )
+    traced = tracing.Tracing(
+        api.otlp_endpoint,
+        commit_of=lambda *key: commit_of(controller, *key),
+        inner=recorder.recorded,
+    )
     router = proxy.Router(
         apps.create_app(
-            controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby, traced
+            controller,
+            api.tokens,
+            webhooks.WebhookSettings(api.webhook_secret),
+            standby,
+            traced=traced,
+            recordings=recorder.recordings,
         ),
         # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
@@ -104,6 +118,16 @@ def build(
         tracing=traced if kubernetes is None else None,
     )
     return controller, router
+
+
+def recording_policy(
+    controller: Controller, agent: str, environment: str, version: str
+) -> recording.Policy | None:
+    """What the version's manifest says about recording its traffic."""
+    revision = controller.store.revision_serving(agent, environment, version)
+    if revision is None:
+        return None
+    return recording.policy_of_manifest(json.loads(revision.manifest_json))
 
 
 def commit_of(controller: Controller, agent: str, environment: str, version: str) -> str | None:
@@ -165,6 +189,8 @@ async def serve(
         await router.aclose()
         if router.tracing is not None:
             await asyncio.to_thread(router.tracing.shutdown)  # flushes queued spans
+            if isinstance(router.tracing.inner, recording.Recorder):
+                await asyncio.to_thread(router.tracing.inner.close)
         controller.store.close()
 
 

@@ -69,6 +69,11 @@ class Destination(Protocol):
 
 
 D = TypeVar("D", bound=Destination)
+Inner = Callable[
+    [Destination, Scope, Receive, Send, Callable[[Scope, Receive, Send], Awaitable[None]]],
+    Awaitable[None],
+]
+"""What runs inside a request's span around the proxying (the recorder)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +187,10 @@ class Tracing:
         *,
         commit_of: Callable[[str, str, str], str | None] | None = None,
         recent: Recent | None = None,
+        inner: Inner | None = None,
     ) -> None:
         self.recent = recent or Recent()
+        self.inner = inner
         self._commit_of = commit_of
         self._tracers: dict[tuple[str, str], trace.Tracer] = {}
         self._processor: BatchSpanProcessor | None = None
@@ -242,7 +249,12 @@ class Tracing:
 
         error: str | None = None
         try:
-            await proxy(upstream, scope, receive, counting)
+            if self.inner is None:
+                await proxy(upstream, scope, receive, counting)
+            else:
+                await self.inner(
+                    upstream, scope, receive, counting, lambda s, r, w: proxy(upstream, s, r, w)
+                )
         except BaseException as exc:
             error = type(exc).__qualname__
             raise

@@ -3,7 +3,8 @@
 `GET|POST|PUT /anything` answers 200 with JSON: the path, the request headers (so a test
 sees the `traceparent` the router passed on), the body's size and SHA-256, and the
 version that answered (so two versions answer the same request differently).
-`/status/NNN` answers with that status; `/stream` sends chunks forever;
+`/status/NNN` answers with that status; `/stream/N` sends N chunks of 64 KiB;
+`/static/...` answers the same whatever the version;
 `/slow/SECONDS` waits before answering; `/bytes/N` answers N binary bytes.
 """
 
@@ -25,17 +26,23 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             return self._send(200, b"ok", "text/plain")
-        if path == "/stream":
+        if path.startswith("/stream/"):
+            count = int(path.split("/")[2])
             self.send_response(200)
             self.send_header("content-type", "application/octet-stream")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             chunk = b"x" * 65536
             try:
-                while True:
+                for _ in range(count):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
             except OSError:
-                return
+                pass
+            return
+        if path.startswith("/static/"):
+            return self._send(200, json.dumps({"path": path, "same": True}).encode(),
+                              "application/json")
         if path.startswith("/slow/"):
             time.sleep(float(path.split("/")[2]))
         if path.startswith("/bytes/"):
