@@ -34,7 +34,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 REDACTED = "[REDACTED]"
 QUEUE_SIZE = 1000
-_BATCH = 200
+_BATCH = 500
+_BATCH_WINDOW_SECONDS = 0.25
 _SETTINGS_CACHED = 4096
 
 _log = logging.getLogger(__name__)
@@ -197,21 +198,27 @@ class Recorder:
     def _write(self) -> None:
         stop = False
         while not stop:
-            batch: list[Recorded] = []
-            item = self._queue.get()
+            # One wake-up and one transaction per batch: block for the first record, let
+            # more arrive for a moment, then take what is there. Waking for every record
+            # would take the interpreter lock from the event loop once per request.
+            first = self._queue.get()
             taken = 1
-            while True:
+            batch: list[Recorded] = []
+            if first is None:
+                stop = True
+            else:
+                batch.append(first)
+                time.sleep(_BATCH_WINDOW_SECONDS)
+            while not stop and len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
                 if item is None:
                     stop = True
                 else:
                     batch.append(item)
-                if stop or len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                    taken += 1
-                except queue.Empty:
-                    break
             try:
                 retention = {
                     (r.agent, r.environment): self._retention[(r.agent, r.environment)]

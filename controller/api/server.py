@@ -95,7 +95,8 @@ def build(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
     recorder = recording.Recorder(
-        Recordings(config.database), lambda *key: recording_policy(controller, *key)
+        Recordings(config.database, enforce_every_seconds=1.0),
+        lambda *key: recording_policy(controller, *key),
     )
     traced = tracing.Tracing(
         api.otlp_endpoint,

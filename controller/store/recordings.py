@@ -99,9 +99,20 @@ class Retention:
 
 
 class Recordings:
-    def __init__(self, path: Path, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+        *,
+        enforce_every_seconds: float = 0.0,
+    ) -> None:
+        """`enforce_every_seconds`: apply retention and the size cap on a write at most
+        this often (they cost more than the inserts); 0 applies them on every write."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.max_total_bytes = max_total_bytes
+        self._enforce_every = enforce_every_seconds
+        self._enforced_at: float | None = None
+        self._pending_retention: dict[tuple[str, str], Retention] = {}
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -119,6 +130,10 @@ class Recordings:
             return
         rows = [_row(record) for record in records]
         now = time.time()
+        self._pending_retention.update(retention)
+        due = (
+            self._enforced_at is None or time.monotonic() - self._enforced_at >= self._enforce_every
+        )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -130,13 +145,17 @@ class Recordings:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                for (agent, environment), kept in retention.items():
-                    self._retain(agent, environment, kept, now)
-                self._cap()
+                if due:
+                    for (agent, environment), kept in self._pending_retention.items():
+                        self._retain(agent, environment, kept, now)
+                    self._cap()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if due:
+            self._pending_retention.clear()
+            self._enforced_at = time.monotonic()
 
     def list(
         self,
