@@ -19,8 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from controller.api import tracing
+from controller.cli.main import cli
 from controller.errors import ShipyardError
 from tests.fakes import otlp
 from tests.gitrepos import Upstream
@@ -256,3 +258,14 @@ def test_recent_requests_are_bounded_per_version_and_in_total() -> None:
     recent.add(record("v3", 11))
     assert recent.of("a", "e", "v1") == []  # the oldest version fell off
     assert [r.path for r in recent.of("a", "e", limit=1)] == ["/11"]
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("requests", "--version"), ("replay", "--allow-production"), ("logs", "--previous")],
+)
+def test_new_commands_and_flags_have_help_with_examples(command: str, flag: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output
+    assert flag in result.output
