@@ -9,9 +9,11 @@ them to the preview and reports what changed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -353,3 +355,20 @@ def test_diffs_compare_json_as_values_and_name_binary_sizes() -> None:
     assert replay.percentile([0.1, 0.2, 0.3, 0.4], 50) == 0.2
     assert replay.percentile([0.1, 0.2, 0.3, 0.4], 95) == 0.4
     assert replay.percentile([], 50) is None
+
+
+def test_a_replay_target_that_is_gone_fails_each_request_and_goes_on() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on any more
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    target = replay.Target("preview-gone", "v2", port)
+    result = asyncio.run(
+        replay.replay([record(1), record(2)], target, timeout=5.0, host="bot.localhost")
+    )
+    assert [item["failed"] for item in result["items"]] == [True, True]
+    assert all(
+        item["to"]["error"] == "connection refused: the agent in preview-gone is gone"
+        for item in result["items"]
+    )
+    assert result["summary"]["failed"] == 2
+    assert result["summary"]["to"] == {"p50": None, "p95": None}
