@@ -196,7 +196,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         setups: dict[str, proxy.Router] = {
             "off": router(agent_port, None),
             "tracing": router(agent_port, tracing.Tracing(endpoint)),
-            "recording": router(agent_port, tracing.Tracing(endpoint, inner=recorder.recorded)),
+            "recording": router(agent_port, tracing.Tracing(endpoint, inner=recorder)),
         }
         for app in setups.values():  # warm up: connections, imports, first spans
             await round_of(app, 200, arguments.concurrency)
@@ -212,8 +212,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         for app in setups.values():
             await app.aclose()
             if app.tracing is not None:
-                app.tracing.shutdown()
-        recorder.close()
+                app.tracing.shutdown()  # the recording one closes the recorder too
     median = {name: statistics.median(values) for name, values in rates.items()}
     cpu = {name: statistics.median(values) for name, values in per_cpu.items()}
     return {

@@ -179,10 +179,11 @@ class Recorder:
         self._queue.join()
 
     def close(self) -> None:
-        """Write what is queued, then stop the writer."""
-        self._queue.put(None)
-        self._writer.join(timeout=30)
-        self.recordings.close()
+        """Write what is queued, then stop the writer (once)."""
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+            self.recordings.close()
 
     def _enqueue(self, record: Recorded, settings: model.RecordSettings) -> None:
         self._retention[(record.agent, record.environment)] = Retention(

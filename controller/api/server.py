@@ -94,15 +94,9 @@ def build(
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
-    recorder = recording.Recorder(
-        Recordings(config.database, enforce_every_seconds=1.0),
-        lambda *key: recording_policy(controller, *key),
-    )
-    traced = tracing.Tracing(
-        api.otlp_endpoint,
-        commit_of=lambda *key: commit_of(controller, *key),
-        inner=recorder.recorded,
-    )
+    # On a cluster, agent traffic goes through its Ingress, not through us: nothing to
+    # trace or record here.
+    traced = observing(controller, api) if kubernetes is None else None
     router = proxy.Router(
         apps.create_app(
             controller,
@@ -110,15 +104,27 @@ def build(
             webhooks.WebhookSettings(api.webhook_secret),
             standby,
             traced=traced,
-            recordings=recorder.recordings,
+            recordings=traced.inner.recordings
+            if traced is not None and isinstance(traced.inner, recording.Recorder)
+            else None,
         ),
-        # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
-        tracing=traced if kubernetes is None else None,
+        tracing=traced,
     )
     return controller, router
+
+
+def observing(controller: Controller, api: ApiSettings) -> tracing.Tracing:
+    """The router's tracing, with recording inside each request's span."""
+    recorder = recording.Recorder(
+        Recordings(controller.config.database, enforce_every_seconds=1.0),
+        lambda *key: recording_policy(controller, *key),
+    )
+    return tracing.Tracing(
+        api.otlp_endpoint, commit_of=lambda *key: commit_of(controller, *key), inner=recorder
+    )
 
 
 def recording_policy(
@@ -189,9 +195,8 @@ async def serve(
         await controller.close()
         await router.aclose()
         if router.tracing is not None:
-            await asyncio.to_thread(router.tracing.shutdown)  # flushes queued spans
-            if isinstance(router.tracing.inner, recording.Recorder):
-                await asyncio.to_thread(router.tracing.inner.close)
+            # Flushes queued spans and recorded requests.
+            await asyncio.to_thread(router.tracing.shutdown)
         controller.store.close()
 
 

@@ -69,11 +69,21 @@ class Destination(Protocol):
 
 
 D = TypeVar("D", bound=Destination)
-Inner = Callable[
-    [Destination, Scope, Receive, Send, Callable[[Scope, Receive, Send], Awaitable[None]]],
-    Awaitable[None],
-]
-"""What runs inside a request's span around the proxying (the recorder)."""
+
+
+class Inner(Protocol):
+    """What runs inside a request's span around the proxying (the recorder)."""
+
+    async def recorded(
+        self,
+        upstream: Destination,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        proxy: Callable[[Scope, Receive, Send], Awaitable[None]],
+    ) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +262,7 @@ class Tracing:
             if self.inner is None:
                 await proxy(upstream, scope, receive, counting)
             else:
-                await self.inner(
+                await self.inner.recorded(
                     upstream, scope, receive, counting, lambda s, r, w: proxy(upstream, s, r, w)
                 )
         except BaseException as exc:
@@ -284,9 +294,12 @@ class Tracing:
             )
 
     def shutdown(self) -> None:
-        """Export what is queued (bounded by the exporter's timeout) and stop the thread."""
+        """Export what is queued (bounded by the exporter's timeout), write what the inner
+        layer queued, and stop their threads."""
         if self._processor is not None:
             self._processor.shutdown()  # type: ignore[no-untyped-call]
+        if self.inner is not None:
+            self.inner.close()
 
     def _tracer(self, agent: str, environment: str) -> trace.Tracer:
         tracer = self._tracers.get((agent, environment))

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.api import recording, replay
+from controller.api import proxy, recording, replay, tracing
 from controller.specs import model
 from controller.store.recordings import Recorded, Recordings, Retention
 from tests.gitrepos import Upstream
@@ -372,3 +372,41 @@ def test_a_replay_target_that_is_gone_fails_each_request_and_goes_on() -> None:
     )
     assert result["summary"]["failed"] == 2
     assert result["summary"]["to"] == {"p50": None, "p95": None}
+
+
+def test_what_is_queued_at_shutdown_is_written(tmp_path: Path) -> None:
+    """Stopping the controller (Tracing.shutdown) writes every record already queued."""
+    policy = recording.Policy(model.RecordSettings(enabled=True))
+    recorder = recording.Recorder(Recordings(tmp_path / "db.sqlite"), lambda *_: policy)
+    traced = tracing.Tracing(None, inner=recorder)
+    upstream = proxy.Upstream("bot", "production", "v1", 1)
+
+    async def answer(_: Any, scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"made", "more_body": False})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"make it", "more_body": False}
+
+    async def send(_: Any) -> None:
+        pass
+
+    async def requests() -> None:
+        for number in range(300):
+            scope = {"type": "http", "method": "POST", "path": f"/items/{number}",
+                     "query_string": b"", "headers": [(b"host", b"bot")]}  # fmt: skip
+            await traced.traced(upstream, scope, receive, send, answer)
+
+    asyncio.run(requests())
+    traced.shutdown()  # at once: most records are still queued
+    reopened = Recordings(tmp_path / "db.sqlite")
+    try:
+        kept = reopened.list("bot", "production")
+    finally:
+        reopened.close()
+    assert [r.path for r in kept] == [f"/items/{number}" for number in range(300)]
+    assert {(r.status, r.request_body, r.response_body) for r in kept} == {
+        (201, b"make it", b"made")
+    }
+    assert all(len(r.trace_id) == 32 for r in kept)
