@@ -20,8 +20,9 @@ LAST_STATE_LINES = 10
 
 
 def last_state(target: object, environment: str, agent: str) -> dict[str, Any] | None:
-    """The most recently ended instance of the agent in the environment, as JSON."""
-    ended = _last(target, environment, agent, None)
+    """The most recently ended instance of the agent in the environment, as JSON, passing
+    over routine stops (a healthy version replaced by a newer one)."""
+    ended = _last(target, environment, agent, None, routine=False)
     return ended.as_dict(LAST_STATE_LINES) if ended is not None else None
 
 
@@ -40,7 +41,9 @@ def previous(target: object, environment: str, agent: str, version: str | None) 
     return ended
 
 
-def _last(target: object, environment: str, agent: str, version: str | None) -> Termination | None:
+def _last(
+    target: object, environment: str, agent: str, version: str | None, *, routine: bool = True
+) -> Termination | None:
     if not isinstance(target, LocalTarget):
         return None
-    return target.terminations.last(agent, environment, version)
+    return target.terminations.last(agent, environment, version, routine=routine)

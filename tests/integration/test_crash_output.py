@@ -114,6 +114,12 @@ def test_a_killed_instance_names_the_signal_and_a_stop_says_stopped(tmp_path: Pa
         stopped = table.terminations.of_version(*wait_key)[-1]
         assert stopped.reason == "Stopped"
         assert any("listening on" in line.line for line in stopped.output)
+        # A healthy instance stopped on purpose is routine: describe's Last State passes
+        # over it to the crash before it, `logs --previous` does not.
+        assert stopped.routine
+        assert not killed.routine
+        assert table.terminations.last(*wait_key) == stopped
+        assert table.terminations.last(*wait_key, routine=False) == killed
 
     asyncio.run(scenario())
 

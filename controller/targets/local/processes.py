@@ -398,9 +398,12 @@ class AgentProcess:
             await asyncio.gather(prober, *pumps, return_exceptions=True)
         if self.on_exit is not None:
             stopped = self._stop_requested.is_set()
+            healthy = self._state is ProcessState.HEALTHY
             lines = self.logs.lines(started_at)
             self.on_exit(
-                terminations.capture(self.key, returncode, started_at, lines, stopped=stopped)
+                terminations.capture(
+                    self.key, returncode, started_at, lines, stopped=stopped, healthy=healthy
+                )
             )
         return returncode
 

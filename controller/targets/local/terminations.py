@@ -47,6 +47,12 @@ class Termination:
     finished_at: float
     output: tuple[LogLine, ...]
     truncated: bool  # older output of this instance did not fit the limit
+    healthy: bool = False  # it was answering its health check when it ended
+
+    @property
+    def routine(self) -> bool:
+        """Stopped while healthy: replaced by a newer version, removed, torn down."""
+        return self.reason == "Stopped" and self.healthy
 
     @property
     def last_line(self) -> str | None:
@@ -68,6 +74,7 @@ class Termination:
             "finishedAt": self.finished_at,
             "lastLine": self.last_line,
             "truncated": self.truncated,
+            "healthy": self.healthy,
             "output": [
                 {"timestamp": line.timestamp, "stream": line.stream, "line": line.line}
                 for line in output
@@ -91,6 +98,7 @@ def capture(
     lines: Iterable[LogLine],
     *,
     stopped: bool,
+    healthy: bool = False,
 ) -> Termination:
     """The record of one instance that ran from `started_at` and exited with `returncode`.
 
@@ -136,6 +144,7 @@ def capture(
         time.time(),
         tuple(kept),
         len(kept) < len(mine),
+        healthy,
     )
 
 
@@ -165,14 +174,25 @@ class Terminations:
         """Ended instances of one version, oldest first."""
         return list(self._records.get((agent, environment, version), ()))
 
-    def last(self, agent: str, environment: str, version: str | None = None) -> Termination | None:
+    def last(
+        self,
+        agent: str,
+        environment: str,
+        version: str | None = None,
+        *,
+        routine: bool = True,
+    ) -> Termination | None:
         """The most recently ended instance of the agent in the environment (of `version`,
-        if given): what `logs --previous` shows."""
+        if given): what `logs --previous` shows. `routine=False` passes over healthy
+        instances Shipyard stopped (a version replaced by a newer one): what describe's
+        Last State shows, so a rollout's routine stop does not hide a crash."""
         newest: Termination | None = None
         for (name, env, ver), kept in self._records.items():
             if name != agent or env != environment or (version is not None and ver != version):
                 continue
-            candidate = kept[-1]
-            if newest is None or candidate.finished_at >= newest.finished_at:
-                newest = candidate
+            for candidate in reversed(kept):
+                if routine or not candidate.routine:
+                    if newest is None or candidate.finished_at >= newest.finished_at:
+                        newest = candidate
+                    break
         return newest
