@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from controller.api import tracing as tracing_
 from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -73,8 +74,10 @@ class Router:
         upstreams: Callable[[], Mapping[str, Upstream]],
         agent_hosts: re.Pattern[str],
         metrics: Metrics | None = None,
+        tracing: tracing_.Tracing | None = None,
     ) -> None:
         self.api = api
+        self.tracing = tracing
         self.upstreams = upstreams
         self.agent_hosts = agent_hosts
         self.metrics = metrics
@@ -90,7 +93,10 @@ class Router:
         host = _header(scope, b"host").split(":", 1)[0].lower()
         upstream = self.upstreams().get(host)
         if upstream is not None:
-            await self._proxy_measured(upstream, scope, receive, send)
+            if self.tracing is not None:  # a span around the request, `traceparent` passed on
+                await self.tracing.traced(upstream, scope, receive, send, self._proxy_measured)
+            else:
+                await self._proxy_measured(upstream, scope, receive, send)
         elif matched := self.agent_hosts.match(host):
             await self._unknown_host(host, matched, send)
         else:

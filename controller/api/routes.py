@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from controller.api import auth, leadership
+from controller.api import auth, crash_output, leadership
 from controller.errors import Conflict, NotFound, Transient
 from controller.reconciler.controller import Controller
 from controller.source import errors as source_errors
@@ -122,6 +122,7 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
             "revisions": [_revision(r) for r in revisions],
             "rollouts": [_rollout(r) for r in controller.store.rollouts(agent, environment)],
             "events": [dataclasses.asdict(e) for e in controller.store.events(environment, agent)],
+            "lastState": crash_output.last_state(controller.target, environment, agent),
         }
 
     @read.get("/revisions", tags=["history"])
@@ -149,14 +150,32 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
     async def agent_logs(
         environment: str,
         agent: str,
+        *,
         since: float | None = Query(default=None, ge=0, description="Seconds back."),
         follow: bool = False,
+        previous: bool = Query(
+            default=False, description="The most recently ended instance's last output."
+        ),
+        version: str | None = Query(default=None, description="With previous: of this version."),
     ) -> StreamingResponse:
         """The agent's captured output as JSON lines; `follow` streams new lines."""
         _agent(controller, environment, agent)
+        if previous:
+            ended = crash_output.previous(controller.target, environment, agent, version)
+            cutoff = time.time() - since if since is not None else None
+            kept = [line for line in ended.output if cutoff is None or line.timestamp >= cutoff]
+            return StreamingResponse(
+                iter([_json_line(line) for line in kept]),
+                media_type="application/x-ndjson",
+                headers={"x-shipyard-instance": ended.message, "x-shipyard-version": ended.version},
+            )
         process = controller.target.process(environment, agent)
         if process is None:
-            raise HTTPException(409, f"{agent} has no running process in {environment}")
+            raise HTTPException(
+                409,
+                f"{agent} has no running process in {environment}"
+                " (--previous shows the last ended instance's output)",
+            )
         cutoff = time.time() - since if since is not None else None
 
         async def lines() -> AsyncIterator[bytes]:

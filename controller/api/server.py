@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,17 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, connections, leadership, process_limits, proxy, shutdown, webhooks
+from controller.api import (
+    auth,
+    connections,
+    leadership,
+    process_limits,
+    proxy,
+    recording,
+    shutdown,
+    tracing,
+    webhooks,
+)
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
@@ -25,6 +36,7 @@ from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.reconciler.target import Target
 from controller.source.mirror import Mirror
+from controller.store.recordings import Recordings
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
@@ -62,6 +74,7 @@ class ApiSettings:
     gitea_repo: str | None = None  # and for Gitea / Forgejo
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0  # a connection must finish each request's headers in time
+    otlp_endpoint: str | None = None  # where request spans go (OTLP/HTTP); None: kept in memory
 
     def notifier(self) -> Notifier | None:
         """Pull or merge request feedback for whichever forge has a token."""
@@ -103,6 +116,9 @@ def build(
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
+    # On a cluster, agent traffic goes through its Ingress, not through us: nothing to
+    # trace or record here.
+    traced = observing(controller, api) if kubernetes is None else None
     router = proxy.Router(
         apps.create_app(
             controller,
@@ -115,13 +131,44 @@ def build(
                 ),
             ),
             standby,
+            traced=traced,
+            recordings=traced.inner.recordings
+            if traced is not None and isinstance(traced.inner, recording.Recorder)
+            else None,
         ),
-        # On a cluster, agent traffic goes through its Ingress, not through us.
         upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
+        tracing=traced,
     )
     return controller, router
+
+
+def observing(controller: Controller, api: ApiSettings) -> tracing.Tracing:
+    """The router's tracing, with recording inside each request's span."""
+    recorder = recording.Recorder(
+        Recordings(controller.config.database, enforce_every_seconds=1.0),
+        lambda *key: recording_policy(controller, *key),
+    )
+    return tracing.Tracing(
+        api.otlp_endpoint, commit_of=lambda *key: commit_of(controller, *key), inner=recorder
+    )
+
+
+def recording_policy(
+    controller: Controller, agent: str, environment: str, version: str
+) -> recording.Policy | None:
+    """What the version's manifest says about recording its traffic."""
+    revision = controller.store.revision_serving(agent, environment, version)
+    if revision is None:
+        return None
+    return recording.policy_of_manifest(json.loads(revision.manifest_json))
+
+
+def commit_of(controller: Controller, agent: str, environment: str, version: str) -> str | None:
+    """The commit the process serving `version` was started from (for span attributes)."""
+    process = controller.target.process(environment, agent)
+    return process.spec.commit if process is not None and process.spec.version == version else None
 
 
 def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
@@ -181,6 +228,9 @@ async def serve(
             await shutdown.settle(controller.wait_idle, signals)
             await controller.close()
             await router.aclose()
+            if router.tracing is not None:
+                # Flushes queued spans and recorded requests.
+                await asyncio.to_thread(router.tracing.shutdown)
             controller.store.close()
 
 

@@ -187,11 +187,20 @@ class Client:
         return list(self.get("/api/v1/events", params=params)["items"])
 
     def logs(
-        self, environment: str, agent: str, since: float | None, follow: bool
+        self,
+        environment: str,
+        agent: str,
+        since: float | None,
+        follow: bool,
+        *,
+        previous: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Log lines as the API streams them (JSON lines), until the stream ends."""
+        """Log lines as the API streams them (JSON lines), until the stream ends;
+        `previous`: the last ended instance's output instead of the running one's."""
         path = f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}/logs"
         params: dict[str, Any] = {"follow": "true" if follow else "false"}
+        if previous:
+            params["previous"] = "true"
         if since is not None:
             params["since"] = since
         # A followed stream may stay quiet for as long as the agent does.
@@ -215,6 +224,15 @@ class Client:
                 raise ApiError(f"the API sent a log line that is not JSON: {error}") from error
         finally:
             response.close()
+
+    def requests(
+        self, environment: str, agent: str, version: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        path = f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}/requests"
+        params: dict[str, Any] = {"limit": limit}
+        if version is not None:
+            params["version"] = version
+        return list(self.get(path, params=params)["items"])
 
     # Writes ----------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ def render(
         "Conditions:",
         *describing.indent(describing.conditions(env.get("conditions") or [])),
         describing.field("Pin", _pin(described.get("pin"), now)),
+        *_last_state(described.get("lastState")),
         "Events:" if described.get("events") else describing.field("Events", None),
     ]
     if described.get("events"):
@@ -176,6 +177,35 @@ def _placement_table(placements: Sequence[dict[str, Any]], now: float) -> list[s
         )
     headers = ("ENVIRONMENT", "VERSION", "STATE", "REVISION", "COMMIT", "AUTHOR", "AGE")
     return printers.table((*headers, "MESSAGE"), rows)
+
+
+def _last_state(ended: dict[str, Any] | None) -> list[str]:
+    """kubectl's container `Last State: Terminated` block: how the last instance ended."""
+    if not ended:
+        return []
+    rows = [
+        describing.field("Last State", "Terminated"),
+        describing.field("  Version", ended.get("version")),
+        describing.field("  Reason", ended.get("reason")),
+    ]
+    if ended.get("signal"):
+        rows.append(describing.field("  Signal", ended["signal"]))
+    else:
+        rows.append(describing.field("  Exit Code", ended.get("exitCode")))
+    rows += [
+        describing.field("  Started", _rfc1123(ended.get("startedAt"))),
+        describing.field("  Finished", _rfc1123(ended.get("finishedAt"))),
+    ]
+    output = [str(line.get("line", "")) for line in ended.get("output") or []]
+    rows.append("  Last Lines:" if output else describing.field("  Last Lines", None))
+    rows += describing.indent(output, 4)
+    return rows
+
+
+def _rfc1123(timestamp: object) -> str | None:
+    if not isinstance(timestamp, int | float):
+        return None
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(timestamp))
 
 
 def _pin(pin: dict[str, Any] | None, now: float) -> str | None:

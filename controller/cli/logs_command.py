@@ -14,6 +14,12 @@ from controller.cli import client, common, durations
 @common.environment_option
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")
 @click.option(
+    "-p",
+    "--previous",
+    is_flag=True,
+    help="The output of the last ended instance (a crash, a restart, a failed rollout).",
+)
+@click.option(
     "--since",
     callback=durations.option_callback,
     metavar="DURATION",
@@ -33,6 +39,7 @@ def logs(
     environment: str,
     *,
     follow: bool,
+    previous: bool,
     since: float | None,
     timestamps: bool,
     streams: tuple[str, ...],
@@ -47,9 +54,12 @@ def logs(
       shipyard logs support-bot -e production
       shipyard logs support-bot -e preview-feature-x -f --since 10m
       shipyard logs triage --timestamps --stream stderr
+      shipyard logs support-bot -e production --previous
     """
+    if previous and follow:
+        raise click.UsageError("--previous shows an ended instance: it cannot be followed")
     with client.Client(server, token) as api:
-        for entry in api.logs(environment, agent, since, follow):
+        for entry in api.logs(environment, agent, since, follow, previous=previous):
             if streams and entry.get("stream") not in streams:
                 continue
             text = str(entry.get("line", ""))

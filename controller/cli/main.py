@@ -24,6 +24,8 @@ COMMANDS = {
     "diff": "controller.cli.diff_command:diff",
     "render": "controller.cli.render_command:render",
     "logs": "controller.cli.logs_command:logs",
+    "requests": "controller.cli.requests_command:requests",
+    "replay": "controller.cli.replay_command:replay",
     "validate": "controller.cli.validate_command:validate",
     "schema": "controller.cli.schema_command:schema",
     "serve": "controller.cli.serve_command:serve",

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import auth, server
+from controller.api import auth, server, tracing
 from controller.api.webhook_intake import IntakeLimits
 from controller.cli import durations, startup
+from controller.errors import ShipyardError
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
 from controller.source import credentials
@@ -59,6 +60,7 @@ class ServeOptions:
     gitea_repo: str | None = None
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
+    otlp_endpoint: str | None = None
 
     @property
     def api(self) -> server.ApiSettings:
@@ -74,6 +76,7 @@ class ServeOptions:
             gitea_repo=self.gitea_repo,
             webhook_limits=self.webhook_limits,
             header_timeout=self.header_timeout,
+            otlp_endpoint=self.otlp_endpoint,
         )
 
 
@@ -161,6 +164,13 @@ _SHARED = [
         show_default=True,
         envvar="SHIPYARD_RESTART_BACKOFF_RESET",
         help="A local agent running this long starts its restart delay over.",
+    ),
+    click.option(
+        "--otlp-endpoint",
+        envvar="SHIPYARD_OTLP_ENDPOINT",
+        callback=lambda _ctx, _param, value: _otlp_endpoint(value),
+        help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318) for request spans. "
+        "[default: none; recent requests are kept in memory]",
     ),
     click.option(
         "--url-template",
@@ -348,7 +358,18 @@ def gather(**values: Any) -> ServeOptions:
             body_timeout=values["webhook_body_timeout"],
             max_pending=values["webhook_max_pending"],
         ),
+        otlp_endpoint=values["otlp_endpoint"],
     )
+
+
+def _otlp_endpoint(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        tracing.otlp_traces_url(value)
+    except ShipyardError as error:
+        raise click.BadParameter(str(error), param_hint="--otlp-endpoint") from error
+    return value
 
 
 def _tokens_file(path: Path | None) -> tuple[str, ...]:

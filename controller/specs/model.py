@@ -102,6 +102,44 @@ class RolloutSettings:
     auto_rollback: bool = True
 
 
+ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie")
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """`spec.observability.record`: what the router keeps of requests for replay."""
+
+    enabled: bool = False
+    max_body_bytes: int = 64 * 1024
+    sample_rate: float = 1.0
+    redact_headers: tuple[str, ...] = ()  # lower-case, the always-redacted ones included
+    max_requests: int = 1000
+    max_age_seconds: int = 7 * 86_400
+
+    @property
+    def redacted(self) -> frozenset[str]:
+        return frozenset(self.redact_headers) | frozenset(ALWAYS_REDACTED)
+
+
+@dataclass(frozen=True)
+class Observability:
+    record: RecordSettings = RecordSettings()
+
+
+def record_settings(spec: Mapping[str, Any]) -> RecordSettings:
+    """`spec.observability.record` of a schema-valid manifest's spec, defaults applied."""
+    record = spec.get("observability", {}).get("record", {})
+    extra = sorted({str(name).lower() for name in record.get("redactHeaders", [])})
+    return RecordSettings(
+        enabled=record.get("enabled", False),
+        max_body_bytes=record.get("maxBodyBytes", 64 * 1024),
+        sample_rate=float(record.get("sampleRate", 1.0)),
+        redact_headers=tuple(name for name in extra if name not in ALWAYS_REDACTED),
+        max_requests=record.get("maxRequests", 1000),
+        max_age_seconds=parse_duration(record.get("maxAge", "7d")),
+    )
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """Everything an agent manifest declares, with defaults applied."""
@@ -122,6 +160,7 @@ class AgentSpec:
     tools: tuple[Tool, ...] = ()
     preview: PreviewSettings = PreviewSettings()
     rollout: RolloutSettings = RolloutSettings()
+    observability: Observability = Observability()
 
 
 @dataclass(frozen=True)
@@ -206,4 +245,5 @@ def build_spec(document: Mapping[str, Any], prompt_text: str) -> AgentSpec:
             progress_deadline_seconds=rollout.get("progressDeadlineSeconds", 120),
             auto_rollback=rollout.get("autoRollback", True),
         ),
+        observability=Observability(record=record_settings(spec)),
     )

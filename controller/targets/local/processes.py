@@ -29,7 +29,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +37,7 @@ from typing import IO, Any
 
 import httpx
 
+from controller.targets.local import terminations
 from controller.targets.local.containment import CgroupHome, ProcessTree
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
@@ -176,8 +177,10 @@ class AgentProcess:
         restart_policy: RestartPolicy | None = None,
         log_capacity: int = DEFAULT_CAPACITY,
         cgroups: CgroupHome | None = None,
+        on_exit: Callable[[terminations.Termination], None] | None = None,
     ) -> None:
         self.spec = spec
+        self.on_exit = on_exit  # told how every instance ended, with its last output
         self.restart_policy = restart_policy or RestartPolicy()
         self.logs = LogBuffer(log_capacity)
         self.tree = ProcessTree("-".join(spec.key), cgroups)
@@ -446,6 +449,7 @@ class AgentProcess:
         self._set_state(ProcessState.STARTING)
         pipes = [os.fdopen(fd, "rb", buffering=0) for fd in self._outputs]
         self._outputs = []  # the pipes own them now
+        started_at = time.time()
         pumps = [
             asyncio.create_task(self._pump(pipe, name))
             for pipe, name in zip(pipes, ("stdout", "stderr"), strict=True)
@@ -477,6 +481,15 @@ class AgentProcess:
             await asyncio.gather(prober, *pumps, return_exceptions=True)
             for pipe in pipes:
                 pipe.close()  # a pump cancelled before it ran never took it over
+        if self.on_exit is not None:
+            stopped = self._stop_requested.is_set()
+            healthy = self._state is ProcessState.HEALTHY
+            lines = self.logs.lines(started_at)
+            self.on_exit(
+                terminations.capture(
+                    self.key, returncode, started_at, lines, stopped=stopped, healthy=healthy
+                )
+            )
         return returncode
 
     def _crashed(self, returncode: int, ran_for: float) -> float:
@@ -594,6 +607,7 @@ class ProcessTable:
         self._restart_policy = restart_policy or RestartPolicy()
         self._processes: dict[ProcessKey, AgentProcess] = {}
         self.cgroups = CgroupHome.find() if use_cgroups else None
+        self.terminations = terminations.Terminations()
 
     async def launch(self, spec: LaunchSpec) -> AgentProcess:
         """The process for `spec`, started unless the same spec already runs (idempotent).
@@ -605,7 +619,12 @@ class ProcessTable:
         reusable = current is not None and current.state is not ProcessState.STOPPED
         if current is not None and reusable and current.spec == spec:
             return current
-        process = AgentProcess(spec, restart_policy=self._restart_policy, cgroups=self.cgroups)
+        process = AgentProcess(
+            spec,
+            restart_policy=self._restart_policy,
+            cgroups=self.cgroups,
+            on_exit=self.terminations.record,
+        )
         # Registered before any await, so a concurrent launch of the same spec finds it.
         self._processes[spec.key] = process
         if current is not None:

@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec, ProcessState, ProcessTable
+from controller.targets.local.terminations import Terminations, last_output_line
 
 _GONE = (ProcessState.FAILED, ProcessState.STOPPED)
 
@@ -106,6 +107,11 @@ class LocalTarget:
     def process(self, environment: str, agent: str) -> AgentProcess | None:
         return self._serving.get((environment, agent))
 
+    @property
+    def terminations(self) -> Terminations:
+        """How every ended instance of every version ended, with its last output."""
+        return self._table.terminations
+
     async def close(self) -> None:
         self._serving.clear()
         await self._table.stop_all()
@@ -113,10 +119,15 @@ class LocalTarget:
 
 def _failure(process: AgentProcess, deadline_seconds: float) -> str:
     if process.state is ProcessState.FAILED and process.last_error:
-        return process.last_error
-    if process.state is ProcessState.CRASH_LOOP_BACK_OFF and process.last_exit:
-        return f"{process.last_exit} before turning healthy"
-    reason = f"not healthy within {deadline_seconds:g}s"
-    if process.last_error:
-        reason += f" ({process.last_error})"
+        reason = process.last_error
+    elif process.state is ProcessState.CRASH_LOOP_BACK_OFF and process.last_exit:
+        reason = f"{process.last_exit} before turning healthy"
+    else:
+        reason = f"not healthy within {deadline_seconds:g}s"
+        if process.last_error:
+            reason += f" ({process.last_error})"
+    # The agent's own last words usually say why (a missing key, a traceback's last line).
+    last_line = last_output_line(process.logs.lines())
+    if last_line is not None:
+        reason += f"; last output: {last_line}"
     return reason

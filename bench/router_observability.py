@@ -1,0 +1,266 @@
+"""Benchmark the router's throughput with tracing and with recording, as ratios to neither.
+
+Why this exists: every agent request passes the router, so what tracing (a span per
+request, exported over OTLP/HTTP) and recording (a copy of request and response into
+SQLite) cost shows in every answer. Goals: at least 0.9 of the plain router's throughput
+with tracing, 0.8 with recording.
+
+    python bench/router_observability.py [--requests 600] [--concurrency 16] [--rounds 15] [--json]
+
+The router (`controller.api.proxy.Router`) runs in this process and is called as an ASGI
+app, so the measured cost is the router's own (no HTTP server in front of it, which
+would only dilute the ratios). Its upstream is a real HTTP agent in a subprocess on
+loopback (keep-alive, a small JSON answer to a 1 KiB POST), and the OTLP collector a real
+HTTP receiver in another subprocess. The three setups run in interleaved rounds, so a
+noisy neighbour slows them alike; each setup's median round counts:
+
+- off: no tracing, no recording (the router with metrics, as before);
+- tracing: a server span per request, exported in batches over OTLP/HTTP;
+- recording: tracing plus recording every request (`sampleRate: 1`) into SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from controller.api import proxy, recording, tracing
+from controller.metrics.collector import Metrics
+from controller.specs import model
+from controller.store.recordings import Recordings
+
+# A minimal keep-alive HTTP/1.1 agent on asyncio: fast enough that the router, not the
+# agent, is what the rounds measure.
+AGENT = r"""
+import asyncio, sys
+
+BODY = b'{"answer": "' + b"x" * 200 + b'"}'
+RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+async def serve(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            writer.write(RESPONSE)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]), backlog=512)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+COLLECTOR = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+HOST = "bot--production.localhost"
+PAYLOAD = json.dumps({"message": "m" * 1000}).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(source: str) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", source, str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def no_api(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("the benchmark only sends agent requests")
+
+
+def router(port: int, traced: tracing.Tracing | None) -> proxy.Router:
+    upstream = proxy.Upstream("bot", "production", "v1", port)
+    table = {HOST: upstream}
+    return proxy.Router(
+        no_api, lambda: table, proxy.host_pattern("http://{agent}--{env}.localhost/"),
+        metrics=Metrics(), tracing=traced,
+    )  # fmt: skip
+
+
+async def one_request(app: proxy.Router) -> int:
+    status = 0
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            await asyncio.sleep(3600)
+        delivered = True
+        return {"type": "http.request", "body": PAYLOAD, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/chat",
+        "raw_path": b"/chat",
+        "query_string": b"",
+        "scheme": "http",
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", HOST.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(PAYLOAD)).encode()),
+            (b"user-agent", b"bench/1"),
+        ],
+    }
+    await app(scope, receive, send)
+    return status
+
+
+async def round_of(app: proxy.Router, requests: int, concurrency: int) -> tuple[float, float]:
+    """Requests per second of wall-clock time, and per second of this process's CPU time
+    (all its threads: the exporter's and the recorder's writer included), for `requests`
+    requests, `concurrency` at a time."""
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            status = await one_request(app)
+            if status != 200:
+                raise RuntimeError(f"the router answered {status}")
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return requests / (time.perf_counter() - started), requests / (time.process_time() - cpu)
+
+
+async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    with (
+        serving(AGENT) as agent_port,
+        serving(COLLECTOR) as collector_port,
+        tempfile.TemporaryDirectory() as state,
+    ):
+        endpoint = f"http://127.0.0.1:{collector_port}"
+        policy = recording.Policy(model.RecordSettings(enabled=True))
+        recorder = recording.Recorder(
+            Recordings(Path(state) / "db.sqlite", enforce_every_seconds=1.0), lambda *_: policy
+        )
+        setups: dict[str, proxy.Router] = {
+            "off": router(agent_port, None),
+            "tracing": router(agent_port, tracing.Tracing(endpoint)),
+            "recording": router(agent_port, tracing.Tracing(endpoint, inner=recorder)),
+        }
+        for app in setups.values():  # warm up: connections, imports, first spans
+            await round_of(app, 200, arguments.concurrency)
+        rates: dict[str, list[float]] = {name: [] for name in setups}
+        per_cpu: dict[str, list[float]] = {name: [] for name in setups}
+        for _ in range(arguments.rounds):
+            for name, app in setups.items():
+                wall, cpu = await round_of(app, arguments.requests, arguments.concurrency)
+                rates[name].append(wall)
+                per_cpu[name].append(cpu)
+        recorder.flush()
+        recorded = len(recorder.recordings.list("bot", "production", last=1000))
+        for app in setups.values():
+            await app.aclose()
+            if app.tracing is not None:
+                app.tracing.shutdown()  # the recording one closes the recorder too
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = {name: statistics.median(values) for name, values in per_cpu.items()}
+    return {
+        "requests_per_round": arguments.requests,
+        "concurrency": arguments.concurrency,
+        "rounds": arguments.rounds,
+        "requests_per_second": {name: round(value, 1) for name, value in median.items()},
+        "tracing_ratio": round(median["tracing"] / median["off"], 3),
+        "recording_ratio": round(median["recording"] / median["off"], 3),
+        "requests_per_cpu_second": {name: round(value, 1) for name, value in cpu.items()},
+        "tracing_cpu_ratio": round(cpu["tracing"] / cpu["off"], 3),
+        "recording_cpu_ratio": round(cpu["recording"] / cpu["off"], 3),
+        "recorded_kept": recorded,
+        "dropped_records": recorder.dropped,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args(argv)
+    result = asyncio.run(measure(arguments))
+    if arguments.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rates = result["requests_per_second"]
+    print(
+        f"router, {arguments.requests} requests x {arguments.rounds} rounds, "
+        f"{arguments.concurrency} concurrent (median round):"
+    )
+    cpu = result["requests_per_cpu_second"]
+    print(f"  {'':<10} {'req/s':>8} {'req/CPU-s':>10}")
+    for name in ("off", "tracing", "recording"):
+        print(f"  {name:<10} {rates[name]:>8.0f} {cpu[name]:>10.0f}")
+    print(
+        f"  tracing / off:   {result['tracing_ratio']:.2f} wall, "
+        f"{result['tracing_cpu_ratio']:.2f} per CPU  (goal >= 0.9)"
+    )
+    print(
+        f"  recording / off: {result['recording_ratio']:.2f} wall, "
+        f"{result['recording_cpu_ratio']:.2f} per CPU  (goal >= 0.8)"
+    )
+    print(f"  recorded rows kept: {result['recorded_kept']}, dropped: {result['dropped_records']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
