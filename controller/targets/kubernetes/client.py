@@ -18,13 +18,14 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
+from kubernetes import watch as k8s_watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -34,6 +35,7 @@ FIELD_MANAGER = "shipyard"
 WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
 T = TypeVar("T")
 KubeObject = dict[str, Any]
+KubeObjects = list[KubeObject]
 
 
 class KubeClient:
@@ -129,6 +131,16 @@ class KubeClient:
         namespace: str | None = None,
         label_selector: str | None = None,
     ) -> list[KubeObject]:
+        return self.list_versioned(api_version, kind, namespace, label_selector)[0]
+
+    def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> tuple[KubeObjects, str]:
+        """The items, and the list's resourceVersion: where a watch picks up from."""
         resource = self._resource(api_version, kind)
         self._declared(resource, "list")
         result = self._retrying(
@@ -141,8 +153,30 @@ class KubeClient:
             ),
         )
         items = result.get("items") or []
+        version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         # Lists leave out each item's kind; put it back so items can be applied again.
-        return [{"apiVersion": api_version, "kind": kind, **item} for item in items]
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in items], version
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+    ) -> WatchStream:
+        """Changes after `resource_version`, as (type, object) pairs, BOOKMARKs included.
+
+        Not retried: the caller (an `informer`) lists again after any failure. A 410 (the
+        version was compacted away) raises `errors.Expired`.
+        """
+        resource = self._resource(api_version, kind)
+        self._declared(resource, "watch")
+        with self._lock:
+            self.calls["watch"] += 1
+        return WatchStream(resource, namespace, label_selector, resource_version, timeout_seconds)
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete one object; False when it was already gone."""
@@ -235,6 +269,48 @@ class KubeClient:
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
 
 
+class WatchStream:
+    """One open watch; `stop` from another thread ends `events` promptly."""
+
+    def __init__(
+        self,
+        resource: Any,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> None:
+        self._resource = resource
+        self._namespace = namespace
+        self._selector = label_selector
+        self._version = resource_version
+        self._timeout = timeout_seconds
+        self._watcher = k8s_watch.Watch()
+
+    def events(self) -> Iterator[tuple[str, KubeObject]]:
+        try:
+            for event in self._watcher.stream(
+                self._resource.get,
+                namespace=self._namespace,
+                label_selector=self._selector,
+                resource_version=self._version,
+                timeout_seconds=self._timeout,
+                allow_watch_bookmarks=True,
+                serialize=False,
+                deserialize=False,
+                # A silent connection is a dead one: the server sends bookmarks meanwhile.
+                _request_timeout=(10, self._timeout + 30),
+            ):
+                yield str(event.get("type", "")), dict(event.get("object") or {})
+        except k8s.ApiException as error:
+            raise _mapped(error) from error
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            raise errors.Transient(f"watch of {self._resource.kind} broken: {error}") from error
+
+    def stop(self) -> None:
+        self._watcher.stop()
+
+
 def _raw(client: Any, data: Any) -> Any:
     """Keep responses as plain JSON: the dynamic client's wrappers cost far more than the
     call itself on large lists."""
@@ -248,6 +324,8 @@ def _mapped(error: k8s.ApiException) -> errors.ApiError:
         return errors.NotFound(message, status)
     if status == 409:
         return errors.Conflict(message, status)
+    if status == 410:
+        return errors.Expired(message, status)
     if status == 403:
         return errors.Forbidden(message, status)
     if status in (400, 415, 422):

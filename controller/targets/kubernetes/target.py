@@ -5,7 +5,10 @@ Per environment it keeps a view of the cluster, refreshed by a handful of list c
 edited what Shipyard applied (drift). `deploy` server-side-applies an agent's objects
 whose content changed (a hash annotation tells), waits for the Deployment to become
 available, and on a health verdict against it (progress deadline exceeded) re-applies the
-last healthy version's objects: the automatic rollback. API errors that outlast the
+last healthy version's objects: the automatic rollback. Waiting reads one watched cache
+(`informer`) shared by every rollout, keyed by the uid and generation our apply returned,
+so a Deployment the watch has not delivered yet is never mistaken for a deleted one; one
+deleted mid-rollout is drift and is applied again. API errors that outlast the
 client's retries are no verdict: `deploy` raises `errors.Transient` and rolls nothing
 back. Previews live in their own namespace, deleted on teardown.
 """
@@ -18,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors
+from controller.targets.kubernetes import errors, informer
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import DeployResult, Serving
@@ -36,6 +39,9 @@ AGENT_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
 )
 _AGENT_KIND_NAMES = frozenset(kind for _, kind in AGENT_KINDS)
+# What the watch knows of a Deployment Shipyard applied, besides the object itself.
+_UNSEEN = object()
+_VANISHED = object()
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class _Environment:
     running: dict[str, str] = field(default_factory=dict)  # agent → version
     live: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) → hash
     generations: dict[str, int] = field(default_factory=dict)  # deployment → ours
+    uids: dict[str, str] = field(default_factory=dict)  # deployment → its uid as we know it
 
 
 def stamped(obj: KubeObject) -> KubeObject:
@@ -75,8 +82,9 @@ class KubernetesTarget:
         self._environments: dict[str, _Environment] = {}
         self._last_good: dict[tuple[str, str], KubeRequest] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._poll_locks: dict[str, asyncio.Lock] = {}
-        self._snapshots: dict[str, tuple[float, dict[str, KubeObject]]] = {}
+        self._deployments: informer.Informer | None = None
+        # How long a Deployment may stay unseen by the watch before a GET looks for it.
+        self.straggler_after = max(2.0, poll_interval * 10)
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
 
     # Observing --------------------------------------------------------------------------
@@ -103,6 +111,8 @@ class KubernetesTarget:
                 agent = (metadata.get("labels") or {}).get(AGENT)
                 if agent:
                     present.setdefault(agent, set()).add(kind)
+                if kind == "Deployment":
+                    state.uids[name] = str(metadata.get("uid", ""))
                 if kind == "Deployment" and agent:
                     edited = (
                         name in state.generations
@@ -200,47 +210,70 @@ class KubernetesTarget:
             state.live[key] = desired["metadata"]["annotations"][HASH]
             if desired["kind"] == "Deployment":
                 state.generations[key[1]] = int(applied["metadata"].get("generation") or 0)
+                state.uids[key[1]] = _uid(applied)
 
     async def _wait_available(self, request: KubeRequest, deadline: float) -> tuple[bool, str]:
         name = next(o["metadata"]["name"] for o in request.objects if o["kind"] == "Deployment")
         state = self._environments[request.environment]
-        applied = state.generations.get(name, 0)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
         message = f"Deployment {name} not available within {deadline:g}s"
+        unseen_since = loop.time()
         while True:
-            live = await self._deployment(request.namespace, name, applied)
-            verdict, detail = _available(live)
-            if verdict is not None:
-                return verdict, detail
-            if detail:
-                message = f"{message}: {detail}"
+            applied = state.generations.get(name, 0)
+            live = self._watched(request.namespace, name, state.uids.get(name, ""), applied)
+            if live is _UNSEEN and loop.time() - unseen_since >= self.straggler_after:
+                # The watch is behind (or broken): a GET issued after our apply returned
+                # cannot be older than it, so it is as trustworthy as the cache.
+                live = await asyncio.to_thread(
+                    self.client.get, "apps/v1", "Deployment", name, request.namespace
+                )
+                live = _VANISHED if live is None else live
+            if live is _VANISHED:
+                # Deleted by someone else mid-rollout: drift, not a verdict on the version.
+                self.drift.append(
+                    (request.environment, request.agent, "Deployment deleted during its rollout")
+                )
+                state.live.pop(("Deployment", name), None)
+                await asyncio.to_thread(self._apply, request, state)
+                unseen_since = loop.time()
+                continue
+            if isinstance(live, dict):
+                unseen_since = loop.time()
+                verdict, detail = _available(live)
+                if verdict is not None:
+                    return verdict, detail
+                if detail:
+                    message = f"Deployment {name} not available within {deadline:g}s: {detail}"
             if loop.time() >= give_up:
                 return False, message
             await asyncio.sleep(self.poll_interval)
 
-    async def _deployment(self, namespace: str, name: str, applied: int) -> KubeObject | None:
-        """The Deployment as of a list at most one poll interval old, shared by every waiter.
+    def _watched(self, namespace: str, name: str, uid: str, applied: int) -> object:
+        """The Deployment as the watch last saw it, once that is at least our own write;
+        `_UNSEEN` until then; `_VANISHED` when the watch saw ours deleted.
 
-        Waiting on a thousand rollouts at once must not mean a thousand GETs per tick. A
-        list older than our own write (generation below the one our apply returned) is
-        never trusted: it would show the previous rollout as complete.
+        A thousand waiters read one cache, so waiting costs no API call per tick.
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            async with self._poll_locks.setdefault(namespace, asyncio.Lock()):
-                taken, items = self._snapshots.get(namespace, (-1.0, {}))
-                if loop.time() - taken >= self.poll_interval:
-                    listed = await asyncio.to_thread(
-                        self.client.list, "apps/v1", "Deployment", namespace, MANAGED
-                    )
-                    items = {item["metadata"]["name"]: item for item in listed}
-                    self._snapshots[namespace] = (loop.time(), items)
-            live = items.get(name)
-            generation = int(((live or {}).get("metadata") or {}).get("generation") or 0)
-            if live is None or generation >= applied:
-                return live
-            await asyncio.sleep(self.poll_interval)
+        informer = self._deployment_informer()
+        live = informer.get(namespace, name)
+        if uid and informer.gone(uid):
+            ours = live is not None and _uid(live) == uid
+            if not ours:
+                return _VANISHED
+        if live is None:
+            return _UNSEEN
+        if uid and _uid(live) != uid:
+            return _UNSEEN  # an older incarnation; ours is still on its way
+        generation = int((live.get("metadata") or {}).get("generation") or 0)
+        return live if generation >= applied else _UNSEEN
+
+    def _deployment_informer(self) -> informer.Informer:
+        if self._deployments is None:
+            self._deployments = informer.Informer(
+                self.client, "apps/v1", "Deployment", MANAGED
+            ).start()
+        return self._deployments
 
     def _prune_config_maps(self, request: KubeRequest, state: _Environment) -> None:
         """ConfigMaps of earlier prompts and models, now that the new pods are up.
@@ -284,16 +317,21 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self._environments.clear()
+        if self._deployments is not None:
+            self._deployments.stop()
+            self._deployments = None
 
 
 def _config_map(request: KubeRequest) -> str | None:
     return next((o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"), None)
 
 
-def _available(deployment: KubeObject | None) -> tuple[bool | None, str]:
+def _uid(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+def _available(deployment: KubeObject) -> tuple[bool | None, str]:
     """(True, "") when rolled out, (False, why) when it cannot be, (None, progress) else."""
-    if deployment is None:
-        return False, "Deployment disappeared"
     spec: dict[str, Any] = deployment.get("spec") or {}
     status: dict[str, Any] = deployment.get("status") or {}
     metadata: dict[str, Any] = deployment.get("metadata") or {}
