@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors, informer
+from controller.targets.kubernetes import errors, informer, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import DeployResult, Serving
@@ -65,6 +65,7 @@ class _Environment:
     live: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) → hash
     generations: dict[str, int] = field(default_factory=dict)  # deployment → ours
     uids: dict[str, str] = field(default_factory=dict)  # deployment → its uid as we know it
+    commits: dict[str, str] = field(default_factory=dict)  # agent → commit it runs from
 
 
 def stamped(obj: KubeObject) -> KubeObject:
@@ -122,6 +123,9 @@ class KubernetesTarget:
                         self.drift.append((environment, agent, "Deployment spec edited"))
                         continue
                     running[agent] = (metadata.get("labels") or {}).get(VERSION, "")
+                    state.commits[agent] = (metadata.get("annotations") or {}).get(
+                        rendering.COMMIT_ANNOTATION, ""
+                    )
         for agent in list(running):
             missing = {"ConfigMap", "Service"} - present.get(agent, set())
             if missing:
@@ -148,7 +152,7 @@ class KubernetesTarget:
 
     def serving(self) -> list[Serving]:
         return [
-            Serving(agent, name, version, 0, "Healthy")
+            Serving(agent, name, version, 0, "Healthy", state.commits.get(agent, ""))
             for name, state in sorted(self._environments.items())
             for agent, version in sorted(state.running.items())
         ]
@@ -181,6 +185,7 @@ class KubernetesTarget:
             previous = self._last_good.get(slot)
             if healthy:
                 state.running[request.agent] = request.version
+                state.commits[request.agent] = _commit(request)
                 self._last_good[slot] = request
                 await asyncio.to_thread(self._prune_config_maps, request, state)
                 return DeployResult(True)
@@ -193,6 +198,7 @@ class KubernetesTarget:
                 return DeployResult(False, f"{message}; rollback failed: {error}")
             if restored:
                 state.running[request.agent] = previous.version
+                state.commits[request.agent] = _commit(previous)
             return DeployResult(False, message)
 
     def remember_healthy(self, request: KubeRequest) -> None:
@@ -324,6 +330,12 @@ class KubernetesTarget:
 
 def _config_map(request: KubeRequest) -> str | None:
     return next((o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"), None)
+
+
+def _commit(request: KubeRequest) -> str:
+    deployment = next((o for o in request.objects if o["kind"] == "Deployment"), {})
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(rendering.COMMIT_ANNOTATION, ""))
 
 
 def _uid(obj: KubeObject) -> str:
