@@ -99,7 +99,6 @@ class Controller:
         self._failed: dict[tuple[str, str], str] = {}
         self._ttl: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
-        self._manifests = manifest_cache.ManifestCache()
         self._reconciled_at: dict[str, float] = {}
         self._thorough: set[str] = set()  # environments due a full read-back of the target
         self._refreshed: set[str] = set()
@@ -112,6 +111,7 @@ class Controller:
             assert hasattr(target, "deploy"), "without a driver, the target runs processes"
             driver = drivers.LocalDriver(target)  # type: ignore[arg-type]
         self.driver = driver
+        self._manifests = manifest_cache.ManifestCache(target=driver.validates_for)
         self.repository = config.forge_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
