@@ -19,7 +19,8 @@ still needs to inject faults, read the request log and steer Deployments. Endpoi
     PUT    /_fake/history             {"size": n}
     PUT    /_fake/pods/crash          {"name": "ns/deployment" | "deployment",
                                        "reason": "CrashLoopBackOff" | … | null,
-                                       "message": "", "exitCode": 1, "restarts": 3}
+                                       "message": "", "exitCode": 1, "restarts": 3,
+                                       "newOnly": false}
     PUT    /_fake/pods/logs           {"name": …, "lines": [...], "previous": [...]}
     POST   /_fake/pods/logs           {"name": …, "line": "one more line"}
 """
@@ -120,6 +121,7 @@ def _route(fake: FakeApiServer, method: str, path: str, body: Json) -> tuple[int
             message=str(body.get("message", "")),
             exit_code=None if exit_code is None else int(exit_code),
             restarts=int(body.get("restarts", 3)),
+            new_only=bool(body.get("newOnly", False)),
         )
         return 200, {"name": body["name"], "reason": body.get("reason")}
     if path == "/_fake/pods/logs" and method == "PUT":

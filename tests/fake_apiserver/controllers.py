@@ -156,6 +156,13 @@ class DeploymentController:
         self._ready_hash: dict[tuple[str, str], str] = {}
         self._tokens = itertools.count()
         self._queued: set[tuple[str, str]] = set()
+        # (namespace, ReplicaSet) → whether its pods crash: such a template never
+        # becomes available (set by the pod controller).
+        self.crashing: Callable[[str, str], bool] = lambda namespace, replicaset: False
+
+    @property
+    def rt(self) -> ResourceType:
+        return self._rt
 
     @property
     def _rt(self) -> ResourceType:
@@ -213,6 +220,10 @@ class DeploymentController:
         if event.key == self._rt.key:
             self._enqueue(event.namespace, event.obj["metadata"]["name"])
 
+    def enqueue(self, namespace: str, name: str) -> None:
+        """Reconcile this Deployment soon (once, however often asked meanwhile)."""
+        self._enqueue(namespace, name)
+
     def _enqueue(self, namespace: str, name: str) -> None:
         # A work queue: a Deployment already waiting is not queued twice.
         key = (namespace, name)
@@ -247,6 +258,8 @@ class DeploymentController:
             return
         pod_hash = template_hash(spec.get("template"))
         revision = self._sync_replicasets(d, pod_hash)
+        if behaviour.mode in ("ready", "slow") and self.crashing(namespace, f"{name}-{pod_hash}"):
+            behaviour = replace(behaviour, mode="stuck")
         if (d["metadata"].get("annotations") or {}).get(REVISION) != revision:
             d = (
                 self.api.update_as_controller(

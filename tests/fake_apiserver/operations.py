@@ -735,6 +735,14 @@ class Api:
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
             return Result(200, self.present(rt, self.store.put(rt.key, _ordered(new))))
         gone = self._remove(rt, meta.get("namespace", ""), meta["name"])
+        if rt.kind == "Pod":
+            # Pods end gracefully: a real server answers with the pod, marked for deletion
+            # (here it goes at once, as if its containers stopped instantly).
+            ended = ssa.clone(gone)
+            grace = int((gone.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            ended["metadata"]["deletionTimestamp"] = now()
+            ended["metadata"]["deletionGracePeriodSeconds"] = grace
+            return Result(200, self.present(rt, _ordered(ended)))
         if rt.kind == "Service" or not rt.builtin:
             return Result(200, self.present(rt, gone))
         details: Json = {"name": meta["name"]}

@@ -55,6 +55,7 @@ class Crash:
     message: str = ""
     exit_code: int = 1
     restarts: int = 3
+    spared: frozenset[str] = frozenset()  # ReplicaSets that keep running (new_only)
 
 
 @dataclass
@@ -107,21 +108,42 @@ class PodController:
         message: str = "",
         exit_code: int | None = None,
         restarts: int = 3,
+        new_only: bool = False,
     ) -> None:
         """Make the pods of Deployment `name` (`ns/name` or a bare name) show `reason`
-        (one of `CRASHES`), or run healthily again with None."""
+        (one of `CRASHES`), or run healthily again with None. `new_only`: only templates
+        applied from now on crash (a bad version); what runs now keeps running. The
+        Deployment does not become available while its current template crashes."""
         if reason is not None and reason not in CRASHES:
             raise ValueError(f"unknown crash reason {reason!r}; use one of {CRASHES}")
+        owned = [
+            rs
+            for rs in self.api.store.items(self._rs_rt.key)
+            if _deployment_of(rs) is not None and name in _names(rs)
+        ]
         with self._lock:
             if reason is None:
                 self._crashes.pop(name, None)
             else:
                 code = exit_code if exit_code is not None else (137 if reason == "OOMKilled" else 1)
-                self._crashes[name] = Crash(reason, message, code, restarts)
-        self.deployments.set_mode("stuck" if reason else "ready", name)
-        for rs in self.api.store.items(self._rs_rt.key):
-            if _deployment_of(rs) is not None and name in _names(rs):
-                self.loop.call_later(0, self._restatus(rs))
+                spared = frozenset(
+                    f"{rs['metadata']['namespace']}/{rs['metadata']['name']}" for rs in owned
+                )
+                self._crashes[name] = Crash(
+                    reason, message, code, restarts, spared if new_only else frozenset()
+                )
+        for rs in owned:
+            self.loop.call_later(0, self._restatus(rs))
+        for deployment in self.api.store.items(self.deployments.rt.key):
+            meta = deployment["metadata"]
+            if name in (meta["name"], f"{meta['namespace']}/{meta['name']}"):
+                self.deployments.enqueue(meta["namespace"], meta["name"])
+
+    def crashing(self, namespace: str, replicaset: str) -> bool:
+        """Whether the pods of this ReplicaSet crash (its Deployment then never becomes
+        available)."""
+        rs = self.api.store.get(self._rs_rt.key, namespace, replicaset)
+        return rs is not None and self._crash_for(rs) is not None
 
     def _restatus(self, rs: Json) -> Callable[[], None]:
         return lambda: self._sync(rs, restatus=True)
@@ -149,10 +171,12 @@ class PodController:
             self.loop.call_later(0, lambda: self._sync(rs))
 
     def _crash_for(self, rs: Json) -> Crash | None:
+        key = f"{rs['metadata']['namespace']}/{rs['metadata']['name']}"
         with self._lock:
             for name in _names(rs):
-                if name in self._crashes:
-                    return self._crashes[name]
+                crash = self._crashes.get(name)
+                if crash is not None and key not in crash.spared:
+                    return crash
         return None
 
     def _sync(self, rs: Json, *, restatus: bool = False) -> None:

@@ -551,6 +551,7 @@ class FakeApiServer:
             populate=populate_namespaces,
         )
         self.pods = PodController(self.api, self.registry, self._loop, self.deployments)
+        self.deployments.crashing = self.pods.crashing
         self.store.subscribe(self.deployments.on_event)
         self.store.subscribe(self.pods.on_event)
         self.store.subscribe(self.namespaces.on_event)

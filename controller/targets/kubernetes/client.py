@@ -12,9 +12,11 @@ benchmarks.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -221,6 +223,43 @@ class KubeClient:
         )
         return dict(result)
 
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+        follow: bool = False,
+    ) -> LogStream:
+        """A pod's log as the kubelet serves it (`kubectl logs`); `follow` keeps it open."""
+        # The subresource is its own RBAC resource: pods/log.
+        if not permissions.allowed("", "pods/log", "get"):
+            raise errors.UndeclaredCall("get pods/log (core) is not in permissions.REQUIRED")
+        api = k8s.CoreV1Api(self.api_client)
+        options: dict[str, Any] = {
+            "container": container,
+            "previous": previous or None,
+            "tail_lines": tail_lines,
+            "since_seconds": since_seconds,
+            "timestamps": timestamps or None,
+            "follow": follow or None,
+        }
+        response = self._retrying(
+            "log",
+            lambda: api.read_namespaced_pod_log(
+                name,
+                namespace,
+                **{key: value for key, value in options.items() if value is not None},
+                _preload_content=False,
+                _request_timeout=None if follow else self.timeout,
+            ),
+        )
+        return LogStream(response)
+
     def writes(self) -> int:
         return sum(count for verb, count in self.calls.items() if verb in WRITE_VERBS)
 
@@ -267,6 +306,38 @@ class KubeClient:
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
+
+
+class LogStream:
+    """An open pod log: its lines as they come; `stop` from another thread ends them."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def lines(self) -> Iterator[str]:
+        pending = b""
+        try:
+            for chunk in self._response.stream(4096, decode_content=True):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError):
+            return  # stopped, or the stream broke: the lines so far are what there is
+        finally:
+            self._response.release_conn()
+
+    def stop(self) -> None:
+        # Shut the socket so a read blocked in another thread returns now.
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
 
 
 class WatchStream:

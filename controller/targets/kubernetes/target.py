@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors, informer, rendering
+from controller.targets.kubernetes import errors, informer, pod_states, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import DeployResult, Serving
@@ -77,13 +77,19 @@ def stamped(obj: KubeObject) -> KubeObject:
 
 
 class KubernetesTarget:
-    def __init__(self, client: KubeClient, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, client: KubeClient, *, poll_interval: float = 0.5, crash_grace: float = 5.0
+    ) -> None:
         self.client = client
         self.poll_interval = poll_interval
+        # How long a pod must show a crash state before the rollout fails on it: long
+        # enough for a registry hiccup to clear, short next to a progress deadline.
+        self.crash_grace = crash_grace
         self._environments: dict[str, _Environment] = {}
         self._last_good: dict[tuple[str, str], KubeRequest] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._deployments: informer.Informer | None = None
+        self._pods: informer.Informer | None = None
         # How long a Deployment may stay unseen by the watch before a GET looks for it.
         self.straggler_after = max(2.0, poll_interval * 10)
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
@@ -225,6 +231,7 @@ class KubernetesTarget:
         give_up = loop.time() + deadline
         message = f"Deployment {name} not available within {deadline:g}s"
         unseen_since = loop.time()
+        crashes_seen: dict[tuple[str, str], float] = {}
         while True:
             applied = state.generations.get(name, 0)
             live = self._watched(request.namespace, name, state.uids.get(name, ""), applied)
@@ -251,6 +258,10 @@ class KubernetesTarget:
                     return verdict, detail
                 if detail:
                     message = f"Deployment {name} not available within {deadline:g}s: {detail}"
+            crash = self._crash(request, crashes_seen, loop.time())
+            if crash is not None:
+                lines = await asyncio.to_thread(self._last_lines, request.namespace, crash)
+                return False, _crash_message(crash, lines)
             if loop.time() >= give_up:
                 return False, message
             await asyncio.sleep(self.poll_interval)
@@ -273,6 +284,40 @@ class KubernetesTarget:
             return _UNSEEN  # an older incarnation; ours is still on its way
         generation = int((live.get("metadata") or {}).get("generation") or 0)
         return live if generation >= applied else _UNSEEN
+
+    def _crash(
+        self, request: KubeRequest, seen: dict[tuple[str, str], float], now: float
+    ) -> pod_states.PodProblem | None:
+        """A pod of this version in a crash state for at least `crash_grace` seconds."""
+        if self._pods is None:
+            self._pods = informer.Informer(self.client, "v1", "Pod", MANAGED).start()
+        current: set[tuple[str, str]] = set()
+        for pod in self._pods.items(request.namespace):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if labels.get(AGENT) != request.agent or labels.get(VERSION) != request.version:
+                continue
+            found = pod_states.problem(pod)
+            if found is None:
+                continue
+            key = (found.pod, found.reason)
+            current.add(key)
+            if now - seen.setdefault(key, now) >= self.crash_grace:
+                return found
+        for gone in set(seen) - current:
+            del seen[gone]
+        return None
+
+    def _last_lines(self, namespace: str, crash: pod_states.PodProblem) -> list[str]:
+        """The crashed container's last lines of output, when it has any to show."""
+        if not crash.terminated_before:
+            return []
+        try:
+            stream = self.client.pod_log(
+                namespace, crash.pod, container=crash.container, previous=True, tail_lines=5
+            )
+            return [line[:200] for line in stream.lines()][-5:]
+        except errors.ApiError:
+            return []
 
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
@@ -323,13 +368,21 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self._environments.clear()
-        if self._deployments is not None:
-            self._deployments.stop()
-            self._deployments = None
+        for watched in (self._deployments, self._pods):
+            if watched is not None:
+                watched.stop()
+        self._deployments = self._pods = None
 
 
 def _config_map(request: KubeRequest) -> str | None:
     return next((o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"), None)
+
+
+def _crash_message(crash: pod_states.PodProblem, lines: list[str]) -> str:
+    message = crash.describe()
+    if lines:
+        message += "; last log lines: " + " | ".join(lines)
+    return message
 
 
 def _commit(request: KubeRequest) -> str:
