@@ -183,13 +183,24 @@ class Client:
         return list(self.get("/api/v1/events", params=params)["items"])
 
     def logs(
-        self, environment: str, agent: str, since: float | None, follow: bool
+        self,
+        environment: str,
+        agent: str,
+        since: float | None,
+        follow: bool,
+        *,
+        tail: int | None = None,
+        previous: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Log lines as the API streams them (JSON lines), until the stream ends."""
         path = f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}/logs"
         params: dict[str, Any] = {"follow": "true" if follow else "false"}
         if since is not None:
             params["since"] = since
+        if tail is not None:
+            params["tail"] = tail
+        if previous:
+            params["previous"] = "true"
         # A followed stream may stay quiet for as long as the agent does.
         timeout = httpx.Timeout(None if follow else READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         request = self._http.build_request("GET", path, params=params, timeout=timeout)

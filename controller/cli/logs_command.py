@@ -21,6 +21,17 @@ from controller.cli import client, common, durations
 )
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its RFC 3339 time (UTC).")
 @click.option(
+    "--tail",
+    type=click.IntRange(min=0),
+    help="Only the last N lines (per pod on Kubernetes). Default: all.",
+)
+@click.option(
+    "-p",
+    "--previous",
+    is_flag=True,
+    help="Kubernetes: the output of each pod's container before its last restart.",
+)
+@click.option(
     "--stream",
     "streams",
     multiple=True,
@@ -35,24 +46,30 @@ def logs(
     follow: bool,
     since: float | None,
     timestamps: bool,
+    tail: int | None,
+    previous: bool,
     streams: tuple[str, ...],
     server: str | None,
     token: str | None,
 ) -> None:
     """Print an agent's output: its process output on the local target, pod logs on
-    Kubernetes.
+    Kubernetes (every pod of the version the environment runs, each line prefixed with
+    [pod/NAME/CONTAINER] as `kubectl logs --prefix` does).
 
     \b
     Examples:
       shipyard logs support-bot -e production
       shipyard logs support-bot -e preview-feature-x -f --since 10m
       shipyard logs triage --timestamps --stream stderr
+      shipyard logs support-bot --previous --tail 20
     """
     with client.Client(server, token) as api:
-        for entry in api.logs(environment, agent, since, follow):
+        for entry in api.logs(environment, agent, since, follow, tail=tail, previous=previous):
             if streams and entry.get("stream") not in streams:
                 continue
             text = str(entry.get("line", ""))
+            if entry.get("source"):
+                text = f"[{entry['source']}] {text}"
             if timestamps:
                 text = f"{_rfc3339(entry.get('timestamp'))} {text}"
             click.echo(text)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors, informer, pod_states, rendering
+from controller.targets.kubernetes import errors, informer, pod_logs, pod_states, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import DeployResult, Serving
@@ -165,6 +166,30 @@ class KubernetesTarget:
 
     def process(self, environment: str, agent: str) -> AgentProcess | None:
         return None
+
+    async def logs(
+        self, environment: str, agent: str, options: pod_logs.LogOptions
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The agent's pod logs in `environment`, for the version it runs there (all its
+        pods when none is known); `errors.NotFound` when it has no pods."""
+        state = self._environments.get(environment)
+        if state is None:
+            raise errors.NotFound(f"{agent} runs nothing in {environment} on this cluster")
+        selector = f"{MANAGED},{ENVIRONMENT}={environment},{AGENT}={agent}"
+        version = state.running.get(agent)
+        if version:
+            selector += f",{VERSION}={version}"
+        listed = await asyncio.to_thread(self.client.list, "v1", "Pod", state.namespace, selector)
+        pods = sorted(
+            (pod for pod in listed if not (pod.get("metadata") or {}).get("deletionTimestamp")),
+            key=lambda pod: pod["metadata"]["name"],
+        )
+        if not pods:
+            raise errors.NotFound(
+                f"no pods of {agent}" + (f" {version}" if version else "")
+                + f" in namespace {state.namespace}"
+            )  # fmt: skip
+        return await pod_logs.stream(self.client, pods, rendering.CONTAINER, options)
 
     # Changing -----------------------------------------------------------------------------
 
