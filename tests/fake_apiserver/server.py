@@ -349,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
             content_type = "text/plain; charset=utf-8"
         else:
             payload = json.dumps(reply.body, separators=(",", ":")).encode()
+            if reply.code >= 400:
+                payload += b"\n"  # a real server's Status bodies end with a newline
             content_type = "application/json"
         self.send_response(reply.code)
         self.send_header("Content-Type", content_type)

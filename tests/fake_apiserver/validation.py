@@ -15,7 +15,7 @@ import binascii
 import re
 from typing import Any
 
-from tests.fake_apiserver import errors, quantities
+from tests.fake_apiserver import errors, pod_validation, quantities
 from tests.fake_apiserver.errors import FieldError
 from tests.fake_apiserver.resources import ResourceType
 from tests.fake_apiserver.selectors import (
@@ -218,6 +218,7 @@ def _containers(spec: Json, prefix: str) -> list[FieldError]:
         if not (container or {}).get("image"):
             problems.append(FieldError.required(f"{where}.image"))
         problems.extend(_resources(container or {}, where))
+        problems.extend(pod_validation.container(spec, container or {}, where))
         for j, port in enumerate((container or {}).get("ports") or []):
             number = (port or {}).get("containerPort")
             if not isinstance(number, int) or not 0 < number < 65536:
@@ -260,6 +261,8 @@ def _workload(obj: Json, old: Json | None) -> list[FieldError]:
         )
     pod_spec = template.get("spec") or {}
     problems.extend(_containers(pod_spec, "spec.template.spec"))
+    if obj.get("kind", "Deployment") == "Deployment":
+        problems.extend(pod_validation.strategy(spec))
     restart = pod_spec.get("restartPolicy", "Always")
     if restart != "Always":
         problems.append(
@@ -345,6 +348,9 @@ def _keys(obj: Json, old: Json | None) -> list[FieldError]:
 def _ingress(obj: Json, old: Json | None) -> list[FieldError]:
     problems: list[FieldError] = []
     for i, rule in enumerate((obj.get("spec") or {}).get("rules") or []):
+        host = (rule or {}).get("host")
+        if host and not _SUBDOMAIN.match(str(host).removeprefix("*.")):
+            problems.append(FieldError.invalid(f"spec.rules[{i}].host", host, SUBDOMAIN_MESSAGE))
         for j, path in enumerate(((rule or {}).get("http") or {}).get("paths") or []):
             where = f"spec.rules[{i}].http.paths[{j}]"
             if not (path or {}).get("pathType"):

@@ -101,3 +101,120 @@ def test_negative_quantities_are_422(apps: Any) -> None:
     status, body = refused(apps, deployment({"resources": {"requests": {"cpu": "-1"}}}))
     assert status == 422
     assert "must be greater than or equal to 0" in body["message"]
+
+
+CONTAINER = "spec.template.spec.containers[0]"
+
+
+@pytest.mark.parametrize(
+    ("container", "pod_spec", "message"),
+    [
+        pytest.param(
+            {"ports": [{"name": "a-very-long-name", "containerPort": 80}]},
+            {},
+            f'{CONTAINER}.ports[0].name: Invalid value: "a-very-long-name": must be no more '
+            "than 15 characters",
+            id="port-name-over-15",
+        ),
+        pytest.param(
+            {"ports": [{"name": "web_port", "containerPort": 80}]},
+            {},
+            f'{CONTAINER}.ports[0].name: Invalid value: "web_port": must contain only '
+            "alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            id="port-name-underscore",
+        ),
+        pytest.param(
+            {"env": [{"name": "A", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]},
+            {},
+            f'{CONTAINER}.env[0].valueFrom: Invalid value: "": may not be specified when '
+            "`value` is not empty",
+            id="env-value-and-value-from",
+        ),
+        pytest.param(
+            {"env": [{"name": "A=B", "value": "x"}]},
+            {},
+            f'{CONTAINER}.env[0].name: Invalid value: "A=B": a valid environment variable '
+            "name must consist only of printable ASCII characters other than '='",
+            id="env-name-with-equals",
+        ),
+        pytest.param(
+            {"readinessProbe": {"periodSeconds": 5}},
+            {},
+            f"{CONTAINER}.readinessProbe: Required value: must specify a handler type",
+            id="probe-without-handler",
+        ),
+        pytest.param(
+            {"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            {},
+            f'{CONTAINER}.volumeMounts[0].name: Not found: "data"',
+            id="mount-of-undeclared-volume",
+        ),
+        pytest.param(
+            {"image": "nginx:1.25 "},
+            {},
+            f'{CONTAINER}.image: Invalid value: "nginx:1.25 ": must not have leading or '
+            "trailing whitespace",
+            id="image-with-whitespace",
+        ),
+    ],
+)
+def test_pod_template_rules_are_422_with_apimachinerys_words(
+    apps: Any, container: Json, pod_spec: Json, message: str
+) -> None:
+    status, body = refused(apps, deployment(container, **pod_spec))
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert body["message"] == f'Deployment.apps "web" is invalid: {message}'
+
+
+def test_declared_volumes_and_one_probe_handler_are_accepted(apps: Any) -> None:
+    container = {
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [{"name": "weird.name-ok", "value": "1"}],
+    }
+    applied = apply(apps, deployment(container, volumes=[{"name": "data", "emptyDir": {}}]))
+    assert applied["metadata"]["generation"] == 1
+
+
+def test_max_surge_and_max_unavailable_both_zero_is_422(apps: Any) -> None:
+    body = deployment({})
+    body["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0},
+    }
+    status, refusal = refused(apps, body)
+    assert status == 422
+    assert refusal["message"] == (
+        'Deployment.apps "web" is invalid: spec.strategy.rollingUpdate.maxUnavailable: '
+        "Invalid value: 0: may not be 0 when `maxSurge` is 0"
+    )
+
+
+@pytest.mark.parametrize("host", ["Agent.Example.com", "agent.example.com:443"])
+def test_ingress_hosts_must_be_lowercase_dns_names_without_ports(
+    fake_apiserver: FakeApiServer, host: str
+) -> None:
+    api = client.ApiClient(client.Configuration(host=fake_apiserver.url))
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"rules": [{"host": host}]},
+    }
+    with pytest.raises(ApiException) as caught:
+        client.NetworkingV1Api(api).create_namespaced_ingress("default", ingress)
+    assert caught.value.status == 422
+    message = json.loads(caught.value.body or "{}")["message"]
+    assert message.startswith(
+        f'Ingress.networking.k8s.io "web" is invalid: spec.rules[0].host: Invalid value: '
+        f'"{host}": a lowercase RFC 1123 subdomain'
+    )
+    api.close()
+
+
+def test_error_bodies_end_with_a_newline_like_a_real_servers(apps: Any) -> None:
+    with pytest.raises(ApiException) as caught:
+        apps.read_namespaced_deployment("absent", "default")
+    assert caught.value.status == 404
+    assert (caught.value.body or "").endswith("}\n")
