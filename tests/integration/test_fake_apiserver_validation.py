@@ -8,6 +8,8 @@ objects: a server-side apply through the official client. BEHAVIOURS.md lists th
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +220,60 @@ def test_error_bodies_end_with_a_newline_like_a_real_servers(apps: Any) -> None:
         apps.read_namespaced_deployment("absent", "default")
     assert caught.value.status == 404
     assert (caught.value.body or "").endswith("}\n")
+
+
+def with_unknown_fields() -> Json:
+    body = deployment({"imagePullPolice": "Always"})
+    body["spec"]["replicaz"] = 3
+    return body
+
+
+def test_unknown_fields_are_pruned_by_default(apps: Any) -> None:
+    applied = apply(apps, with_unknown_fields())
+    raw = apps.api_client.call_api(
+        "GET",
+        f"{apps.api_client.configuration.host}/apis/apps/v1/namespaces/default/deployments/web",
+    )
+    raw.read()
+    stored = json.loads(raw.data)
+    assert "replicaz" not in stored["spec"]
+    assert "imagePullPolice" not in stored["spec"]["template"]["spec"]["containers"][0]
+    assert applied["spec"]["replicas"] == 1
+
+
+def test_strict_field_validation_refuses_unknown_fields_on_apply(apps: Any) -> None:
+    status, body = refused(apps, with_unknown_fields(), field_validation="Strict")
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"] == (
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): "
+        '.spec.template.spec.containers[name="app"].imagePullPolice: field not declared in '
+        "schema\n.spec.replicaz: field not declared in schema"
+    )
+
+
+def test_strict_field_validation_refuses_unknown_fields_on_create(
+    fake_apiserver: FakeApiServer,
+) -> None:
+    # The typed client refuses unknown fields itself; kubectl and raw clients do not.
+    config_map = {"metadata": {"name": "c"}, "data": {"a": "b"}, "dataa": {"c": "d"}}
+    url = f"{fake_apiserver.url}/api/v1/namespaces/default/configmaps"
+
+    def post(query: str) -> tuple[int, Json]:
+        request = urllib.request.Request(
+            url + query,
+            data=json.dumps(config_map).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    status, body = post("?fieldValidation=Strict")
+    assert (status, body["message"]) == (400, 'strict decoding error: unknown field "dataa"')
+    status, created = post("")
+    assert status == 201
+    assert created["data"] == {"a": "b"}
+    assert "dataa" not in created
