@@ -359,9 +359,11 @@ class KubernetesTarget:
         """
         current = _config_map(request)
         prefix = f"{request.agent}-config-"
+        # Other agents' applies add to `live` from their threads meanwhile: iterate over a
+        # snapshot (taken in one step under the GIL), or the iteration may blow up.
         stale = [
             name
-            for kind, name in state.live
+            for kind, name in list(state.live)
             if kind == "ConfigMap" and name.startswith(prefix) and name != current
         ]
         for name in stale:
