@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from tests.fake_apiserver import operations
+from tests.fake_apiserver.events import Recorder
 from tests.fake_apiserver.operations import Api
 from tests.fake_apiserver.resources import Registry, ResourceType
 from tests.fake_apiserver.store import Event
@@ -159,6 +160,7 @@ class DeploymentController:
         # (namespace, ReplicaSet) → whether its pods crash: such a template never
         # becomes available (set by the pod controller).
         self.crashing: Callable[[str, str], bool] = lambda namespace, replicaset: False
+        self.events: Recorder | None = None  # set by the server: where events are recorded
 
     @property
     def rt(self) -> ResourceType:
@@ -429,7 +431,15 @@ class DeploymentController:
                 },
                 "spec": {"replicas": desired, "selector": selector, "template": template},
             }
-            self.api.create_as_controller(self._rs_rt, rs)
+            created = self.api.create_as_controller(self._rs_rt, rs)
+            if created is not None and self.events is not None:
+                self.events.record(
+                    d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    f"Scaled up replica set {rs_name} from 0 to {desired}",
+                    "deployment-controller",
+                )
             return revision
         annotations = current["metadata"].get("annotations") or {}
         revision = annotations.get(REVISION, "0")

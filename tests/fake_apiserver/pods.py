@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.fake_apiserver import errors, operations
+from tests.fake_apiserver import errors, events, operations
 from tests.fake_apiserver.controllers import Loop
 from tests.fake_apiserver.resources import Registry, ResourceType
 from tests.fake_apiserver.store import Event
@@ -79,6 +79,7 @@ class PodController:
         self._logs: dict[str, Logs] = {}
         self._names = itertools.count()
         self._stopped = False
+        self.events = events.Recorder(api, registry)
 
     def stop(self) -> None:
         """End every `follow` stream."""
@@ -195,6 +196,13 @@ class PodController:
         for _ in range(wanted - len(pods)):
             created = self._create(live, crash)
             if created is not None:
+                self.events.record(
+                    live,
+                    "Normal",
+                    "SuccessfulCreate",
+                    f"Created pod: {created['metadata']['name']}",
+                    "replicaset-controller",
+                )
                 self._write_status(created, crash)
 
     def _owned(self, rs: Json) -> list[Json]:
@@ -248,6 +256,8 @@ class PodController:
     def _write_status(self, pod: Json, crash: Crash | None) -> None:
         status = pod_status(pod, crash)
         meta = pod["metadata"]
+        if crash is not None:
+            self._record_crash(pod, crash)
         self.api.update_as_controller(
             self._rt,
             meta["namespace"],
@@ -255,6 +265,25 @@ class PodController:
             lambda o: o.__setitem__("status", status),
             subresource="status",
         )
+
+    def _record_crash(self, pod: Json, crash: Crash) -> None:
+        containers = (pod.get("spec") or {}).get("containers") or [{}]
+        name = str(containers[0].get("name", ""))
+        image = str(containers[0].get("image", ""))
+        if crash.reason == "Unschedulable":
+            message = crash.message or "0/1 nodes are available: 1 Insufficient memory."
+            self.events.record(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+        elif crash.reason in ("CrashLoopBackOff", "OOMKilled"):
+            message = (
+                f"Back-off restarting failed container {name} in pod {pod['metadata']['name']}"
+            )
+            self.events.record(pod, "Warning", "BackOff", message, "kubelet")
+        elif crash.reason in ("ImagePullBackOff", "ErrImagePull"):
+            message = f'Failed to pull image "{image}": not found'
+            self.events.record(pod, "Warning", "Failed", message, "kubelet")
+        else:
+            message = crash.message or 'Error: secret "missing" not found'
+            self.events.record(pod, "Warning", "Failed", message, "kubelet")
 
     # -- pods/log ------------------------------------------------------------------------
 

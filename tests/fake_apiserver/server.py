@@ -554,6 +554,7 @@ class FakeApiServer:
         )
         self.pods = PodController(self.api, self.registry, self._loop, self.deployments)
         self.deployments.crashing = self.pods.crashing
+        self.deployments.events = self.pods.events
         self.store.subscribe(self.deployments.on_event)
         self.store.subscribe(self.pods.on_event)
         self.store.subscribe(self.namespaces.on_event)

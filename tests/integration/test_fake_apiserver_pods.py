@@ -200,3 +200,39 @@ def test_follow_streams_new_lines_until_the_pod_goes(
     core.delete_namespaced_pod(pod.metadata.name, "default")
     reader.join(timeout=10)
     assert not reader.is_alive(), "the stream did not end when its pod was deleted"
+
+
+def test_rollouts_and_crashes_leave_events_as_on_a_cluster(
+    api: Any, fake_apiserver: FakeApiServer
+) -> None:
+    fake_apiserver.pods.set_crash("web", "CrashLoopBackOff")
+    deploy(api, replicas=1)
+    (pod,) = pods(api, 1, lambda pod: not pod.status.container_statuses[0].ready)
+    core = client.CoreV1Api(api)
+
+    def reasons() -> dict[str, Any]:
+        listed = core.list_namespaced_event("default").items
+        return {event.reason: event for event in listed}
+
+    for _ in range(200):
+        if {"ScalingReplicaSet", "SuccessfulCreate", "BackOff"} <= set(reasons()):
+            break
+        time.sleep(0.05)
+    found = reasons()
+    scaled = found["ScalingReplicaSet"]
+    assert (scaled.involved_object.kind, scaled.involved_object.name) == ("Deployment", "web")
+    assert scaled.source.component == "deployment-controller"
+    assert found["SuccessfulCreate"].message == f"Created pod: {pod.metadata.name}"
+    back_off = found["BackOff"]
+    assert back_off.type == "Warning"
+    assert back_off.involved_object.name == pod.metadata.name
+    assert (
+        back_off.message == f"Back-off restarting failed container app in pod {pod.metadata.name}"
+    )
+    count = back_off.count
+    fake_apiserver.pods.set_crash("web", "CrashLoopBackOff")  # the kubelet backs off again
+    for _ in range(200):
+        if reasons()["BackOff"].count > count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("a repeated event did not bump its count")
