@@ -9,7 +9,8 @@ API server on loopback and prints, for each step, the API calls made and the tim
     python bench/kube_sync.py [--agents 1000] [--json]
 
 (a) the first production sync, (b) a sync with nothing changed, (c) a one-agent change,
-(d) a new branch whose preview holds every agent.
+(d) a new branch whose preview holds every agent. The `failed` column counts rollouts
+that did not end Healthy: every version here is healthy, so any is a false failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
+from controller.store.records import RolloutResult
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
@@ -90,7 +92,13 @@ async def measure(agents: int, root: Path) -> list[dict[str, Any]]:
         # Discovery lookups are answered from the client's cache, not by the server.
         return sum(count for verb, count in client.calls.items() if verb != "discovery")
 
+    def failed_rollouts() -> int:
+        # Every step here deploys healthy versions: any failure is a false one.
+        ended_badly = (RolloutResult.FAILED, RolloutResult.ROLLED_BACK)
+        return sum(1 for rollout in store.rollouts() if rollout.result in ended_badly)
+
     async def step(name: str) -> None:
+        before_failed = failed_rollouts()
         before_calls = http_calls()
         before_writes = client.writes()
         started = time.perf_counter()
@@ -105,6 +113,7 @@ async def measure(agents: int, root: Path) -> list[dict[str, Any]]:
                 "writes": writes,
                 "seconds": seconds,
                 "ms_per_write": seconds * 1000 / writes if writes else None,
+                "false_failures": failed_rollouts() - before_failed,
             }
         )
 
@@ -142,12 +151,12 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{args.agents} agents against the fake API server")
-    print(f"{'step':<32} {'calls':>7} {'writes':>7} {'seconds':>8} {'ms/write':>9}")
+    print(f"{'step':<32} {'calls':>7} {'writes':>7} {'seconds':>8} {'ms/write':>9} {'failed':>7}")
     for row in rows:
         per = f"{row['ms_per_write']:.2f}" if row["ms_per_write"] else "-"
         print(
             f"{row['step']:<32} {row['calls']:>7} {row['writes']:>7} "
-            f"{row['seconds']:>8.2f} {per:>9}"
+            f"{row['seconds']:>8.2f} {per:>9} {row['false_failures']:>7}"
         )
     nothing = rows[1]["writes"] == 0
     one = rows[2]

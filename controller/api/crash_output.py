@@ -26,6 +26,11 @@ def last_state(target: object, environment: str, agent: str) -> dict[str, Any] |
     return ended.as_dict(LAST_STATE_LINES) if ended is not None else None
 
 
+def keeps_instances(target: object) -> bool:
+    """Whether `target` keeps ended instances itself (else they are the kubelet's)."""
+    return isinstance(target, LocalTarget)
+
+
 def previous(target: object, environment: str, agent: str, version: str | None) -> Termination:
     """The instance `logs --previous` shows; 404 (with why) when there is none."""
     if not isinstance(target, LocalTarget):

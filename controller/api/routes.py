@@ -20,7 +20,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from controller.api import auth, crash_output, leadership
-from controller.errors import Conflict, NotFound, Transient
+from controller.errors import Conflict, NotFound, ShipyardError, Transient
+from controller.reconciler import agent_logs
+from controller.reconciler.agent_logs import LogOptions
 from controller.reconciler.controller import Controller
 from controller.source import errors as source_errors
 
@@ -153,28 +155,21 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
         *,
         since: float | None = Query(default=None, ge=0, description="Seconds back."),
         follow: bool = False,
+        tail: int | None = Query(default=None, ge=0, description="Last lines (per pod)."),
         previous: bool = Query(
             default=False, description="The most recently ended instance's last output."
         ),
         version: str | None = Query(default=None, description="With previous: of this version."),
     ) -> StreamingResponse:
-        """The agent's captured output as JSON lines; `follow` streams new lines."""
+        """The agent's captured output as JSON lines; `follow` streams new lines. On
+        Kubernetes: every pod of its version, each entry with its `source` pod."""
         _agent(controller, environment, agent)
-        if previous:
-            ended = crash_output.previous(controller.target, environment, agent, version)
-            cutoff = time.time() - since if since is not None else None
-            kept = [line for line in ended.output if cutoff is None or line.timestamp >= cutoff]
-            return StreamingResponse(
-                iter([_json_line(line) for line in kept]),
-                media_type="application/x-ndjson",
-                headers={"x-shipyard-instance": ended.message, "x-shipyard-version": ended.version},
-            )
+        if previous and crash_output.keeps_instances(controller.target):
+            return _ended_instance_logs(controller, environment, agent, version, since, tail)
         process = controller.target.process(environment, agent)
         if process is None:
-            raise HTTPException(
-                409,
-                f"{agent} has no running process in {environment}"
-                " (--previous shows the last ended instance's output)",
+            return await _pod_logs(
+                controller, environment, agent, LogOptions(since, tail, previous, follow)
             )
         cutoff = time.time() - since if since is not None else None
 
@@ -183,7 +178,8 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
                 async for line in process.logs.follow(cutoff):
                     yield _json_line(line)
             else:
-                for line in process.logs.lines(cutoff):
+                backlog = list(process.logs.lines(cutoff))
+                for line in backlog[-tail:] if tail is not None else backlog:
                     yield _json_line(line)
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -268,6 +264,44 @@ def _rollout(rollout: Any) -> dict[str, Any]:
     fields = dataclasses.asdict(rollout)
     fields["result"] = str(rollout.result)
     return fields
+
+
+def _ended_instance_logs(
+    controller: Controller,
+    environment: str,
+    agent: str,
+    version: str | None,
+    since: float | None,
+    tail: int | None,
+) -> StreamingResponse:
+    ended = crash_output.previous(controller.target, environment, agent, version)
+    cutoff = time.time() - since if since is not None else None
+    kept = [line for line in ended.output if cutoff is None or line.timestamp >= cutoff]
+    kept = kept[-tail:] if tail is not None else kept
+    return StreamingResponse(
+        iter([_json_line(line) for line in kept]),
+        media_type="application/x-ndjson",
+        headers={"x-shipyard-instance": ended.message, "x-shipyard-version": ended.version},
+    )
+
+
+async def _pod_logs(
+    controller: Controller, environment: str, agent: str, options: LogOptions
+) -> StreamingResponse:
+    try:
+        entries = await agent_logs.from_pods(controller, environment, agent, options)
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from error
+    except ShipyardError as error:  # the kubelet refused (no previous container, …)
+        raise HTTPException(400, str(error)) from error
+    if entries is None:
+        raise HTTPException(
+            409,
+            f"{agent} has no running process in {environment}"
+            " (--previous shows the last ended instance's output)",
+        )
+    lines = (json.dumps(entry).encode() + b"\n" async for entry in entries)
+    return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
 def _json_line(line: Any) -> bytes:

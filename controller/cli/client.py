@@ -193,6 +193,7 @@ class Client:
         since: float | None,
         follow: bool,
         *,
+        tail: int | None = None,
         previous: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Log lines as the API streams them (JSON lines), until the stream ends;
@@ -203,6 +204,8 @@ class Client:
             params["previous"] = "true"
         if since is not None:
             params["since"] = since
+        if tail is not None:
+            params["tail"] = tail
         # A followed stream may stay quiet for as long as the agent does.
         timeout = httpx.Timeout(None if follow else READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         request = self._http.build_request("GET", path, params=params, timeout=timeout)

@@ -17,7 +17,8 @@ from controller.cli import client, common, durations
     "-p",
     "--previous",
     is_flag=True,
-    help="The output of the last ended instance (a crash, a restart, a failed rollout).",
+    help="The output of the last ended instance (a crash, a restart, a failed rollout); "
+    "on Kubernetes each pod's container before its last restart.",
 )
 @click.option(
     "--since",
@@ -26,6 +27,11 @@ from controller.cli import client, common, durations
     help="Only lines newer than this (10s, 5m, 1h).",
 )
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its RFC 3339 time (UTC).")
+@click.option(
+    "--tail",
+    type=click.IntRange(min=0),
+    help="Only the last N lines (per pod on Kubernetes). Default: all.",
+)
 @click.option(
     "--stream",
     "streams",
@@ -42,12 +48,14 @@ def logs(
     previous: bool,
     since: float | None,
     timestamps: bool,
+    tail: int | None,
     streams: tuple[str, ...],
     server: str | None,
     token: str | None,
 ) -> None:
     """Print an agent's output: its process output on the local target, pod logs on
-    Kubernetes.
+    Kubernetes (every pod of the version the environment runs, each line prefixed with
+    [pod/NAME/CONTAINER] as `kubectl logs --prefix` does).
 
     \b
     Examples:
@@ -55,14 +63,17 @@ def logs(
       shipyard logs support-bot -e preview-feature-x -f --since 10m
       shipyard logs triage --timestamps --stream stderr
       shipyard logs support-bot -e production --previous
+      shipyard logs support-bot --previous --tail 20
     """
     if previous and follow:
         raise click.UsageError("--previous shows an ended instance: it cannot be followed")
     with client.Client(server, token) as api:
-        for entry in api.logs(environment, agent, since, follow, previous=previous):
+        for entry in api.logs(environment, agent, since, follow, tail=tail, previous=previous):
             if streams and entry.get("stream") not in streams:
                 continue
             text = str(entry.get("line", ""))
+            if entry.get("source"):
+                text = f"[{entry['source']}] {text}"
             if timestamps:
                 text = f"{_rfc3339(entry.get('timestamp'))} {text}"
             click.echo(text)

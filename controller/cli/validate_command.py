@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from controller.specs import loading, validation
+from controller.specs import loading, semantic, validation
 from controller.specs import tree as trees
 from controller.specs.model import Agent
 from controller.specs.problems import Problem
@@ -60,7 +60,15 @@ FileResult = loading.FileResult[CheckedAgent]
     help="Repository root that prompt files are relative to. Default: the enclosing git "
     "repository, else the current directory.",
 )
-def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | None) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(semantic.TARGETS),
+    help="Also check what this target needs (kubernetes: spec.image, and requests a "
+    "preview namespace admits), as the controller running on it does.",
+)
+def validate(
+    paths: tuple[Path, ...], output: str, root: str, repo_root: Path | None, target: str | None
+) -> None:
     """Validate agent manifests against the schema and Shipyard's own rules.
 
     Each PATH is a repository (a directory holding ROOT), a directory of manifests or a
@@ -74,12 +82,13 @@ def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | 
       shipyard validate
       shipyard validate examples/agents-repo
       shipyard validate agents/support-bot.yaml -o json
+      shipyard validate --target kubernetes
     """
     requests = _group_by_repository(paths or (Path(),), root, repo_root)
     agents: list[tuple[Path, CheckedAgent]] = []
     problems: list[tuple[Path, Problem]] = []
     file_count = 0
-    for repository, (checked, found, files) in _check(requests, root).items():
+    for repository, (checked, found, files) in _check(requests, root, target).items():
         agents += [(repository, agent) for agent in checked]
         problems += [(repository, problem) for problem in found]
         file_count += files
@@ -99,7 +108,9 @@ def validate(paths: tuple[Path, ...], output: str, root: str, repo_root: Path | 
 Outcome = tuple[list[CheckedAgent], list[Problem], int]
 
 
-def _check(requests: dict[Path, list[str] | None], root: str) -> dict[Path, Outcome]:
+def _check(
+    requests: dict[Path, list[str] | None], root: str, target: str | None
+) -> dict[Path, Outcome]:
     """Each repository's agents, problems and file count, as `loading.collect` finds them.
 
     Files are checked one by one (the per-file step), in a process pool when there are
@@ -117,17 +128,20 @@ def _check(requests: dict[Path, list[str] | None], root: str) -> dict[Path, Outc
             continue
         outcomes[repository] = ([], [], 0)  # keeps the repositories in the order asked
         work.append((repository, listed))
-    for repository, results in _check_files(work).items():
+    for repository, results in _check_files(work, target).items():
         outcomes[repository] = loading.unique(results)
     return outcomes
 
 
-def _check_files(work: list[tuple[Path, list[str]]]) -> dict[Path, list[FileResult]]:
+def _check_files(
+    work: list[tuple[Path, list[str]]], target: str | None
+) -> dict[Path, list[FileResult]]:
     """Every listed file's result, grouped by repository and in the order listed."""
     workers = _workers(sum(len(files) for _, files in work))
     chunks = _chunks(work, workers)
     results: dict[Path, list[FileResult]] = {repository: [] for repository, _ in work}
-    for (repository, _), checked in zip(chunks, _map_chunks(chunks, workers), strict=True):
+    checked_chunks = _map_chunks(chunks, workers, target)
+    for (repository, _), checked in zip(chunks, checked_chunks, strict=True):
         results[repository] += checked
     return results
 
@@ -155,22 +169,25 @@ def _chunks(work: list[tuple[Path, list[str]]], workers: int) -> list[tuple[Path
     ]
 
 
-def _map_chunks(chunks: list[tuple[Path, list[str]]], workers: int) -> list[list[FileResult]]:
+def _map_chunks(
+    chunks: list[tuple[Path, list[str]]], workers: int, target: str | None
+) -> list[list[FileResult]]:
     """`_check_chunk` over the chunks, in order: in a process pool when there are workers."""
     if workers > 1 and len(chunks) > 1:
         validation.prepare()  # compile the schema once, here, for every forked worker
         try:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(pool.map(_check_chunk, *zip(*chunks, strict=True)))
+                targets = [target] * len(chunks)
+                return list(pool.map(_check_chunk, *zip(*chunks, strict=True), targets))
         except (BrokenProcessPool, OSError):
             pass  # no processes to be had (a sandbox, a limit): do the same work here
-    return [_check_chunk(repository, files) for repository, files in chunks]
+    return [_check_chunk(repository, files, target) for repository, files in chunks]
 
 
-def _check_chunk(repository: Path, files: list[str]) -> list[FileResult]:
+def _check_chunk(repository: Path, files: list[str], target: str | None) -> list[FileResult]:
     """The per-file step for some files of one repository; runs in a worker process."""
     tree = trees.FilesystemTree(repository)
-    return [_summary(loading.load_file(tree, path)) for path in files]
+    return [_summary(loading.load_file(tree, path, target)) for path in files]
 
 
 def _summary(result: loading.FileResult[Agent]) -> FileResult:

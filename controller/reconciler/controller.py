@@ -99,7 +99,6 @@ class Controller:
         self._failed: dict[tuple[str, str], str] = {}
         self._ttl: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
-        self._manifests = manifest_cache.ManifestCache()
         self._reconciled_at: dict[str, float] = {}
         self._thorough: set[str] = set()  # environments due a full read-back of the target
         self._refreshed: set[str] = set()
@@ -112,6 +111,7 @@ class Controller:
             assert hasattr(target, "deploy"), "without a driver, the target runs processes"
             driver = drivers.LocalDriver(target)  # type: ignore[arg-type]
         self.driver = driver
+        self._manifests = manifest_cache.ManifestCache(target=driver.validates_for)
         self.repository = config.forge_repository or repository_from_remote(config.repo)
         self.metrics.watch(lambda: reporting.state(self))
 
@@ -237,15 +237,15 @@ class Controller:
     ) -> list[lifecycle.Retirement]:
         production = wanted.get(naming.PRODUCTION)
         previous = records.get(naming.PRODUCTION)
+        found = await self._merged_before_seen(wanted, records)
         if not production or not previous or production[1] == previous.commit:
-            return []
+            return found
         try:
             now_in = await self._in_git(self.mirror.branches_contained_in, production[1])
             was_in = await self._in_git(self.mirror.branches_contained_in, previous.commit)
         except ShipyardError as error:  # the old commit vanished in a force-push
             log.warning("merge detection skipped: %s", error)
-            return []
-        found = []
+            return found
         for environment, branch, sha, seen in lifecycle.merge_candidates(
             wanted, records, now_in, was_in
         ):
@@ -259,6 +259,27 @@ class Controller:
                 continue
             found.append(lifecycle.merged(environment, branch, sha, self.default_branch or ""))
         return found
+
+    async def _merged_before_seen(
+        self, wanted: dict[str, tuple[str, str]], records: dict[str, EnvironmentRecord]
+    ) -> list[lifecycle.Retirement]:
+        """Branches production had merged before this controller ever saw them."""
+        production = wanted.get(naming.PRODUCTION)
+        unseen = set(wanted) - set(records) - {naming.PRODUCTION}
+        if not production or not unseen:
+            return []
+        try:
+            contained = await self._in_git(self.mirror.branches_contained_in, production[1])
+            if not any(wanted[environment][0] in contained for environment in unseen):
+                return []
+            mainline = await self._in_git(self.mirror.first_parent_history, production[1])
+        except ShipyardError as error:
+            log.warning("merge detection skipped: %s", error)
+            return []
+        started = set(self.statuses) | self.target.environments()
+        return lifecycle.merged_before_seen(
+            wanted, records, contained, mainline, into=self.default_branch or "", started=started
+        )
 
     def _schedule(self, wanted: dict[str, tuple[str, str]]) -> None:
         records = self.store.environment_records()

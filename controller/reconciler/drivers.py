@@ -45,6 +45,7 @@ class Placement:
 class Driver(Protocol):
     needs_checkout: bool  # agents run from the commit's files
     restores_from_store: bool  # after a restart, start again what the store says ran
+    validates_for: str | None  # manifests are also checked for this target (`semantic`)
 
     async def prepare(self, placement: Placement) -> Any:
         """The target's request for `placement`; `launching.NotLaunchable` if impossible."""
@@ -76,6 +77,7 @@ class LocalDriver:
 
     needs_checkout = True
     restores_from_store = True  # processes die with the controller
+    validates_for: str | None = None
 
     def __init__(self, target: ProcessTarget) -> None:
         self.target = target
@@ -112,6 +114,9 @@ class KubernetesDriver:
 
     needs_checkout = False
     restores_from_store = False  # the cluster still runs everything after a restart
+    # An agent without an image Stalls its environment, as `validate --target kubernetes`
+    # reports it, instead of failing when rendered.
+    validates_for: str | None = "kubernetes"
 
     def __init__(
         self,

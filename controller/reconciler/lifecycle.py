@@ -67,6 +67,35 @@ def merge_candidates(
     return candidates
 
 
+def merged_before_seen(
+    wanted: Wanted,
+    records: Mapping[str, EnvironmentRecord],
+    contained: set[str],
+    mainline: set[str],
+    *,
+    into: str,
+    started: set[str],
+) -> list[Retirement]:
+    """Branches never seen that production had already merged (a fresh controller's case).
+
+    `contained`: branches whose head production's head contains; `mainline`: production's
+    first-parent history. A head a merge brought in (contained, yet off the mainline) is
+    merged work. A head on the mainline is a branch cut from production with no work of its
+    own beyond it: not merged, its preview runs. (A fast-forward merge looks exactly like
+    that to git, so it is only caught when production moves while the controller runs.)
+    """
+    found = []
+    for environment, (branch, sha) in sorted(wanted.items()):
+        if environment == naming.PRODUCTION or environment in records:
+            continue
+        if branch in contained and sha not in mainline:
+            message = f"{branch} was merged into {into} before the controller first saw it"
+            found.append(
+                Retirement(environment, branch, "Merged", message, sha, environment in started)
+            )
+    return found
+
+
 def merged(environment: str, branch: str, sha: str, into: str) -> Retirement:
     return Retirement(environment, branch, "Merged", f"{branch} was merged into {into}", sha)
 

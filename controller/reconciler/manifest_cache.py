@@ -24,8 +24,9 @@ class BlobTree(trees.Tree, Protocol):
 
 
 class ManifestCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, target: str | None = None) -> None:
         self.max_entries = max_entries
+        self.target = target  # what the loader also checks for (`semantic.TARGETS`)
         # (path, blob) → (referenced path → blob, the file's result)
         self._entries: OrderedDict[
             tuple[str, str], tuple[dict[str, str | None], loading.FileResult[model.Agent]]
@@ -52,7 +53,7 @@ class ManifestCache:
             self.hits += 1
             return cached[1]
         self.misses += 1
-        result = loading.load_file(tree, path)
+        result = loading.load_file(tree, path, self.target)
         if blob and not result.problems:
             referenced = {
                 agent.spec.prompt.file: tree.blob_id(agent.spec.prompt.file)

@@ -29,7 +29,7 @@ def state(controller: Controller) -> State:
                 agent=serving.agent,
                 environment=serving.environment,
                 version=serving.version,
-                commit=process.spec.commit if process is not None else "",
+                commit=serving.commit or (process.spec.commit if process is not None else ""),
                 branch=status.branch if status is not None else "",
             )
         )

@@ -150,6 +150,15 @@ class Mirror:
         listing = repo.git.for_each_ref(f"--merged={sha}", "--format=%(refname)", _HEADS)
         return {line.removeprefix(_HEADS) for line in listing.splitlines() if line}
 
+    def first_parent_history(self, sha: str) -> set[str]:
+        """The commits on `sha`'s first-parent chain: the branch's own line of history,
+        without what merges brought in."""
+        repo = self._repo()
+        if repo is None:
+            return set()
+        self._commit(sha)
+        return set(repo.git.rev_list("--first-parent", sha).split())
+
     def tree(self, sha: str) -> commit_tree.CommitTree:
         return commit_tree.CommitTree(self._commit(sha).tree)
 

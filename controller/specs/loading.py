@@ -41,14 +41,18 @@ def load(tree: trees.Tree, root: str = DEFAULT_ROOT) -> tuple[model.Agent, ...]:
 
 
 def collect(
-    tree: trees.Tree, root: str = DEFAULT_ROOT, paths: list[str] | None = None
+    tree: trees.Tree,
+    root: str = DEFAULT_ROOT,
+    paths: list[str] | None = None,
+    target: str | None = None,
 ) -> LoadResult:
-    """Load the manifests under `root` (or exactly `paths`) and gather every problem."""
+    """Load the manifests under `root` (or exactly `paths`) and gather every problem;
+    with a `target` (`semantic.TARGETS`), also what that target needs."""
     try:
         files = manifest_files(tree, root, paths)
     except (trees.TreeError, OSError) as error:
         return unlisted(root, error)
-    return combine(load_file(tree, path) for path in files)
+    return combine(load_file(tree, path, target) for path in files)
 
 
 class Named(Protocol):
@@ -88,10 +92,10 @@ def unlisted(root: str, error: Exception) -> LoadResult:
     return LoadResult((), (Problem(root, 1, 1, "", f"cannot list manifests: {error}"),), 0)
 
 
-def load_file(tree: trees.Tree, path: str) -> FileResult[model.Agent]:
+def load_file(tree: trees.Tree, path: str, target: str | None = None) -> FileResult[model.Agent]:
     """Parse, validate and version one file: the per-file step, independent of other files."""
     problems: list[Problem] = []
-    agents = _load_file(tree, path, problems)
+    agents = _load_file(tree, path, problems, target)
     return FileResult(path, tuple(agents), tuple(problems))
 
 
@@ -124,7 +128,9 @@ def unique(results: Iterable[FileResult[AgentT]]) -> tuple[list[AgentT], list[Pr
     return agents, problems, files
 
 
-def _load_file(tree: trees.Tree, path: str, problems: list[Problem]) -> list[model.Agent]:
+def _load_file(
+    tree: trees.Tree, path: str, problems: list[Problem], target: str | None
+) -> list[model.Agent]:
     try:
         data = tree.read(path, MAX_MANIFEST_BYTES)
     except trees.TreeError as error:
@@ -140,7 +146,7 @@ def _load_file(tree: trees.Tree, path: str, problems: list[Problem]) -> list[mod
         return []
     agents: list[model.Agent] = []
     for document in documents:
-        agent = _load_document(tree, path, document, problems)
+        agent = _load_document(tree, path, document, problems, target)
         if agent is not None:
             agents.append(agent)
     return agents
@@ -162,7 +168,11 @@ def _decode(path: str, data: bytes, problems: list[Problem]) -> str | None:
 
 
 def _load_document(
-    tree: trees.Tree, path: str, document: yamldoc.Document, problems: list[Problem]
+    tree: trees.Tree,
+    path: str,
+    document: yamldoc.Document,
+    problems: list[Problem],
+    target: str | None,
 ) -> model.Agent | None:
     if document.value is None:
         return None  # an empty document, such as a trailing `---`
@@ -183,7 +193,7 @@ def _load_document(
         problems.append(_located(path, document, field, is_key, message))
     if len(problems) > before:
         return None
-    outcome = semantic.check(value, tree)
+    outcome = semantic.check(value, tree, target)
     for field, is_key, message in outcome.findings:
         problems.append(_located(path, document, field, is_key, message))
     if outcome.findings:

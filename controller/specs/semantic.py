@@ -1,5 +1,7 @@
 """Checks a JSON Schema cannot express: files the spec references, names that must be
-unique or valid together, variables Shipyard reserves for itself."""
+unique or valid together, variables Shipyard reserves for itself, resource requests no
+greater than their limits; and, for one target, what that target needs (Kubernetes:
+an image, requests a preview namespace's LimitRange admits)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.specs import quantity
 from controller.specs import tree as trees
 from controller.specs.problems import field_path
+from controller.targets.kubernetes import rendering
 
 MAX_PROMPT_BYTES = 256 * 1024
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -17,6 +21,12 @@ _RESERVED_ENV = ("PORT",)
 _RESERVED_ENV_PREFIX = "SHIPYARD_"
 
 Path = tuple[str | int, ...]
+
+KUBERNETES = "kubernetes"
+TARGETS = ("local", KUBERNETES)
+NO_IMAGE = (
+    "spec.image is required on the kubernetes target, which runs agents from container images"
+)
 
 
 @dataclass
@@ -28,15 +38,64 @@ class Outcome:
     prompt_text: str = ""
 
 
-def check(document: Mapping[str, Any], tree: trees.Tree) -> Outcome:
-    """Check a document that passed the schema; read the files it references."""
+def check(document: Mapping[str, Any], tree: trees.Tree, target: str | None = None) -> Outcome:
+    """Check a document that passed the schema; read the files it references. With a
+    `target`, also what that target needs to run the agent."""
     outcome = Outcome()
     spec = document["spec"]
     _check_prompt(spec["prompt"], tree, outcome)
     _check_environment(spec, outcome)
     _check_run(spec.get("run"), outcome)
     _check_tools(spec.get("tools", []), outcome)
+    _check_resources(spec.get("resources") or {}, outcome)
+    if target == KUBERNETES:
+        _check_kubernetes(spec, outcome)
     return outcome
+
+
+def _check_resources(resources: Mapping[str, Any], outcome: Outcome) -> None:
+    """Quantities a cluster accepts, and no request above its own limit (a 422 there)."""
+    parsed: dict[str, dict[str, Any]] = {"requests": {}, "limits": {}}
+    for section in ("requests", "limits"):
+        for name, value in (resources.get(section) or {}).items():
+            try:
+                parsed[section][name] = quantity.parse(value)
+            except quantity.QuantityError as error:
+                outcome.findings.append((("spec", "resources", section, name), False, str(error)))
+    for name, requested in parsed["requests"].items():
+        limit = parsed["limits"].get(name)
+        if limit is not None and requested > limit:
+            message = (
+                f"request {resources['requests'][name]} is above the limit "
+                f"{resources['limits'][name]} (spec.resources.limits.{name}); the Kubernetes "
+                "API server refuses a request greater than its limit"
+            )
+            outcome.findings.append((("spec", "resources", "requests", name), False, message))
+
+
+def _check_kubernetes(spec: Mapping[str, Any], outcome: Outcome) -> None:
+    if not spec.get("image"):
+        outcome.findings.append((("spec", "image"), True, NO_IMAGE))
+    if not (spec.get("preview") or {}).get("enabled", True):
+        return
+    resources = spec.get("resources") or {}
+    limits = resources.get("limits") or {}
+    for name, value in (resources.get("requests") or {}).items():
+        default = rendering.DEFAULT_CONTAINER_LIMITS.get(name)
+        if name in limits or default is None:
+            continue
+        try:
+            above = quantity.parse(value) > quantity.parse(default)
+        except quantity.QuantityError:
+            continue  # reported by _check_resources
+        if above:
+            message = (
+                f"request {value} is above {default}, the default limit a preview namespace "
+                f"gives a container without spec.resources.limits.{name} (LimitRange "
+                f"{rendering.LIMIT_RANGE}): admission would refuse its pods; set "
+                f"spec.resources.limits.{name}"
+            )
+            outcome.findings.append((("spec", "resources", "requests", name), False, message))
 
 
 def _check_prompt(prompt: Mapping[str, Any], tree: trees.Tree, outcome: Outcome) -> None:

@@ -17,6 +17,12 @@ still needs to inject faults, read the request log and steer Deployments. Endpoi
                                        "name": "ns/name" | "name" | null,
                                        "delay": s, "deadline": s}
     PUT    /_fake/history             {"size": n}
+    PUT    /_fake/pods/crash          {"name": "ns/deployment" | "deployment",
+                                       "reason": "CrashLoopBackOff" | … | null,
+                                       "message": "", "exitCode": 1, "restarts": 3,
+                                       "newOnly": false}
+    PUT    /_fake/pods/logs           {"name": …, "lines": [...], "previous": [...]}
+    POST   /_fake/pods/logs           {"name": …, "line": "one more line"}
 """
 
 from __future__ import annotations
@@ -107,6 +113,27 @@ def _route(fake: FakeApiServer, method: str, path: str, body: Json) -> tuple[int
             deadline=_optional_float(body.get("deadline")),
         )
         return 200, {"mode": mode, "name": body.get("name")}
+    if path == "/_fake/pods/crash" and method in ("PUT", "POST"):
+        exit_code = body.get("exitCode")
+        fake.pods.set_crash(
+            str(body["name"]),
+            body.get("reason"),
+            message=str(body.get("message", "")),
+            exit_code=None if exit_code is None else int(exit_code),
+            restarts=int(body.get("restarts", 3)),
+            new_only=bool(body.get("newOnly", False)),
+        )
+        return 200, {"name": body["name"], "reason": body.get("reason")}
+    if path == "/_fake/pods/logs" and method == "PUT":
+        fake.pods.set_logs(
+            str(body["name"]),
+            [str(line) for line in body.get("lines", [])],
+            previous=[str(line) for line in body.get("previous", [])],
+        )
+        return 200, {"name": body["name"]}
+    if path == "/_fake/pods/logs" and method == "POST":
+        fake.pods.append_log(str(body["name"]), str(body["line"]))
+        return 200, {"name": body["name"]}
     if path == "/_fake/history" and method in ("PUT", "POST"):
         fake.set_history_size(int(body["size"]))
         return 200, {"size": int(body["size"])}

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from tests.fake_apiserver import operations
+from tests.fake_apiserver.events import Recorder
 from tests.fake_apiserver.operations import Api
 from tests.fake_apiserver.resources import Registry, ResourceType
 from tests.fake_apiserver.store import Event
@@ -156,6 +157,14 @@ class DeploymentController:
         self._ready_hash: dict[tuple[str, str], str] = {}
         self._tokens = itertools.count()
         self._queued: set[tuple[str, str]] = set()
+        # (namespace, ReplicaSet) → whether its pods crash: such a template never
+        # becomes available (set by the pod controller).
+        self.crashing: Callable[[str, str], bool] = lambda namespace, replicaset: False
+        self.events: Recorder | None = None  # set by the server: where events are recorded
+
+    @property
+    def rt(self) -> ResourceType:
+        return self._rt
 
     @property
     def _rt(self) -> ResourceType:
@@ -213,6 +222,10 @@ class DeploymentController:
         if event.key == self._rt.key:
             self._enqueue(event.namespace, event.obj["metadata"]["name"])
 
+    def enqueue(self, namespace: str, name: str) -> None:
+        """Reconcile this Deployment soon (once, however often asked meanwhile)."""
+        self._enqueue(namespace, name)
+
     def _enqueue(self, namespace: str, name: str) -> None:
         # A work queue: a Deployment already waiting is not queued twice.
         key = (namespace, name)
@@ -247,6 +260,8 @@ class DeploymentController:
             return
         pod_hash = template_hash(spec.get("template"))
         revision = self._sync_replicasets(d, pod_hash)
+        if behaviour.mode in ("ready", "slow") and self.crashing(namespace, f"{name}-{pod_hash}"):
+            behaviour = replace(behaviour, mode="stuck")
         if (d["metadata"].get("annotations") or {}).get(REVISION) != revision:
             d = (
                 self.api.update_as_controller(
@@ -416,7 +431,15 @@ class DeploymentController:
                 },
                 "spec": {"replicas": desired, "selector": selector, "template": template},
             }
-            self.api.create_as_controller(self._rs_rt, rs)
+            created = self.api.create_as_controller(self._rs_rt, rs)
+            if created is not None and self.events is not None:
+                self.events.record(
+                    d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    f"Scaled up replica set {rs_name} from 0 to {desired}",
+                    "deployment-controller",
+                )
             return revision
         annotations = current["metadata"].get("annotations") or {}
         revision = annotations.get(REVISION, "0")

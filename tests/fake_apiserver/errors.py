@@ -57,7 +57,7 @@ class ApiError(Exception):
 class FieldError:
     """One `field.Error` of apimachinery: a cause of a 422 Invalid."""
 
-    type: str  # Required | Invalid | Forbidden | NotSupported | Duplicate
+    type: str  # Required | Invalid | Forbidden | NotSupported | Duplicate | NotFound
     field: str
     detail: str = ""
     value: Any = None
@@ -83,6 +83,7 @@ class FieldError:
             "Forbidden": "Forbidden",
             "NotSupported": "Unsupported value",
             "Duplicate": "Duplicate value",
+            "NotFound": "Not found",
         }
         text = titles[self.type]
         if self.has_value:
@@ -98,6 +99,7 @@ class FieldError:
             "Forbidden": "FieldValueForbidden",
             "NotSupported": "FieldValueNotSupported",
             "Duplicate": "FieldValueDuplicate",
+            "NotFound": "FieldValueNotFound",
         }
         return {"reason": reasons[self.type], "message": self.body(), "field": self.field}
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tests.fake_apiserver import defaults, errors, patches, ssa, validation
+from tests.fake_apiserver import defaults, errors, fields, patches, ssa, validation
 from tests.fake_apiserver.resources import Registry, ResourceType
 from tests.fake_apiserver.schema import BuiltinSchema, CrdSchema, Schema
 from tests.fake_apiserver.selectors import parse_fields, parse_labels, predicate, selector_string
@@ -289,6 +289,7 @@ class Api:
             raise errors.bad_request("the body of a create must be an object")
         self._check_identity(target, body, require_type=False)
         obj: Json = ssa.clone(body)
+        fields.enforce(rt, obj, query, apply=False)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
@@ -408,6 +409,7 @@ class Api:
                 )
             self._precondition_rv(target, live, wanted)
             new = ssa.clone(body)
+            fields.enforce(rt, new, query, apply=False)
             return self._write(
                 target,
                 live,
@@ -436,9 +438,11 @@ class Api:
                     "",
                     [errors.FieldError.required("fieldManager", "is required for apply patch")],
                 )
+            config = parse_body(raw, content_type)
+            fields.enforce(rt, config, query, apply=True)
             return self.apply(
                 target,
-                parse_body(raw, content_type),
+                config,
                 manager=manager,
                 force=force,
                 dry_run=bool(query.get("dryRun")),
@@ -464,6 +468,7 @@ class Api:
                 new = patches.merge_patch(current, body)
             else:
                 new = patches.strategic_merge(current, body, schema_for(rt))
+            fields.enforce(rt, new, query, apply=False)
             self._check_identity(target, new, require_type=False)
             self._precondition_rv(target, live, (new.get("metadata") or {}).get("resourceVersion"))
             return self._write(
@@ -735,6 +740,14 @@ class Api:
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
             return Result(200, self.present(rt, self.store.put(rt.key, _ordered(new))))
         gone = self._remove(rt, meta.get("namespace", ""), meta["name"])
+        if rt.kind == "Pod":
+            # Pods end gracefully: a real server answers with the pod, marked for deletion
+            # (here it goes at once, as if its containers stopped instantly).
+            ended = ssa.clone(gone)
+            grace = int((gone.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            ended["metadata"]["deletionTimestamp"] = now()
+            ended["metadata"]["deletionGracePeriodSeconds"] = grace
+            return Result(200, self.present(rt, _ordered(ended)))
         if rt.kind == "Service" or not rt.builtin:
             return Result(200, self.present(rt, gone))
         details: Json = {"name": meta["name"]}

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +35,7 @@ from tests.fake_apiserver.controllers import (
 )
 from tests.fake_apiserver.faults import Faults, RequestLog, RequestRecord
 from tests.fake_apiserver.operations import Api, Target
+from tests.fake_apiserver.pods import PodController
 from tests.fake_apiserver.resources import Registry, ResourceType
 from tests.fake_apiserver.store import Store
 from tests.fake_apiserver.watch import Session, Settings
@@ -59,6 +60,13 @@ class Reply:
 class WatchReply:
     session: Session
     transform: Callable[[Json], Json]
+
+
+@dataclass(frozen=True)
+class LogReply:
+    """`pods/log?follow=true`: text lines, chunked, for as long as the pod lives."""
+
+    lines: Iterator[str]
 
 
 def _negotiate(accept: str) -> str:
@@ -91,7 +99,7 @@ class Router:
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> Reply | WatchReply:
+    ) -> Reply | WatchReply | LogReply:
         parts = [p for p in path.split("/") if p]
         if method == "GET":
             static = self._static(parts)
@@ -167,7 +175,7 @@ class Router:
         query: dict[str, str],
         headers: dict[str, str],
         body: bytes,
-    ) -> Reply | WatchReply:
+    ) -> Reply | WatchReply | LogReply:
         rt = target.rt
         api = self.api
         agent = headers.get("user-agent", "")
@@ -199,8 +207,10 @@ class Router:
         if target.subresource == "log":
             if method != "GET":
                 raise errors.method_not_allowed(method.lower(), rt.group, rt.plural)
-            api.get(Target(rt, target.namespace, target.name))
-            return Reply(200, "")  # no kubelet runs here: pods never log anything
+            lines = self.fake.pods.log(target.namespace, target.name, query)
+            if query.get("follow", "").lower() in ("true", "1"):
+                return LogReply(lines)
+            return Reply(200, "".join(lines))
         if target.subresource == "scale":
             if method == "GET":
                 return Reply(200, api.get_scale(target))
@@ -339,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
             content_type = "text/plain; charset=utf-8"
         else:
             payload = json.dumps(reply.body, separators=(",", ":")).encode()
+            if reply.code >= 400:
+                payload += b"\n"  # a real server's Status bodies end with a newline
             content_type = "application/json"
         self.send_response(reply.code)
         self.send_header("Content-Type", content_type)
@@ -403,8 +415,27 @@ class _Handler(BaseHTTPRequestHandler):
             record(200)
             self._stream(reply)
             return
+        if isinstance(reply, LogReply):
+            record(200)
+            self._stream_log(reply)
+            return
         record(reply.code)
         self._send(reply)
+
+    def _stream_log(self, reply: LogReply) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in reply.lines:
+                data = line.encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
     def _stream(self, reply: WatchReply) -> None:
         self.send_response(200)
@@ -521,7 +552,11 @@ class FakeApiServer:
             termination_delay=namespace_termination_delay,
             populate=populate_namespaces,
         )
+        self.pods = PodController(self.api, self.registry, self._loop, self.deployments)
+        self.deployments.crashing = self.pods.crashing
+        self.deployments.events = self.pods.events
         self.store.subscribe(self.deployments.on_event)
+        self.store.subscribe(self.pods.on_event)
         self.store.subscribe(self.namespaces.on_event)
         self.router = Router(self)
         self._crds = crds
@@ -544,6 +579,7 @@ class FakeApiServer:
         return self
 
     def stop(self) -> None:
+        self.pods.stop()
         self.store.drop_watches("graceful")
         if self._http is not None:
             self._http.shutdown()

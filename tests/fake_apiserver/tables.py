@@ -171,10 +171,18 @@ def _pod(o: Json) -> list[Any]:
     containers = (o.get("spec") or {}).get("containers") or []
     statuses = (o.get("status") or {}).get("containerStatuses") or []
     ready = sum(1 for s in statuses if s.get("ready"))
+    # As the server's printer does: a container's waiting or terminated reason wins
+    # over the phase (CrashLoopBackOff, ImagePullBackOff…).
+    status = (o.get("status") or {}).get("phase", "Pending")
+    for container in statuses:
+        state = container.get("state") or {}
+        reason = (state.get("waiting") or state.get("terminated") or {}).get("reason")
+        if reason:
+            status = reason
     return [
         f"{ready}/{len(containers)}",
-        (o.get("status") or {}).get("phase", "Pending"),
-        0,
+        status,
+        sum(int(c.get("restartCount") or 0) for c in statuses),
         _age(o),
     ]
 

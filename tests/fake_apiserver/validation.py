@@ -15,7 +15,7 @@ import binascii
 import re
 from typing import Any
 
-from tests.fake_apiserver import errors
+from tests.fake_apiserver import errors, pod_validation, quantities
 from tests.fake_apiserver.errors import FieldError
 from tests.fake_apiserver.resources import ResourceType
 from tests.fake_apiserver.selectors import (
@@ -87,13 +87,72 @@ def check_secret_data(obj: Json) -> None:
 
 
 def validate(rt: ResourceType, obj: Json, old: Json | None) -> None:
-    """Raise 422 Invalid listing every problem found."""
+    """Raise 422 Invalid listing every problem found (400 for what would not decode)."""
+    _check_decodable(rt, obj)
     problems = _metadata(rt, obj)
     checker = _KIND_CHECKS.get(rt.kind)
     if checker is not None:
         problems.extend(checker(obj, old))
     if problems:
         raise errors.invalid(rt.group, rt.kind, str(obj["metadata"].get("name", "")), problems)
+
+
+def _pod_spec_of(rt: ResourceType, obj: Json) -> Json | None:
+    spec = obj.get("spec") or {}
+    if rt.kind == "Pod":
+        return spec
+    if rt.kind in ("Deployment", "ReplicaSet"):
+        return (spec.get("template") or {}).get("spec") or {}
+    return None
+
+
+def _check_decodable(rt: ResourceType, obj: Json) -> None:
+    """Quantities are parsed while decoding: a malformed one is a 400, not a 422."""
+    pod_spec = _pod_spec_of(rt, obj)
+    if pod_spec is None:
+        return
+    for container in pod_spec.get("containers") or []:
+        resources = (container or {}).get("resources") or {}
+        for section in ("requests", "limits"):
+            for value in (resources.get(section) or {}).values():
+                if quantities.parse(value) is None:
+                    raise errors.bad_request(
+                        f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                        f"{rt.kind}: quantities must match the regular expression "
+                        f"'{quantities.EXPRESSION}'"
+                    )
+
+
+def _resources(container: Json, where: str) -> list[FieldError]:
+    """Non-negative quantities, and no request above its limit (ValidateResourceRequirements)."""
+    problems: list[FieldError] = []
+    resources = container.get("resources") or {}
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+    for section, values in (("requests", requests), ("limits", limits)):
+        for name, value in values.items():
+            parsed = quantities.parse(value)
+            if parsed is not None and parsed < 0:
+                problems.append(
+                    FieldError.invalid(
+                        f"{where}.resources.{section}[{name}]",
+                        str(value),
+                        "must be greater than or equal to 0",
+                    )
+                )
+    for name, value in requests.items():
+        if name not in limits:
+            continue
+        requested, limit = quantities.parse(value), quantities.parse(limits[name])
+        if requested is not None and limit is not None and requested > limit:
+            problems.append(
+                FieldError.invalid(
+                    f"{where}.resources.requests[{name}]",
+                    str(value),
+                    f"must be less than or equal to {name} limit of {limits[name]}",
+                )
+            )
+    return problems
 
 
 def _metadata(rt: ResourceType, obj: Json) -> list[FieldError]:
@@ -158,6 +217,8 @@ def _containers(spec: Json, prefix: str) -> list[FieldError]:
         seen.add(name)
         if not (container or {}).get("image"):
             problems.append(FieldError.required(f"{where}.image"))
+        problems.extend(_resources(container or {}, where))
+        problems.extend(pod_validation.container(spec, container or {}, where))
         for j, port in enumerate((container or {}).get("ports") or []):
             number = (port or {}).get("containerPort")
             if not isinstance(number, int) or not 0 < number < 65536:
@@ -200,6 +261,8 @@ def _workload(obj: Json, old: Json | None) -> list[FieldError]:
         )
     pod_spec = template.get("spec") or {}
     problems.extend(_containers(pod_spec, "spec.template.spec"))
+    if obj.get("kind", "Deployment") == "Deployment":
+        problems.extend(pod_validation.strategy(spec))
     restart = pod_spec.get("restartPolicy", "Always")
     if restart != "Always":
         problems.append(
@@ -285,6 +348,9 @@ def _keys(obj: Json, old: Json | None) -> list[FieldError]:
 def _ingress(obj: Json, old: Json | None) -> list[FieldError]:
     problems: list[FieldError] = []
     for i, rule in enumerate((obj.get("spec") or {}).get("rules") or []):
+        host = (rule or {}).get("host")
+        if host and not _SUBDOMAIN.match(str(host).removeprefix("*.")):
+            problems.append(FieldError.invalid(f"spec.rules[{i}].host", host, SUBDOMAIN_MESSAGE))
         for j, path in enumerate(((rule or {}).get("http") or {}).get("paths") or []):
             where = f"spec.rules[{i}].http.paths[{j}]"
             if not (path or {}).get("pathType"):

@@ -12,19 +12,22 @@ benchmarks.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as kubeconfig
+from kubernetes import watch as k8s_watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -34,6 +37,7 @@ FIELD_MANAGER = "shipyard"
 WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
 T = TypeVar("T")
 KubeObject = dict[str, Any]
+KubeObjects = list[KubeObject]
 
 
 class KubeClient:
@@ -129,6 +133,16 @@ class KubeClient:
         namespace: str | None = None,
         label_selector: str | None = None,
     ) -> list[KubeObject]:
+        return self.list_versioned(api_version, kind, namespace, label_selector)[0]
+
+    def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> tuple[KubeObjects, str]:
+        """The items, and the list's resourceVersion: where a watch picks up from."""
         resource = self._resource(api_version, kind)
         self._declared(resource, "list")
         result = self._retrying(
@@ -141,8 +155,30 @@ class KubeClient:
             ),
         )
         items = result.get("items") or []
+        version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         # Lists leave out each item's kind; put it back so items can be applied again.
-        return [{"apiVersion": api_version, "kind": kind, **item} for item in items]
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in items], version
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+    ) -> WatchStream:
+        """Changes after `resource_version`, as (type, object) pairs, BOOKMARKs included.
+
+        Not retried: the caller (an `informer`) lists again after any failure. A 410 (the
+        version was compacted away) raises `errors.Expired`.
+        """
+        resource = self._resource(api_version, kind)
+        self._declared(resource, "watch")
+        with self._lock:
+            self.calls["watch"] += 1
+        return WatchStream(resource, namespace, label_selector, resource_version, timeout_seconds)
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete one object; False when it was already gone."""
@@ -186,6 +222,43 @@ class KubeClient:
             ),
         )
         return dict(result)
+
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+        follow: bool = False,
+    ) -> LogStream:
+        """A pod's log as the kubelet serves it (`kubectl logs`); `follow` keeps it open."""
+        # The subresource is its own RBAC resource: pods/log.
+        if not permissions.allowed("", "pods/log", "get"):
+            raise errors.UndeclaredCall("get pods/log (core) is not in permissions.REQUIRED")
+        api = k8s.CoreV1Api(self.api_client)
+        options: dict[str, Any] = {
+            "container": container,
+            "previous": previous or None,
+            "tail_lines": tail_lines,
+            "since_seconds": since_seconds,
+            "timestamps": timestamps or None,
+            "follow": follow or None,
+        }
+        response = self._retrying(
+            "log",
+            lambda: api.read_namespaced_pod_log(
+                name,
+                namespace,
+                **{key: value for key, value in options.items() if value is not None},
+                _preload_content=False,
+                _request_timeout=None if follow else self.timeout,
+            ),
+        )
+        return LogStream(response)
 
     def writes(self) -> int:
         return sum(count for verb, count in self.calls.items() if verb in WRITE_VERBS)
@@ -235,6 +308,80 @@ class KubeClient:
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
 
 
+class LogStream:
+    """An open pod log: its lines as they come; `stop` from another thread ends them."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def lines(self) -> Iterator[str]:
+        pending = b""
+        try:
+            for chunk in self._response.stream(4096, decode_content=True):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError):
+            return  # stopped, or the stream broke: the lines so far are what there is
+        finally:
+            self._response.release_conn()
+
+    def stop(self) -> None:
+        # Shut the socket so a read blocked in another thread returns now.
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+
+class WatchStream:
+    """One open watch; `stop` from another thread ends `events` promptly."""
+
+    def __init__(
+        self,
+        resource: Any,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> None:
+        self._resource = resource
+        self._namespace = namespace
+        self._selector = label_selector
+        self._version = resource_version
+        self._timeout = timeout_seconds
+        self._watcher = k8s_watch.Watch()
+
+    def events(self) -> Iterator[tuple[str, KubeObject]]:
+        try:
+            for event in self._watcher.stream(
+                self._resource.get,
+                namespace=self._namespace,
+                label_selector=self._selector,
+                resource_version=self._version,
+                timeout_seconds=self._timeout,
+                allow_watch_bookmarks=True,
+                serialize=False,
+                deserialize=False,
+                # A silent connection is a dead one: the server sends bookmarks meanwhile.
+                _request_timeout=(10, self._timeout + 30),
+            ):
+                yield str(event.get("type", "")), dict(event.get("object") or {})
+        except k8s.ApiException as error:
+            raise _mapped(error) from error
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            raise errors.Transient(f"watch of {self._resource.kind} broken: {error}") from error
+
+    def stop(self) -> None:
+        self._watcher.stop()
+
+
 def _raw(client: Any, data: Any) -> Any:
     """Keep responses as plain JSON: the dynamic client's wrappers cost far more than the
     call itself on large lists."""
@@ -248,6 +395,8 @@ def _mapped(error: k8s.ApiException) -> errors.ApiError:
         return errors.NotFound(message, status)
     if status == 409:
         return errors.Conflict(message, status)
+    if status == 410:
+        return errors.Expired(message, status)
     if status == 403:
         return errors.Forbidden(message, status)
     if status in (400, 415, 422):

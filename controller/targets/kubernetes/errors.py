@@ -8,6 +8,7 @@ each raised `from` the original so the cause stays in the traceback.
     ├── Conflict        409 (AlreadyExists, resourceVersion or field-manager conflicts)
     ├── Forbidden       403 (RBAC, a terminating namespace)
     ├── Invalid         400, 415, 422: the request itself is wrong
+    ├── Expired         410: a watch's resourceVersion is too old; list again
     └── Transient       429, 5xx, timeouts, refused connections, after retries ran out
                         (also a `controller.errors.Transient`: the reconciler retries it)
 """
@@ -36,6 +37,10 @@ class Forbidden(ApiError):
 
 
 class Invalid(ApiError):
+    pass
+
+
+class Expired(ApiError):
     pass
 
 

@@ -51,9 +51,11 @@ CLUSTER: frozenset[Permission] = frozenset(
     | {
         Permission("", "events", "create"),
         Permission("", "events", "patch"),
-        # Pods are read to find an agent's pods for `shipyard logs` and rollout messages.
+        # Pods are watched during rollouts for crash states (CrashLoopBackOff, image
+        # pulls, unschedulable…) and read for `shipyard logs` and rollout messages.
         Permission("", "pods", "get"),
         Permission("", "pods", "list"),
+        Permission("", "pods", "watch"),
         Permission("", "pods/log", "get"),
     }
     | SECRET_COPIES

@@ -5,7 +5,10 @@ Per environment it keeps a view of the cluster, refreshed by a handful of list c
 edited what Shipyard applied (drift). `deploy` server-side-applies an agent's objects
 whose content changed (a hash annotation tells), waits for the Deployment to become
 available, and on a health verdict against it (progress deadline exceeded) re-applies the
-last healthy version's objects: the automatic rollback. API errors that outlast the
+last healthy version's objects: the automatic rollback. Waiting reads one watched cache
+(`informer`) shared by every rollout, keyed by the uid and generation our apply returned,
+so a Deployment the watch has not delivered yet is never mistaken for a deleted one; one
+deleted mid-rollout is drift and is applied again. API errors that outlast the
 client's retries are no verdict: `deploy` raises `errors.Transient` and rolls nothing
 back. Previews live in their own namespace, deleted on teardown.
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors
+from controller.targets.kubernetes import errors, informer, pod_logs, pod_states, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import DeployResult, Serving
@@ -36,6 +40,9 @@ AGENT_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
 )
 _AGENT_KIND_NAMES = frozenset(kind for _, kind in AGENT_KINDS)
+# What the watch knows of a Deployment Shipyard applied, besides the object itself.
+_UNSEEN = object()
+_VANISHED = object()
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class _Environment:
     running: dict[str, str] = field(default_factory=dict)  # agent → version
     live: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) → hash
     generations: dict[str, int] = field(default_factory=dict)  # deployment → ours
+    uids: dict[str, str] = field(default_factory=dict)  # deployment → its uid as we know it
+    commits: dict[str, str] = field(default_factory=dict)  # agent → commit it runs from
 
 
 def stamped(obj: KubeObject) -> KubeObject:
@@ -69,14 +78,21 @@ def stamped(obj: KubeObject) -> KubeObject:
 
 
 class KubernetesTarget:
-    def __init__(self, client: KubeClient, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, client: KubeClient, *, poll_interval: float = 0.5, crash_grace: float = 5.0
+    ) -> None:
         self.client = client
         self.poll_interval = poll_interval
+        # How long a pod must show a crash state before the rollout fails on it: long
+        # enough for a registry hiccup to clear, short next to a progress deadline.
+        self.crash_grace = crash_grace
         self._environments: dict[str, _Environment] = {}
         self._last_good: dict[tuple[str, str], KubeRequest] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._poll_locks: dict[str, asyncio.Lock] = {}
-        self._snapshots: dict[str, tuple[float, dict[str, KubeObject]]] = {}
+        self._deployments: informer.Informer | None = None
+        self._pods: informer.Informer | None = None
+        # How long a Deployment may stay unseen by the watch before a GET looks for it.
+        self.straggler_after = max(2.0, poll_interval * 10)
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
 
     # Observing --------------------------------------------------------------------------
@@ -103,6 +119,8 @@ class KubernetesTarget:
                 agent = (metadata.get("labels") or {}).get(AGENT)
                 if agent:
                     present.setdefault(agent, set()).add(kind)
+                if kind == "Deployment":
+                    state.uids[name] = str(metadata.get("uid", ""))
                 if kind == "Deployment" and agent:
                     edited = (
                         name in state.generations
@@ -112,6 +130,9 @@ class KubernetesTarget:
                         self.drift.append((environment, agent, "Deployment spec edited"))
                         continue
                     running[agent] = (metadata.get("labels") or {}).get(VERSION, "")
+                    state.commits[agent] = (metadata.get("annotations") or {}).get(
+                        rendering.COMMIT_ANNOTATION, ""
+                    )
         for agent in list(running):
             missing = {"ConfigMap", "Service"} - present.get(agent, set())
             if missing:
@@ -138,13 +159,37 @@ class KubernetesTarget:
 
     def serving(self) -> list[Serving]:
         return [
-            Serving(agent, name, version, 0, "Healthy")
+            Serving(agent, name, version, 0, "Healthy", state.commits.get(agent, ""))
             for name, state in sorted(self._environments.items())
             for agent, version in sorted(state.running.items())
         ]
 
     def process(self, environment: str, agent: str) -> AgentProcess | None:
         return None
+
+    async def logs(
+        self, environment: str, agent: str, options: pod_logs.LogOptions
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The agent's pod logs in `environment`, for the version it runs there (all its
+        pods when none is known); `errors.NotFound` when it has no pods."""
+        state = self._environments.get(environment)
+        if state is None:
+            raise errors.NotFound(f"{agent} runs nothing in {environment} on this cluster")
+        selector = f"{MANAGED},{ENVIRONMENT}={environment},{AGENT}={agent}"
+        version = state.running.get(agent)
+        if version:
+            selector += f",{VERSION}={version}"
+        listed = await asyncio.to_thread(self.client.list, "v1", "Pod", state.namespace, selector)
+        pods = sorted(
+            (pod for pod in listed if not (pod.get("metadata") or {}).get("deletionTimestamp")),
+            key=lambda pod: pod["metadata"]["name"],
+        )
+        if not pods:
+            raise errors.NotFound(
+                f"no pods of {agent}" + (f" {version}" if version else "")
+                + f" in namespace {state.namespace}"
+            )  # fmt: skip
+        return await pod_logs.stream(self.client, pods, rendering.CONTAINER, options)
 
     # Changing -----------------------------------------------------------------------------
 
@@ -171,6 +216,7 @@ class KubernetesTarget:
             previous = self._last_good.get(slot)
             if healthy:
                 state.running[request.agent] = request.version
+                state.commits[request.agent] = _commit(request)
                 self._last_good[slot] = request
                 await asyncio.to_thread(self._prune_config_maps, request, state)
                 return DeployResult(True)
@@ -183,6 +229,7 @@ class KubernetesTarget:
                 return DeployResult(False, f"{message}; rollback failed: {error}")
             if restored:
                 state.running[request.agent] = previous.version
+                state.commits[request.agent] = _commit(previous)
             return DeployResult(False, message)
 
     def remember_healthy(self, request: KubeRequest) -> None:
@@ -200,47 +247,109 @@ class KubernetesTarget:
             state.live[key] = desired["metadata"]["annotations"][HASH]
             if desired["kind"] == "Deployment":
                 state.generations[key[1]] = int(applied["metadata"].get("generation") or 0)
+                state.uids[key[1]] = _uid(applied)
 
     async def _wait_available(self, request: KubeRequest, deadline: float) -> tuple[bool, str]:
         name = next(o["metadata"]["name"] for o in request.objects if o["kind"] == "Deployment")
         state = self._environments[request.environment]
-        applied = state.generations.get(name, 0)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
         message = f"Deployment {name} not available within {deadline:g}s"
+        unseen_since = loop.time()
+        crashes_seen: dict[tuple[str, str], float] = {}
         while True:
-            live = await self._deployment(request.namespace, name, applied)
-            verdict, detail = _available(live)
-            if verdict is not None:
-                return verdict, detail
-            if detail:
-                message = f"{message}: {detail}"
+            applied = state.generations.get(name, 0)
+            live = self._watched(request.namespace, name, state.uids.get(name, ""), applied)
+            if live is _UNSEEN and loop.time() - unseen_since >= self.straggler_after:
+                # The watch is behind (or broken): a GET issued after our apply returned
+                # cannot be older than it, so it is as trustworthy as the cache.
+                live = await asyncio.to_thread(
+                    self.client.get, "apps/v1", "Deployment", name, request.namespace
+                )
+                live = _VANISHED if live is None else live
+            if live is _VANISHED:
+                # Deleted by someone else mid-rollout: drift, not a verdict on the version.
+                self.drift.append(
+                    (request.environment, request.agent, "Deployment deleted during its rollout")
+                )
+                state.live.pop(("Deployment", name), None)
+                await asyncio.to_thread(self._apply, request, state)
+                unseen_since = loop.time()
+                continue
+            if isinstance(live, dict):
+                unseen_since = loop.time()
+                verdict, detail = _available(live)
+                if verdict is not None:
+                    return verdict, detail
+                if detail:
+                    message = f"Deployment {name} not available within {deadline:g}s: {detail}"
+            crash = self._crash(request, crashes_seen, loop.time())
+            if crash is not None:
+                lines = await asyncio.to_thread(self._last_lines, request.namespace, crash)
+                return False, _crash_message(crash, lines)
             if loop.time() >= give_up:
                 return False, message
             await asyncio.sleep(self.poll_interval)
 
-    async def _deployment(self, namespace: str, name: str, applied: int) -> KubeObject | None:
-        """The Deployment as of a list at most one poll interval old, shared by every waiter.
+    def _watched(self, namespace: str, name: str, uid: str, applied: int) -> object:
+        """The Deployment as the watch last saw it, once that is at least our own write;
+        `_UNSEEN` until then; `_VANISHED` when the watch saw ours deleted.
 
-        Waiting on a thousand rollouts at once must not mean a thousand GETs per tick. A
-        list older than our own write (generation below the one our apply returned) is
-        never trusted: it would show the previous rollout as complete.
+        A thousand waiters read one cache, so waiting costs no API call per tick.
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            async with self._poll_locks.setdefault(namespace, asyncio.Lock()):
-                taken, items = self._snapshots.get(namespace, (-1.0, {}))
-                if loop.time() - taken >= self.poll_interval:
-                    listed = await asyncio.to_thread(
-                        self.client.list, "apps/v1", "Deployment", namespace, MANAGED
-                    )
-                    items = {item["metadata"]["name"]: item for item in listed}
-                    self._snapshots[namespace] = (loop.time(), items)
-            live = items.get(name)
-            generation = int(((live or {}).get("metadata") or {}).get("generation") or 0)
-            if live is None or generation >= applied:
-                return live
-            await asyncio.sleep(self.poll_interval)
+        informer = self._deployment_informer()
+        live = informer.get(namespace, name)
+        if uid and informer.gone(uid):
+            ours = live is not None and _uid(live) == uid
+            if not ours:
+                return _VANISHED
+        if live is None:
+            return _UNSEEN
+        if uid and _uid(live) != uid:
+            return _UNSEEN  # an older incarnation; ours is still on its way
+        generation = int((live.get("metadata") or {}).get("generation") or 0)
+        return live if generation >= applied else _UNSEEN
+
+    def _crash(
+        self, request: KubeRequest, seen: dict[tuple[str, str], float], now: float
+    ) -> pod_states.PodProblem | None:
+        """A pod of this version in a crash state for at least `crash_grace` seconds."""
+        if self._pods is None:
+            self._pods = informer.Informer(self.client, "v1", "Pod", MANAGED).start()
+        current: set[tuple[str, str]] = set()
+        for pod in self._pods.items(request.namespace):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if labels.get(AGENT) != request.agent or labels.get(VERSION) != request.version:
+                continue
+            found = pod_states.problem(pod)
+            if found is None:
+                continue
+            key = (found.pod, found.reason)
+            current.add(key)
+            if now - seen.setdefault(key, now) >= self.crash_grace:
+                return found
+        for gone in set(seen) - current:
+            del seen[gone]
+        return None
+
+    def _last_lines(self, namespace: str, crash: pod_states.PodProblem) -> list[str]:
+        """The crashed container's last lines of output, when it has any to show."""
+        if not crash.terminated_before:
+            return []
+        try:
+            stream = self.client.pod_log(
+                namespace, crash.pod, container=crash.container, previous=True, tail_lines=5
+            )
+            return [line[:200] for line in stream.lines()][-5:]
+        except errors.ApiError:
+            return []
+
+    def _deployment_informer(self) -> informer.Informer:
+        if self._deployments is None:
+            self._deployments = informer.Informer(
+                self.client, "apps/v1", "Deployment", MANAGED
+            ).start()
+        return self._deployments
 
     def _prune_config_maps(self, request: KubeRequest, state: _Environment) -> None:
         """ConfigMaps of earlier prompts and models, now that the new pods are up.
@@ -250,9 +359,11 @@ class KubernetesTarget:
         """
         current = _config_map(request)
         prefix = f"{request.agent}-config-"
+        # Other agents' applies add to `live` from their threads meanwhile: iterate over a
+        # snapshot (taken in one step under the GIL), or the iteration may blow up.
         stale = [
             name
-            for kind, name in state.live
+            for kind, name in list(state.live)
             if kind == "ConfigMap" and name.startswith(prefix) and name != current
         ]
         for name in stale:
@@ -284,16 +395,35 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self._environments.clear()
+        for watched in (self._deployments, self._pods):
+            if watched is not None:
+                watched.stop()
+        self._deployments = self._pods = None
 
 
 def _config_map(request: KubeRequest) -> str | None:
     return next((o["metadata"]["name"] for o in request.objects if o["kind"] == "ConfigMap"), None)
 
 
-def _available(deployment: KubeObject | None) -> tuple[bool | None, str]:
+def _crash_message(crash: pod_states.PodProblem, lines: list[str]) -> str:
+    message = crash.describe()
+    if lines:
+        message += "; last log lines: " + " | ".join(lines)
+    return message
+
+
+def _commit(request: KubeRequest) -> str:
+    deployment = next((o for o in request.objects if o["kind"] == "Deployment"), {})
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(rendering.COMMIT_ANNOTATION, ""))
+
+
+def _uid(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+def _available(deployment: KubeObject) -> tuple[bool | None, str]:
     """(True, "") when rolled out, (False, why) when it cannot be, (None, progress) else."""
-    if deployment is None:
-        return False, "Deployment disappeared"
     spec: dict[str, Any] = deployment.get("spec") or {}
     status: dict[str, Any] = deployment.get("status") or {}
     metadata: dict[str, Any] = deployment.get("metadata") or {}

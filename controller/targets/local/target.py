@@ -36,6 +36,7 @@ class Serving:
     version: str
     port: int
     state: str
+    commit: str = ""  # where the target itself records it (Kubernetes: an annotation)
 
 
 class LocalTarget:
