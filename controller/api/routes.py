@@ -165,7 +165,9 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
         Kubernetes: every pod of its version, each entry with its `source` pod."""
         _agent(controller, environment, agent)
         if previous and crash_output.keeps_instances(controller.target):
-            return _ended_instance_logs(controller, environment, agent, version, since, tail)
+            return _ended_instance_logs(
+                controller, environment, agent, version=version, since=since, tail=tail
+            )
         process = controller.target.process(environment, agent)
         if process is None:
             return await _pod_logs(
@@ -270,6 +272,7 @@ def _ended_instance_logs(
     controller: Controller,
     environment: str,
     agent: str,
+    *,
     version: str | None,
     since: float | None,
     tail: int | None,
