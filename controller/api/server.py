@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
 
 from controller.api import app as apps
-from controller.api import auth, leadership, proxy, webhooks
+from controller.api import auth, leadership, proxy, route_table, webhooks
 from controller.metrics.collector import Metrics
 from controller.reconciler import drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -91,26 +91,21 @@ def build(
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
     )
+    # On a cluster, agent traffic goes through its Ingress, not through us.
+    routes: Mapping[str, proxy.Upstream] = {}
+    if isinstance(target, LocalTarget):
+        table = route_table.RouteTable(controller.url, target.serving())
+        target.on_route_change(table.switch)
+        routes = table.hosts
     router = proxy.Router(
         apps.create_app(
             controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby
         ),
-        # On a cluster, agent traffic goes through its Ingress, not through us.
-        upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
+        upstreams=routes,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
     )
     return controller, router
-
-
-def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
-    """Host → the process serving it, from what the target runs right now."""
-    return {
-        proxy.host_of(controller.url(serving.agent, serving.environment)): proxy.Upstream(
-            serving.agent, serving.environment, serving.version, serving.port
-        )
-        for serving in controller.target.serving()
-    }
 
 
 async def serve(

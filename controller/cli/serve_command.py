@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import auth, server
+from controller.api import auth, event_loop, server
 from controller.cli import durations
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
@@ -433,7 +432,7 @@ def run(
     kubernetes: server.KubernetesSettings | None = None,
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
+        event_loop.run(
             server.serve(
                 config,
                 options.host,

@@ -8,6 +8,7 @@ keeps serving: the automatic rollback of the local target.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec, ProcessState, ProcessTable
@@ -32,11 +33,30 @@ class Serving:
     state: str
 
 
+# (environment, agent, what now answers or None): lets the router update one route.
+RouteListener = Callable[[str, str, Serving | None], None]
+
+
 class LocalTarget:
     def __init__(self, table: ProcessTable | None = None) -> None:
         self._table = table or ProcessTable()
         self._serving: dict[tuple[str, str], AgentProcess] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._route_listeners: list[RouteListener] = []
+
+    def on_route_change(self, listener: RouteListener) -> None:
+        """Call `listener` whenever a slot switches process (after `serving()` is read)."""
+        self._route_listeners.append(listener)
+
+    def _routes_changed(self, environment: str, agent: str) -> None:
+        process = self._serving.get((environment, agent))
+        serving = (
+            None
+            if process is None
+            else Serving(agent, environment, process.spec.version, process.port, str(process.state))
+        )
+        for listener in self._route_listeners:
+            listener(environment, agent, serving)
 
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""
@@ -48,6 +68,7 @@ class LocalTarget:
             process = await self._table.launch(launch)
             if await process.wait_healthy(deadline_seconds):
                 self._serving[slot] = process
+                self._routes_changed(*slot)
                 if current is not None and current.key != process.key:
                     await self._table.stop(current.key)
                 return DeployResult(True)
@@ -60,6 +81,7 @@ class LocalTarget:
         async with self._locks.setdefault(slot, asyncio.Lock()):
             process = self._serving.pop(slot, None)
             if process is not None:
+                self._routes_changed(*slot)
                 await self._table.stop(process.key)
 
     def running(self, environment: str) -> dict[str, str]:
@@ -83,7 +105,10 @@ class LocalTarget:
         return self._serving.get((environment, agent))
 
     async def close(self) -> None:
+        slots = list(self._serving)
         self._serving.clear()
+        for slot in slots:
+            self._routes_changed(*slot)
         await self._table.stop_all()
 
 
