@@ -442,6 +442,11 @@ class Store:
         rows = self._query("SELECT * FROM environments ORDER BY name")
         return {str(row[0]): EnvironmentRecord(*row) for row in rows}  # type: ignore[arg-type]
 
+    def environment_record(self, name: str) -> EnvironmentRecord | None:
+        """One environment's record: what a finished rollout asks, once per agent."""
+        rows = self._query("SELECT * FROM environments WHERE name = ?", name)
+        return EnvironmentRecord(*rows[0]) if rows else None  # type: ignore[arg-type]
+
     def forget_environment(self, name: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM environments WHERE name = ?", (name,))

@@ -28,6 +28,17 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_one_environment_record_is_read_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    production = EnvironmentRecord("production", "main", "c1", 1.0, None)
+    store.save_environment(production)
+    store.save_environment(EnvironmentRecord("preview-x", "x", "c2", 2.0, "c2"))
+    assert store.environment_record("production") == production
+    assert store.environment_record("preview-x") == store.environment_records()["preview-x"]
+    assert store.environment_record("missing") is None
+    store.close()
+
+
 def test_revisions_are_numbered_and_recorded_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     fields = {"branch": "main", "author": "ann", "message": "m", "manifest_json": "{}"}
