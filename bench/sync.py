@@ -110,7 +110,8 @@ def make_repository(root: Path, agents: int, branches: int) -> tuple[Path, Path]
     git(work, "push", "-q", "origin", "main")
     for branch in range(branches):
         git(work, "checkout", "-q", "-b", f"feature/{branch:02d}", "main")
-        (work / "agents" / f"agent-{branch:04d}.yaml").write_text(manifest(branch, 0.9))
+        changed = branch % agents  # more branches than agents: some change the same one
+        (work / "agents" / f"agent-{changed:04d}.yaml").write_text(manifest(changed, 0.9))
         git(work, "commit", "-qam", f"branch {branch}")
     git(work, "checkout", "-q", "main")
     git(work, "push", "-q", "origin", "--all")

@@ -507,32 +507,33 @@ class Controller:
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
             self._agent_message(environment, agent.name, str(error))
             return False
-        self.store.record_revision(
-            agent=agent.name,
-            environment=environment,
-            version=agent.version,
-            commit=commit.sha,
-            branch=branch,
-            author=commit.author,
-            message=commit.message,
-            manifest_json=json.dumps(agent.manifest, sort_keys=True),
-        )
-        rollout = self.store.begin_rollout(
-            agent=agent.name,
-            environment=environment,
-            from_version=action.current,
-            to_version=agent.version,
-            commit=commit.sha,
-            author=commit.author,
-        )
-        moving = f"{action.current} → {agent.version}" if action.current else agent.version
-        self._event(
-            "Normal",
-            "RolloutStarted",
-            environment,
-            agent.name,
-            f"rolling out {moving} from {commit.sha[:12]}",
-        )
+        with self.store.batch():  # one transaction for the deploy's opening records
+            self.store.record_revision(
+                agent=agent.name,
+                environment=environment,
+                version=agent.version,
+                commit=commit.sha,
+                branch=branch,
+                author=commit.author,
+                message=commit.message,
+                manifest_json=json.dumps(agent.manifest, sort_keys=True),
+            )
+            rollout = self.store.begin_rollout(
+                agent=agent.name,
+                environment=environment,
+                from_version=action.current,
+                to_version=agent.version,
+                commit=commit.sha,
+                author=commit.author,
+            )
+            moving = f"{action.current} → {agent.version}" if action.current else agent.version
+            self._event(
+                "Normal",
+                "RolloutStarted",
+                environment,
+                agent.name,
+                f"rolling out {moving} from {commit.sha[:12]}",
+            )
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
         try:
@@ -543,21 +544,24 @@ class Controller:
             self._event("Warning", "RolloutRetrying", environment, agent.name, message)
             return None
         if result.healthy:
-            self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
-            reporting.rollout_finished(
-                self, environment, agent.name, RolloutResult.HEALTHY, started, commit=commit.sha
-            )
-            self.store.set_deployed(
-                Deployed(agent.name, environment, agent.version, commit.sha, branch, self.clock())
-            )
-            self._failed.pop(key, None)
-            self._event(
-                "Normal",
-                "RolloutSucceeded",
-                environment,
-                agent.name,
-                f"{agent.version} is healthy and serving",
-            )
+            with self.store.batch():  # and one for its closing records
+                self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
+                reporting.rollout_finished(
+                    self, environment, agent.name, RolloutResult.HEALTHY, started, commit=commit.sha
+                )
+                self.store.set_deployed(
+                    Deployed(
+                        agent.name, environment, agent.version, commit.sha, branch, self.clock()
+                    )
+                )
+                self._failed.pop(key, None)
+                self._event(
+                    "Normal",
+                    "RolloutSucceeded",
+                    environment,
+                    agent.name,
+                    f"{agent.version} is healthy and serving",
+                )
             return True
         self._failed[key] = agent.version
         if action.current is not None:

@@ -39,6 +39,27 @@ def test_one_environment_record_is_read_alone(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_batch_commits_its_writes_together_or_not_at_all(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    with store.batch():
+        store.set_deployed(Deployed("a", "production", "v1", "c1", "main", 1.0))
+        store.record_event(type="Normal", reason="R", message="m", environment="production")
+        assert [d.version for d in store.deployed()] == ["v1"]  # reads see the batch
+
+    def failing_batch() -> None:
+        with store.batch():
+            store.set_deployed(Deployed("a", "production", "v2", "c2", "main", 2.0))
+            raise RuntimeError("a write after this one failed")
+
+    with pytest.raises(RuntimeError):
+        failing_batch()
+    store.close()
+    reopened = Store(tmp_path / "s.db")
+    assert [d.version for d in reopened.deployed()] == ["v1"]
+    assert [e.reason for e in reopened.events()] == ["R"]
+    reopened.close()
+
+
 def test_revisions_are_numbered_and_recorded_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     fields = {"branch": "main", "author": "ann", "message": "m", "manifest_json": "{}"}
