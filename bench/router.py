@@ -61,14 +61,14 @@ def _servings(count: int) -> list[Serving]:
 
 
 def lookup(counts: list[int]) -> list[dict[str, Any]]:
-    router = proxy.Router(_not_found, {}, proxy.host_pattern(TEMPLATE))
+    router = proxy.Router(_not_found, dict, proxy.host_pattern(TEMPLATE))
     results = []
     for count in counts:
         servings = _servings(count)
         table = route_table.RouteTable(_url_of)
         for serving in servings:
             table.switch(serving.environment, serving.agent, serving)
-        router.upstreams = table.hosts
+        router.upstreams = lambda hosts=table.hosts: hosts
         hosts = [proxy.host_of(_url_of(s.agent, s.environment)) for s in servings]
         # Scopes as the server hands them over: the Host header as bytes, with its port.
         probes = [
@@ -113,7 +113,7 @@ def _wait_port(port: int) -> None:
 def serve_router(port: int, agent_port: int) -> None:
     """The production router and server stack, routing HOST to the agent (child process)."""
     upstreams = {HOST: proxy.Upstream("bench", "production", "v1", agent_port)}
-    router = proxy.Router(_not_found, upstreams, proxy.host_pattern(TEMPLATE), Metrics())
+    router = proxy.Router(_not_found, lambda: upstreams, proxy.host_pattern(TEMPLATE), Metrics())
     config = uvicorn.Config(
         router,
         host="127.0.0.1",

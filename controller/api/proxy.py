@@ -70,7 +70,7 @@ class Router:
     def __init__(
         self,
         api: ASGIApp,
-        upstreams: Mapping[str, Upstream],
+        upstreams: Callable[[], Mapping[str, Upstream]],
         agent_hosts: re.Pattern[str],
         metrics: Metrics | None = None,
     ) -> None:
@@ -85,7 +85,7 @@ class Router:
             await self.api(scope, receive, send)
             return
         host = _header(scope, b"host").split(":", 1)[0].lower()
-        upstream = self.upstreams.get(host)
+        upstream = self.upstreams().get(host)
         if upstream is not None:
             await self._proxy_measured(upstream, scope, receive, send)
         elif self.agent_hosts.match(host):
@@ -95,7 +95,7 @@ class Router:
 
     def route(self, scope: Scope) -> Upstream | None:
         """The agent answering the request's Host, if any: one dict read at any size."""
-        return self.upstreams.get(_header(scope, b"host").split(":", 1)[0].lower())
+        return self.upstreams().get(_header(scope, b"host").split(":", 1)[0].lower())
 
     async def aclose(self) -> None:
         self.pool.close()
@@ -196,7 +196,7 @@ class Router:
             reply.close()
 
     async def _unknown_host(self, host: str, send: Send) -> None:
-        known = sorted(self.upstreams)
+        known = sorted(self.upstreams())
         body = {
             "error": f"no agent is served at {host}",
             "available": [f"http://{name}" for name in known],

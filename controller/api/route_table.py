@@ -9,12 +9,14 @@ table updates that one entry, so a lookup is one dict read at any size.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from controller.api import proxy
 from controller.targets.local.target import Serving
 
 UrlOf = Callable[[str, str], str]
+_log = logging.getLogger(__name__)
 
 
 class RouteTable:
@@ -40,6 +42,10 @@ class RouteTable:
             self._hosts.pop(old_host, None)
         if serving is None:
             return
-        host = proxy.host_of(self._url_of(agent, environment))
+        try:
+            host = proxy.host_of(self._url_of(agent, environment))
+        except ValueError as error:  # names are validated upstream; never fail a deploy here
+            _log.warning("no route for %s in %s: %s", agent, environment, error)
+            return
         self._host_of_slot[slot] = host
         self._hosts[host] = proxy.Upstream(agent, environment, serving.version, serving.port)

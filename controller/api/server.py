@@ -96,12 +96,12 @@ def build(
     if isinstance(target, LocalTarget):
         table = route_table.RouteTable(controller.url, target.serving())
         target.on_route_change(table.switch)
-        routes = table.hosts
+        routes = table.hosts  # a live view: the lambda below hands out no copy
     router = proxy.Router(
         apps.create_app(
             controller, api.tokens, webhooks.WebhookSettings(api.webhook_secret), standby
         ),
-        upstreams=routes,
+        upstreams=lambda: routes,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
     )

@@ -23,6 +23,7 @@ import uvicorn
 from controller.api import event_loop, proxy, route_table
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
+from preview import naming
 
 TEMPLATE = "http://{agent}--{env}.localhost:8080/"
 HOST = "echo--production.localhost"
@@ -147,7 +148,9 @@ class RouterServer:
     """The production Router under uvicorn, as `shipyard serve` runs it, in a thread."""
 
     def __init__(self, table: route_table.RouteTable) -> None:
-        self.router = proxy.Router(_api, table.hosts, proxy.host_pattern(TEMPLATE), Metrics())
+        self.router = proxy.Router(
+            _api, lambda: table.hosts, proxy.host_pattern(TEMPLATE), Metrics()
+        )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -190,7 +193,7 @@ def wait_until(check: Any, what: str) -> None:
 
 
 def _url_of(agent: str, environment: str) -> str:
-    return TEMPLATE.format(agent=agent, env=environment)
+    return naming.preview_url(TEMPLATE, agent, environment)
 
 
 @pytest.fixture
@@ -324,6 +327,12 @@ def test_route_table_replaces_and_removes_one_slot() -> None:
     table.switch("production", "b", None)
     table.switch("production", "missing", None)
     assert sorted(table.hosts) == ["a--production.localhost"]
+
+
+def test_a_name_without_a_url_gets_no_route_and_breaks_nothing() -> None:
+    table = route_table.RouteTable(_url_of)
+    table.switch("Not A Label", "a", Serving("a", "Not A Label", "v1", 1, ""))
+    assert dict(table.hosts) == {}
 
 
 def test_the_event_loop_runner_returns_the_coroutines_result() -> None:

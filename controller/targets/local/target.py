@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec, ProcessState, ProcessTable
+from controller.targets.local.serving_slots import ServingSlots, Slot
 
 _GONE = (ProcessState.FAILED, ProcessState.STOPPED)
 
@@ -40,23 +41,21 @@ RouteListener = Callable[[str, str, Serving | None], None]
 class LocalTarget:
     def __init__(self, table: ProcessTable | None = None) -> None:
         self._table = table or ProcessTable()
-        self._serving: dict[tuple[str, str], AgentProcess] = {}
+        self._serving = ServingSlots()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._route_listeners: list[RouteListener] = []
 
     def on_route_change(self, listener: RouteListener) -> None:
-        """Call `listener` whenever a slot switches process (after `serving()` is read)."""
-        self._route_listeners.append(listener)
+        """Call `listener` whenever a slot's process changes (read `serving()` first)."""
 
-    def _routes_changed(self, environment: str, agent: str) -> None:
-        process = self._serving.get((environment, agent))
-        serving = (
-            None
-            if process is None
-            else Serving(agent, environment, process.spec.version, process.port, str(process.state))
-        )
-        for listener in self._route_listeners:
+        def tell(slot: Slot, process: AgentProcess | None) -> None:
+            environment, agent = slot
+            serving = None
+            if process is not None:
+                version, port = process.spec.version, process.port
+                serving = Serving(agent, environment, version, port, str(process.state))
             listener(environment, agent, serving)
+
+        self._serving.listen(tell)
 
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""
@@ -68,7 +67,6 @@ class LocalTarget:
             process = await self._table.launch(launch)
             if await process.wait_healthy(deadline_seconds):
                 self._serving[slot] = process
-                self._routes_changed(*slot)
                 if current is not None and current.key != process.key:
                     await self._table.stop(current.key)
                 return DeployResult(True)
@@ -81,7 +79,6 @@ class LocalTarget:
         async with self._locks.setdefault(slot, asyncio.Lock()):
             process = self._serving.pop(slot, None)
             if process is not None:
-                self._routes_changed(*slot)
                 await self._table.stop(process.key)
 
     def running(self, environment: str) -> dict[str, str]:
@@ -105,10 +102,7 @@ class LocalTarget:
         return self._serving.get((environment, agent))
 
     async def close(self) -> None:
-        slots = list(self._serving)
         self._serving.clear()
-        for slot in slots:
-            self._routes_changed(*slot)
         await self._table.stop_all()
 
 
