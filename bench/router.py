@@ -22,6 +22,7 @@ least 0.7x the requests per second of calling the agent directly (aim 0.9x).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from typing import Any
 
 import uvicorn
 
-from controller.api import event_loop, proxy, route_table
+from controller.api import proxy, route_table
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 
@@ -123,7 +124,7 @@ def serve_router(port: int, agent_port: int) -> None:
         server_header=False,
         date_header=False,
     )
-    event_loop.run(uvicorn.Server(config).serve())
+    asyncio.run(uvicorn.Server(config).serve())
 
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -80,7 +80,7 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
+        # Event loops may implement asyncio.Transport without subclassing it (uvloop).
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:

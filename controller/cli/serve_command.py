@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import auth, event_loop, server
+from controller.api import auth, server
 from controller.cli import durations
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
@@ -432,7 +433,7 @@ def run(
     kubernetes: server.KubernetesSettings | None = None,
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        event_loop.run(
+        asyncio.run(
             server.serve(
                 config,
                 options.host,

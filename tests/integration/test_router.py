@@ -9,7 +9,6 @@ client that leaves a stream stops the agent's side too, and routes follow the ta
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from controller.api import event_loop, proxy, route_table
+from controller.api import proxy, route_table
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 from preview import naming
@@ -161,6 +160,7 @@ class RouterServer:
                 port=self.port,
                 lifespan="off",
                 log_level="warning",
+                loop="asyncio",  # as `shipyard serve` runs: asyncio.run's own loop
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -333,11 +333,3 @@ def test_a_name_without_a_url_gets_no_route_and_breaks_nothing() -> None:
     table = route_table.RouteTable(_url_of)
     table.switch("Not A Label", "a", Serving("a", "Not A Label", "v1", 1, ""))
     assert dict(table.hosts) == {}
-
-
-def test_the_event_loop_runner_returns_the_coroutines_result() -> None:
-    async def answer() -> int:
-        await asyncio.sleep(0)
-        return 42
-
-    assert event_loop.run(answer()) == 42
