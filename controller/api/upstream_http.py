@@ -70,6 +70,8 @@ class _Connection(asyncio.Protocol):
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._wake: asyncio.Event = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._complete = False
         self._lost = False
         self._paused = False
@@ -94,8 +96,15 @@ class _Connection(asyncio.Protocol):
             self._paused = True
             self._transport.pause_reading()
 
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._writable.set()  # a paused upload ends: nothing more can be sent
         if self._head is not None and not self._head.done():
             self._fail(UpstreamError("the agent closed the connection before replying"))
         elif not self._delimited:
@@ -151,6 +160,8 @@ class _Connection(asyncio.Protocol):
                     self._transport.write(
                         b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
                     )
+                    # An agent reading slower than the client uploads: wait, do not buffer.
+                    await self._writable.wait()
                 if chunked and not self._lost:
                     self._transport.write(b"0\r\n\r\n")
             status = await self._head

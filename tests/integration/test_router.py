@@ -251,6 +251,17 @@ def test_chunked_upload_reaches_the_agent_whole(router: RouterServer, client: ht
     assert response.content == b'application/json|{"message": "in two pieces"}'
 
 
+def test_an_upload_larger_than_the_socket_buffers_arrives_whole(
+    router: RouterServer, client: httpx.Client
+) -> None:
+    # Bigger than what the kernel buffers between router and agent: the router has to
+    # wait for the agent to read (flow control) rather than fail or buffer it all.
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    response = client.post(router.url("/chat"), content=body)
+    assert response.status_code == 201
+    assert response.content == b"None|" + body
+
+
 def test_sized_body_method_status_and_headers_are_kept(
     router: RouterServer, client: httpx.Client
 ) -> None:
