@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -109,7 +110,8 @@ def make_repository(root: Path, agents: int, branches: int) -> tuple[Path, Path]
     git(work, "push", "-q", "origin", "main")
     for branch in range(branches):
         git(work, "checkout", "-q", "-b", f"feature/{branch:02d}", "main")
-        (work / "agents" / f"agent-{branch:04d}.yaml").write_text(manifest(branch, 0.9))
+        changed = branch % agents  # more branches than agents: some change the same one
+        (work / "agents" / f"agent-{changed:04d}.yaml").write_text(manifest(changed, 0.9))
         git(work, "commit", "-qam", f"branch {branch}")
     git(work, "checkout", "-q", "main")
     git(work, "push", "-q", "origin", "--all")
@@ -150,15 +152,45 @@ async def measure(agents: int, branches: int, repeat: int, root: Path) -> dict[s
         await controller.wait_idle()
         change.append(time.perf_counter() - started)
         assert target.deploys == before + 1, f"expected one deploy, got {target.deploys - before}"
+    exports = _exports_side_by_side(config, root / "archives", repeat)
     await controller.close()
     store.close()
     return {
+        **exports,
         "agents": agents,
         "branches": branches,
         "environments": environments,
         "first_sync_s": first_sync,
         "noop_poll_ms": statistics.median(noop) * 1000,
         "one_agent_change_ms": statistics.median(change) * 1000,
+    }
+
+
+def _exports_side_by_side(config: ControllerConfig, scratch: Path, repeat: int) -> dict[str, float]:
+    """The newest commit's files on disk: a whole `git archive` + extraction (how every
+    push paid for it before) against `Mirror.export` with earlier exports' blobs stored."""
+    mirror_dir = config.mirror_dir
+    mirror = Mirror(str(mirror_dir), mirror_dir)
+    sha = git(mirror_dir, "rev-parse", "main")
+    archive_runs, export_runs = [], []
+    for index in range(repeat):
+        started = time.perf_counter()
+        whole = scratch / f"archive-{index}"
+        whole.mkdir(parents=True)
+        with tempfile.TemporaryFile() as archive:
+            subprocess.run(["git", "archive", sha], cwd=mirror_dir, stdout=archive, check=True)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                tar.extractall(whole, filter="data")
+        archive_runs.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        # A new directory each time (as a new commit gets), beside the controller's exports.
+        mirror.export(sha, config.checkouts_dir / f"bench-{index}")
+        export_runs.append(time.perf_counter() - started)
+    mirror.close()
+    return {
+        "archive_extract_ms": statistics.median(archive_runs) * 1000,
+        "export_ms": statistics.median(export_runs) * 1000,
     }
 
 
@@ -185,6 +217,12 @@ def main() -> int:
         print(
             f"{row['agents']:>7} {row['environments']:>5} {row['first_sync_s']:>10.1f}s "
             f"{row['noop_poll_ms']:>9.1f}ms {row['one_agent_change_ms']:>13.1f}ms"
+        )
+    for row in results:
+        print(
+            f"{row['agents']} agents, the commit's files on disk: whole archive + extraction "
+            f"{row['archive_extract_ms']:.1f} ms, Mirror.export {row['export_ms']:.1f} ms "
+            f"({row['archive_extract_ms'] / row['export_ms']:.1f}x)"
         )
     if len(results) >= 2:
         small, large = results[0], results[-1]

@@ -8,6 +8,7 @@ what does exist, instead of falling through to the API.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -15,9 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Mutable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from controller.api import tracing as tracing_
+from controller.api import upstream_http
 from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -29,18 +29,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
     }
 )
+# Written by the upstream client itself (Host, framing); `expect` because the router
+# reads the body whatever the agent would say to it.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,7 @@ class Router:
         self.upstreams = upstreams
         self.agent_hosts = agent_hosts
         self.metrics = metrics
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0),
-            follow_redirects=False,
-        )
+        self.pool = upstream_http.UpstreamPool()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,8 +102,12 @@ class Router:
         else:
             await self.api(scope, receive, send)
 
+    def route(self, scope: Scope) -> Upstream | None:
+        """The agent answering the request's Host, if any: one dict read at any size."""
+        return self.upstreams().get(_header(scope, b"host").split(":", 1)[0].lower())
+
     async def aclose(self) -> None:
-        await self.client.aclose()
+        self.pool.close()
 
     async def _proxy_measured(
         self, upstream: Upstream, scope: Scope, receive: Receive, send: Send
@@ -133,62 +137,72 @@ class Router:
             )
 
     async def _proxy(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("raw_path") or scope["path"].encode()
+        # Path and query as received: the agent sees the very target the client sent.
+        target = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        url = f"http://127.0.0.1:{upstream.port}{path.decode('latin-1')}"
         if query:
-            url += "?" + query.decode("latin-1")
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in scope["headers"]
-            if name.decode("latin-1").lower() not in _HOP_BY_HOP
-        ]
+            target += b"?" + query
+        headers: list[tuple[bytes, bytes]] = []
+        host = b""
+        body_length: int | None = None
+        has_body = False
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == b"host":
+                host = value
+            elif lowered == b"content-length":
+                body_length, has_body = _length(value), True
+            elif lowered == b"transfer-encoding":
+                has_body = True
+            if lowered not in _NOT_FORWARDED:
+                headers.append((name, value))
         client = scope.get("client")
         if client:
-            headers.append(("x-forwarded-for", client[0]))
-        headers.append(("x-forwarded-host", _header(scope, b"host")))
-        headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
-        has_body = any(name.lower() == "content-length" for name, _ in headers) or _header(
-            scope, b"transfer-encoding"
-        )
-        request = self.client.build_request(
-            scope["method"],
-            url,
-            headers=headers,
-            content=_body(receive) if has_body else None,
-        )
+            headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
+        headers.append((b"x-forwarded-host", host))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as error:
+            reply = await self.pool.request(
+                upstream.port,
+                scope["method"],
+                target,
+                headers,
+                body=_body(receive) if has_body else None,
+                body_length=body_length,
+            )
+        except upstream_http.ClientGone:
+            return  # nobody is left to answer
+        except upstream_http.UpstreamError as error:
             await _json(
                 send,
                 502,
                 {
                     "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
-                    "detail": type(error).__name__,
+                    "detail": str(error),
                 },
                 upstream,
             )
             return
+        # A stream may never end by itself: stop reading it when the client leaves.
+        watcher = asyncio.create_task(_on_disconnect(receive, reply)) if reply.streamed else None
         try:
             out_headers = [
-                (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in response.headers.multi_items()
-                if name.lower() not in _HOP_BY_HOP
+                (name, value) for name, value in reply.headers if name.lower() not in _HOP_BY_HOP
             ]
             out_headers += _stamp(upstream)
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": out_headers,
-                }
+                {"type": "http.response.start", "status": reply.status, "headers": out_headers}
             )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # Each piece as it arrives, so streams stay live; the last one ends the reply.
+            async for chunk, last in reply.body():
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if last:
+                    return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await response.aclose()
+            if watcher is not None:
+                watcher.cancel()
+            reply.close()
 
     async def _unknown_host(self, host: str, matched: re.Match[str], send: Send) -> None:
         """What would help: the same agent elsewhere, other agents of the same environment.
@@ -218,12 +232,23 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise upstream_http.ClientGone
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+async def _on_disconnect(receive: Receive, reply: upstream_http.Reply) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    reply.abort()
+
+
+def _length(value: bytes) -> int:
+    # The server's parser has already refused a Content-Length that is not digits.
+    return int(value)
 
 
 def _header(scope: Scope, name: bytes) -> str:

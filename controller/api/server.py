@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -24,6 +24,7 @@ from controller.api import (
     process_limits,
     proxy,
     recording,
+    route_table,
     shutdown,
     tracing,
     webhooks,
@@ -119,6 +120,11 @@ def build(
     # On a cluster, agent traffic goes through its Ingress, not through us: nothing to
     # trace or record here.
     traced = observing(controller, api) if kubernetes is None else None
+    routes: Mapping[str, proxy.Upstream] = {}
+    if isinstance(target, LocalTarget):
+        table = route_table.RouteTable(controller.url, target.serving())
+        target.on_route_change(table.switch)
+        routes = table.hosts  # a live view: the lambda below hands out no copy
     router = proxy.Router(
         apps.create_app(
             controller,
@@ -136,7 +142,7 @@ def build(
             if traced is not None and isinstance(traced.inner, recording.Recorder)
             else None,
         ),
-        upstreams=(lambda: upstreams(controller)) if kubernetes is None else dict,
+        upstreams=lambda: routes,
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
         tracing=traced,
@@ -169,16 +175,6 @@ def commit_of(controller: Controller, agent: str, environment: str, version: str
     """The commit the process serving `version` was started from (for span attributes)."""
     process = controller.target.process(environment, agent)
     return process.spec.commit if process is not None and process.spec.version == version else None
-
-
-def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
-    """Host → the process serving it, from what the target runs right now."""
-    return {
-        proxy.host_of(controller.url(serving.agent, serving.environment)): proxy.Upstream(
-            serving.agent, serving.environment, serving.version, serving.port
-        )
-        for serving in controller.target.serving()
-    }
 
 
 async def serve(

@@ -16,20 +16,58 @@ import click
 
 from controller.errors import ShipyardError
 
-# name → "module:attribute", in the order `--help` lists them.
+# name → ("module:attribute", summary), in the order `--help` lists them. The summaries
+# are the commands' own first sentences (a test keeps them equal), so that `--help`
+# lists commands without importing them: `serve` alone would cost FastAPI and uvicorn.
 COMMANDS = {
-    "get": "controller.cli.get_command:get",
-    "describe": "controller.cli.describe_command:describe",
-    "rollout": "controller.cli.rollout_command:rollout",
-    "diff": "controller.cli.diff_command:diff",
-    "render": "controller.cli.render_command:render",
-    "logs": "controller.cli.logs_command:logs",
-    "requests": "controller.cli.requests_command:requests",
-    "replay": "controller.cli.replay_command:replay",
-    "validate": "controller.cli.validate_command:validate",
-    "schema": "controller.cli.schema_command:schema",
-    "serve": "controller.cli.serve_command:serve",
-    "up": "controller.cli.up_command:up",
+    "get": (
+        "controller.cli.get_command:get",
+        "List environments, agents, previews, revisions or rollouts.",
+    ),
+    "describe": (
+        "controller.cli.describe_command:describe",
+        "Show one agent in detail: its spec, versions, conditions, pin and events.",
+    ),
+    "rollout": (
+        "controller.cli.rollout_command:rollout",
+        "Watch, inspect and steer the rollouts of an agent.",
+    ),
+    "diff": (
+        "controller.cli.diff_command:diff",
+        "Show what BRANCH changes in each agent, compared with --against.",
+    ),
+    "render": (
+        "controller.cli.render_command:render",
+        "Print the Kubernetes objects of a branch's environment, as Shipyard applies them.",
+    ),
+    "logs": (
+        "controller.cli.logs_command:logs",
+        "Print an agent's output: its process output on the local target, pod logs on Kubernetes.",
+    ),
+    "requests": (
+        "controller.cli.requests_command:requests",
+        "List the newest requests the router passed to an agent, with their trace ids.",
+    ),
+    "replay": (
+        "controller.cli.replay_command:replay",
+        "Replay recorded requests of AGENT against another environment and compare answers.",
+    ),
+    "validate": (
+        "controller.cli.validate_command:validate",
+        "Validate agent manifests against the schema and Shipyard's own rules.",
+    ),
+    "schema": (
+        "controller.cli.schema_command:schema",
+        "Print the JSON Schema of agent manifests (shipyard.dev/v1alpha1).",
+    ),
+    "serve": (
+        "controller.cli.serve_command:serve",
+        "Run the controller: previews for every branch, production from the default branch.",
+    ),
+    "up": (
+        "controller.cli.up_command:up",
+        "Serve the example agents with a production and a preview environment.",
+    ),
 }
 
 
@@ -38,13 +76,23 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module, attribute = target.split(":")
+        module, attribute = entry[0].split(":")
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's own listing, from the summaries above instead of imported commands."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=summary).get_short_help_str(limit))
+            for name, (_, summary) in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

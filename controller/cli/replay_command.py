@@ -56,9 +56,11 @@ def replay(
     server: str | None,
     token: str | None,
 ) -> None:
-    """Send recorded requests of AGENT in one environment to the version serving in
-    another, and compare the answers: statuses, bodies (JSON compared as values),
-    latencies. Needs `spec.observability.record.enabled` on the recorded version and a
+    """Replay recorded requests of AGENT against another environment and compare answers.
+
+    Sends requests recorded in one environment to the version serving in another and
+    compares the answers: statuses, bodies (JSON compared as values), latencies. Needs
+    `spec.observability.record.enabled` on the recorded version and a
     write token (replay sends traffic).
 
     \b

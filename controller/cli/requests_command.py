@@ -46,8 +46,10 @@ def requests(
     server: str | None,
     token: str | None,
 ) -> None:
-    """List the newest requests the router passed to an agent, oldest first: time, method,
-    path (never the query string), status, latency and trace id.
+    """List the newest requests the router passed to an agent, with their trace ids.
+
+    Oldest first: time, method, path (never the query string), status, latency and trace
+    id.
 
     Kept in the controller's memory per version (the newest 200 of each), whether or not
     spans are exported over OTLP; local target only.

@@ -62,8 +62,10 @@ class Metrics:
             ("agent", "environment", "result"),
             registry=None,
         )
-        self._request_keys: set[tuple[str, str, str, str]] = set()
-        self._version_keys: set[tuple[str, str, str]] = set()
+        # Label values → their child series: the router records every request, and
+        # prometheus_client's `labels()` lookup costs more than the increment itself.
+        self._request_keys: dict[tuple[str, str, str, str], Counter] = {}
+        self._version_keys: dict[tuple[str, str, str], Histogram] = {}
         self._rollout_keys: set[tuple[str, str, str]] = set()
         self._last_sync: dict[str, float] = {}
 
@@ -124,10 +126,14 @@ class Metrics:
         key = (agent, bounded(environment), version)
         request = (*key, str(int(code)))
         with self._lock:
-            self._request_keys.add(request)
-            self._version_keys.add(key)
-            self._requests.labels(*request).inc()
-            self._request_seconds.labels(*key).observe(max(0.0, seconds))
+            counter = self._request_keys.get(request)
+            if counter is None:
+                counter = self._request_keys[request] = self._requests.labels(*request)
+            histogram = self._version_keys.get(key)
+            if histogram is None:
+                histogram = self._version_keys[key] = self._request_seconds.labels(*key)
+            counter.inc()
+            histogram.observe(max(0.0, seconds))
 
     def rollout_finished(self, agent: str, environment: str, result: str, seconds: float) -> None:
         """A rollout ended with `result` (one of `ROLLOUT_RESULTS`) after `seconds`."""
@@ -196,10 +202,10 @@ class Metrics:
         versions = {(v.agent, bounded(v.environment), v.version) for v in state.versions}
         for request in [key for key in self._request_keys if key[:3] not in versions]:
             self._requests.remove(*request)
-            self._request_keys.discard(request)
+            del self._request_keys[request]
         for key in [key for key in self._version_keys if key not in versions]:
             self._request_seconds.remove(*key)
-            self._version_keys.discard(key)
+            del self._version_keys[key]
         agents = {(agent, bounded(environment)) for environment, agent in state.agents}
         for rollout in [key for key in self._rollout_keys if key[:2] not in agents]:
             self._rollouts.remove(*rollout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -93,6 +94,8 @@ class Controller:
         self.first_sync = asyncio.Event()
         self._wake = asyncio.Event()
         self._git = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-git")
+        # A deploy's store records are written here, in order, off the event loop.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-store")
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._teardowns: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[str, tuple[str, str]] = {}
@@ -152,6 +155,10 @@ class Controller:
                 await asyncio.wait_for(self.notifier.flush(), timeout=5)
             await self.notifier.close()
         self._git.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._writer.shutdown)  # records queued are written first
+
+    async def _in_store(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, function, *args)
 
     async def _in_git(self, function: Callable[..., T], *args: Any) -> T:
         # gitpython's object readers are not thread-safe: one thread owns every git call.
@@ -534,32 +541,7 @@ class Controller:
             self._event("Warning", "NotLaunchable", environment, agent.name, str(error))
             self._agent_message(environment, agent.name, str(error))
             return False
-        self.store.record_revision(
-            agent=agent.name,
-            environment=environment,
-            version=agent.version,
-            commit=commit.sha,
-            branch=branch,
-            author=commit.author,
-            message=commit.message,
-            manifest_json=json.dumps(agent.manifest, sort_keys=True),
-        )
-        rollout = self.store.begin_rollout(
-            agent=agent.name,
-            environment=environment,
-            from_version=action.current,
-            to_version=agent.version,
-            commit=commit.sha,
-            author=commit.author,
-        )
-        moving = f"{action.current} → {agent.version}" if action.current else agent.version
-        self._event(
-            "Normal",
-            "RolloutStarted",
-            environment,
-            agent.name,
-            f"rolling out {moving} from {commit.sha[:12]}",
-        )
+        rollout = await self._in_store(self._open_rollout, environment, branch, commit, action)
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
         try:
@@ -570,21 +552,18 @@ class Controller:
             self._event("Warning", "RolloutRetrying", environment, agent.name, message)
             return None
         if result.healthy:
-            self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
-            reporting.rollout_finished(
-                self, environment, agent.name, RolloutResult.HEALTHY, started, commit=commit.sha
-            )
-            self.store.set_deployed(
-                Deployed(agent.name, environment, agent.version, commit.sha, branch, self.clock())
+            await self._in_store(
+                functools.partial(
+                    self._record_healthy,
+                    environment,
+                    branch,
+                    commit,
+                    action,
+                    rollout=rollout,
+                    started=started,
+                )
             )
             self._failed.pop(key, None)
-            self._event(
-                "Normal",
-                "RolloutSucceeded",
-                environment,
-                agent.name,
-                f"{agent.version} is healthy and serving",
-            )
             return True
         self._failed[key] = agent.version
         if action.current is not None:
@@ -600,6 +579,68 @@ class Controller:
         )
         self._agent_message(environment, agent.name, reason)
         return False
+
+    def _open_rollout(
+        self, environment: str, branch: str, commit: mirrors.Commit, action: planner.Deploy
+    ) -> Rollout:
+        """The revision, the rollout and its start event, in one transaction."""
+        agent = action.agent
+        with self.store.batch():
+            self.store.record_revision(
+                agent=agent.name,
+                environment=environment,
+                version=agent.version,
+                commit=commit.sha,
+                branch=branch,
+                author=commit.author,
+                message=commit.message,
+                manifest_json=json.dumps(agent.manifest, sort_keys=True),
+            )
+            rollout = self.store.begin_rollout(
+                agent=agent.name,
+                environment=environment,
+                from_version=action.current,
+                to_version=agent.version,
+                commit=commit.sha,
+                author=commit.author,
+            )
+            moving = f"{action.current} → {agent.version}" if action.current else agent.version
+            self._event(
+                "Normal",
+                "RolloutStarted",
+                environment,
+                agent.name,
+                f"rolling out {moving} from {commit.sha[:12]}",
+            )
+        return rollout
+
+    def _record_healthy(
+        self,
+        environment: str,
+        branch: str,
+        commit: mirrors.Commit,
+        action: planner.Deploy,
+        *,
+        rollout: Rollout,
+        started: float,
+    ) -> None:
+        """The rollout's result, what is now deployed and the success event, in one transaction."""
+        agent = action.agent
+        with self.store.batch():
+            self.store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
+            reporting.rollout_finished(
+                self, environment, agent.name, RolloutResult.HEALTHY, started, commit=commit.sha
+            )
+            self.store.set_deployed(
+                Deployed(agent.name, environment, agent.version, commit.sha, branch, self.clock())
+            )
+            self._event(
+                "Normal",
+                "RolloutSucceeded",
+                environment,
+                agent.name,
+                f"{agent.version} is healthy and serving",
+            )
 
     async def _checkout(self, sha: str) -> Path | None:
         """The commit's files on disk, for drivers that run agents from them."""

@@ -93,7 +93,8 @@ def rollout_finished(
     controller.metrics.rollout_finished(agent, environment, result.value, seconds)
     if result is not RolloutResult.HEALTHY or commit is None:
         return
-    record = controller.store.environment_records().get(environment)
+    # One row, not every environment's: this runs once per rollout of every agent.
+    record = controller.store.environment_record(environment)
     if record is not None and record.commit == commit:
         kind = "production" if environment == naming.PRODUCTION else "preview"
         controller.metrics.commit_live(kind, controller.clock() - record.last_push_at)

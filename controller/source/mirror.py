@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -20,13 +19,15 @@ from pathlib import Path
 
 import git
 
-from controller.source import commit_tree, credentials, errors
+from controller.source import blob_store, commit_tree, credentials, errors
 
 # Re-exported so callers catch them without importing a second module.
 SourceUnavailable = errors.SourceUnavailable
 UnknownCommit = errors.UnknownCommit
 
 FETCH_TIMEOUT_SECONDS = 60
+# Beside the exports: the files every export links to (see `blob_store`).
+BLOB_STORE = ".blobs"
 
 _HEADS = "refs/heads/"
 # Branches only: a mirror clone would also copy every `refs/pull/*` GitHub advertises.
@@ -163,20 +164,19 @@ class Mirror:
         return commit_tree.CommitTree(self._commit(sha).tree)
 
     def export(self, sha: str, destination: Path) -> Path:
-        """The files of commit `sha`, materialized once at `destination`."""
+        """The files of commit `sha`, materialized once at `destination` (read-only files)."""
         if destination.exists():
             return destination
         found = self._commit(sha)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        # Extract beside the destination and rename: a crash leaves no half-written
+        # Built beside the destination and renamed: a crash leaves no half-written
         # tree that a later call would take for a finished one.
         staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
         try:
-            with tempfile.TemporaryFile() as archive:
-                found.repo.archive(archive, treeish=found.hexsha, format="tar")
-                archive.seek(0)
-                with tarfile.open(fileobj=archive, mode="r:") as tar:
-                    _extract(tar, staging)
+            # Unchanged files are hard links to blobs an earlier export already wrote.
+            blob_store.materialize(
+                found.repo, found.hexsha, staging, destination.parent / BLOB_STORE
+            )
             staging.chmod(0o755)
             try:
                 staging.rename(destination)
@@ -327,38 +327,3 @@ def _reason(error: git.CommandError) -> str:
     if lines:
         return lines[0]
     return f"git exited with {error.status}"
-
-
-def _extract(tar: tarfile.TarFile, destination: Path) -> None:
-    if hasattr(tarfile, "data_filter"):
-        # The filter below is `data` (no escapes, no devices, sane modes) made lenient.
-        tar.extractall(destination, filter=_data_or_skip)  # noqa: S202
-        return
-    # Python before 3.11.4 has no extraction filters: take only regular files and
-    # directories with plain relative names, the part of a commit that cannot escape.
-    for member in tar.getmembers():
-        parts = member.name.split("/")
-        if member.name.startswith("/") or ".." in parts:
-            continue
-        if member.isdir():
-            (destination / member.name).mkdir(parents=True, exist_ok=True)
-        elif member.isfile():
-            source = tar.extractfile(member)
-            if source is None:
-                continue
-            target = destination / member.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with source, target.open("wb") as sink:
-                shutil.copyfileobj(source, sink)
-            target.chmod(0o755 if member.mode & 0o100 else 0o644)
-
-
-def _data_or_skip(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
-    """The `data` filter, skipping what it refuses (a symlink out of the tree) instead of failing.
-
-    A repository may well hold such a link; the agent simply does not get it.
-    """
-    try:
-        return tarfile.data_filter(member, destination)
-    except tarfile.FilterError:
-        return None

@@ -82,7 +82,9 @@ MAX_DELIVERIES = 10_000
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        # Reentrant: a batch holds it while the writes inside take it again.
+        self._lock = threading.RLock()
+        self._batch_depth = 0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -100,8 +102,26 @@ class Store:
             self._db.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside commits together, in one transaction.
+
+        A deploy writes a revision, a rollout and an event together; one transaction
+        instead of one each. Keep it to plain calls: nothing inside may await, since the
+        store stays locked for other threads until the batch ends.
+        """
+        with self._transaction():
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._batch_depth:  # inside this thread's batch: it commits for us
+                yield self._db
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -450,6 +470,11 @@ class Store:
     def environment_records(self) -> dict[str, EnvironmentRecord]:
         rows = self._query("SELECT * FROM environments ORDER BY name")
         return {str(row[0]): EnvironmentRecord(*row) for row in rows}  # type: ignore[arg-type]
+
+    def environment_record(self, name: str) -> EnvironmentRecord | None:
+        """One environment's record: what a finished rollout asks, once per agent."""
+        rows = self._query("SELECT * FROM environments WHERE name = ?", name)
+        return EnvironmentRecord(*rows[0]) if rows else None  # type: ignore[arg-type]
 
     def forget_environment(self, name: str) -> None:
         with self._transaction() as db:

@@ -542,7 +542,10 @@ class TestExport:
         assert (destination / "run.sh").read_text() == "#!/bin/sh\n# $Format:%H$\n"
         assert os.access(destination / "run.sh", os.X_OK)
         assert loading.collect(FilesystemTree(destination)).ok
-        assert [path.name for path in destination.parent.iterdir()] == [sha]
+        assert sorted(path.name for path in destination.parent.iterdir()) == [
+            mirror.BLOB_STORE,
+            sha,
+        ]
 
         (destination / "marker").write_text("kept")
         assert source.export(sha, destination) == destination
@@ -560,6 +563,53 @@ class TestExport:
         assert (tmp_path / "old" / "a.txt").read_text() == "old\n"
         assert (tmp_path / "new" / "a.txt").read_text() == "new\n"
         assert not (tmp_path / "new" / "gone.txt").exists()
+
+    def test_a_newer_commit_shares_unchanged_files_and_leaves_the_older_untouched(
+        self, upstream: Upstream, source: mirror.Mirror, tmp_path: Path
+    ) -> None:
+        old = upstream.commit(
+            {"same.txt": "same\n", "a.txt": "old\n", "gone.txt": "x", "dir/only.txt": "1"},
+            branch="main",
+        )
+        new = upstream.commit(
+            {"a.txt": "new\n", "gone.txt": None, "dir/only.txt": None, "added.txt": "+"},
+            branch="main",
+        )
+        upstream.push("main")
+        source.fetch()
+        exports = tmp_path / "checkouts"
+        source.export(old, exports / old)
+        # An agent of the old commit replaces a committed file in its directory: that
+        # must not reach the new commit, which gets exactly what was committed.
+        (exports / old / "same.txt").unlink()
+        (exports / old / "same.txt").write_text("written by a running agent\n")
+        source.export(new, exports / new)
+
+        assert (exports / old / "a.txt").read_text() == "old\n"
+        assert (exports / old / "gone.txt").exists()
+        assert (exports / new / "a.txt").read_text() == "new\n"
+        assert (exports / new / "same.txt").read_text() == "same\n"
+        assert (exports / new / "added.txt").read_text() == "+"
+        assert not (exports / new / "gone.txt").exists()
+        assert not (exports / new / "dir").exists()  # git keeps no empty directories
+
+    def test_unchanged_files_are_shared_and_read_only(
+        self, upstream: Upstream, source: mirror.Mirror, tmp_path: Path
+    ) -> None:
+        (upstream.work / "run.sh").write_text("#!/bin/sh\n")
+        (upstream.work / "run.sh").chmod(0o755)
+        first = upstream.commit({"same.txt": "same\n", "a.txt": "1"}, branch="main")
+        second = upstream.commit({"a.txt": "2"}, branch="main")
+        upstream.push("main")
+        source.fetch()
+        one, two = source.export(first, tmp_path / first), source.export(second, tmp_path / second)
+
+        assert (one / "same.txt").stat().st_ino == (two / "same.txt").stat().st_ino
+        assert (one / "a.txt").stat().st_ino != (two / "a.txt").stat().st_ino
+        assert os.access(two / "run.sh", os.X_OK)
+        # Shared inodes: a write in place would change every commit holding the file.
+        assert not (two / "same.txt").stat().st_mode & 0o222
+        assert not (two / "run.sh").stat().st_mode & 0o222
 
 
 def test_branches_contained_in_a_commit(upstream: Upstream, source: mirror.Mirror) -> None:

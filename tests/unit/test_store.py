@@ -28,6 +28,38 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_one_environment_record_is_read_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    production = EnvironmentRecord("production", "main", "c1", 1.0, None)
+    store.save_environment(production)
+    store.save_environment(EnvironmentRecord("preview-x", "x", "c2", 2.0, "c2"))
+    assert store.environment_record("production") == production
+    assert store.environment_record("preview-x") == store.environment_records()["preview-x"]
+    assert store.environment_record("missing") is None
+    store.close()
+
+
+def test_a_batch_commits_its_writes_together_or_not_at_all(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    with store.batch():
+        store.set_deployed(Deployed("a", "production", "v1", "c1", "main", 1.0))
+        store.record_event(type="Normal", reason="R", message="m", environment="production")
+        assert [d.version for d in store.deployed()] == ["v1"]  # reads see the batch
+
+    def failing_batch() -> None:
+        with store.batch():
+            store.set_deployed(Deployed("a", "production", "v2", "c2", "main", 2.0))
+            raise RuntimeError("a write after this one failed")
+
+    with pytest.raises(RuntimeError):
+        failing_batch()
+    store.close()
+    reopened = Store(tmp_path / "s.db")
+    assert [d.version for d in reopened.deployed()] == ["v1"]
+    assert [e.reason for e in reopened.events()] == ["R"]
+    reopened.close()
+
+
 def test_revisions_are_numbered_and_recorded_once(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     fields = {"branch": "main", "author": "ann", "message": "m", "manifest_json": "{}"}

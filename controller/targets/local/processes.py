@@ -35,9 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
 
-import httpx
-
-from controller.targets.local import terminations
+from controller.targets.local import health_probe, terminations
 from controller.targets.local.containment import CgroupHome, ProcessTree
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
@@ -531,17 +529,13 @@ class AgentProcess:
 
     async def _probe_loop(self) -> None:
         spec = self.spec
-        url = f"http://127.0.0.1:{self._port}{spec.health_path}"
         failures = 0
         await asyncio.sleep(spec.initial_delay)
-        # trust_env=False: an HTTP(S)_PROXY in the controller's environment must not
-        # capture loopback probes. No keep-alive: each probe sees the listener afresh,
-        # as kubelet's do, and a restarted agent never meets a stale pooled connection.
-        async with httpx.AsyncClient(
-            trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
-        ) as client:
+        # One kept-alive loopback connection (no proxy from the environment applies):
+        # idle probes of many agents would otherwise cost a connection each.
+        async with health_probe.HealthProbe(self._port, spec.health_path) as probe:
             while True:
-                healthy, detail = await self._probe(client, url)
+                healthy, detail = await probe.check(spec.health_timeout)
                 if healthy:
                     failures = 0
                     if self._state is not ProcessState.HEALTHY:
@@ -560,17 +554,6 @@ class AgentProcess:
                 if self._state is ProcessState.STARTING:
                     interval = min(interval, _STARTUP_PROBE_INTERVAL)
                 await asyncio.sleep(interval)
-
-    async def _probe(self, client: httpx.AsyncClient, url: str) -> tuple[bool, str]:
-        try:
-            # httpx's timeout bounds each network step; this bounds the whole probe.
-            async with asyncio.timeout(self.spec.health_timeout):
-                response = await client.get(url)
-        except TimeoutError:
-            return False, f"no answer within {self.spec.health_timeout:g}s"
-        except httpx.HTTPError as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return response.is_success, f"HTTP {response.status_code}"
 
     # -- state ---------------------------------------------------------------------------
 

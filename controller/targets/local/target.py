@@ -13,9 +13,11 @@ here rolls a promoted version back because it crashed later.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec, ProcessState, ProcessTable
+from controller.targets.local.serving_slots import ServingSlots, Slot
 from controller.targets.local.terminations import Terminations, last_output_line
 
 _GONE = (ProcessState.FAILED, ProcessState.STOPPED)
@@ -39,11 +41,28 @@ class Serving:
     commit: str = ""  # where the target itself records it (Kubernetes: an annotation)
 
 
+# (environment, agent, what now answers or None): lets the router update one route.
+RouteListener = Callable[[str, str, Serving | None], None]
+
+
 class LocalTarget:
     def __init__(self, table: ProcessTable | None = None) -> None:
         self._table = table or ProcessTable()
-        self._serving: dict[tuple[str, str], AgentProcess] = {}
+        self._serving = ServingSlots()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def on_route_change(self, listener: RouteListener) -> None:
+        """Call `listener` whenever a slot's process changes (read `serving()` first)."""
+
+        def tell(slot: Slot, process: AgentProcess | None) -> None:
+            environment, agent = slot
+            serving = None
+            if process is not None:
+                version, port = process.spec.version, process.port
+                serving = Serving(agent, environment, version, port, str(process.state))
+            listener(environment, agent, serving)
+
+        self._serving.listen(tell)
 
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""

@@ -87,6 +87,12 @@ def log(line: str) -> None:
 
 class AgentHandler(BaseHTTPRequestHandler):
     server_version = "shipyard-example-agent/0.1"
+    # Keep-alive: Shipyard's router and health probes reuse connections. Every reply
+    # carries Content-Length, which HTTP/1.1 persistence needs.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, a reused
+    # connection waits ~40 ms for the delayed ACK between them.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         # Replaced by one line per request in _send; keep stderr quiet.

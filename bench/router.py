@@ -1,0 +1,216 @@
+"""Benchmark the built-in router: its host lookup at any size, its throughput vs direct.
+
+Why this exists: every request to a local agent passes through Shipyard's router, so the
+router's own cost is added to every agent call. Two goals (issue: performance at scale):
+the host → agent lookup stays flat from 1 to 50,000 routes, and the router serves at
+least 0.7x the requests per second of calling the agent directly (aim 0.9x).
+
+    apt-get install -y wrk     # benchmarks are run by hand, so CI does not install it
+    python bench/router.py [--routes 1 1000 50000] [--seconds 5] [--rounds 3] [--json]
+
+1. Lookup: a route table of N routes filled the way `shipyard serve` fills it (one
+   switch per agent slot), then the router's own lookup timed for hosts spread over the
+   table; printed side by side with rebuilding the whole map, which is what each request
+   cost before the table existed.
+2. Throughput: the example agent (examples/agents-repo/agent/server.py) on loopback, and
+   the production `Router` under the same server stack `shipyard serve` runs, routing one
+   host to it. `wrk -c 8` (HTTP/1.1 keep-alive; `ab -k` speaks HTTP/1.0 keep-alive,
+   which the example agent does not echo) runs against the agent directly and through
+   the router, alternating, `--rounds` times each; medians of requests/s and p50 are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from controller.api import proxy, route_table
+from controller.metrics.collector import Metrics
+from controller.targets.local.target import Serving
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = ROOT / "examples" / "agents-repo" / "agent" / "server.py"
+TEMPLATE = "http://{agent}--{env}.localhost:8080/"
+HOST = "bench--production.localhost"
+
+
+def _url_of(agent: str, environment: str) -> str:
+    return TEMPLATE.format(agent=agent, env=environment)
+
+
+def _servings(count: int) -> list[Serving]:
+    environments = max(1, count // 1000)
+    per_environment = -(-count // environments)
+    return [
+        Serving(
+            f"agent-{index % per_environment}", f"env-{index // per_environment}", "v1", 9000, ""
+        )
+        for index in range(count)
+    ]
+
+
+def lookup(counts: list[int]) -> list[dict[str, Any]]:
+    router = proxy.Router(_not_found, dict, proxy.host_pattern(TEMPLATE))
+    results = []
+    for count in counts:
+        servings = _servings(count)
+        table = route_table.RouteTable(_url_of)
+        for serving in servings:
+            table.switch(serving.environment, serving.agent, serving)
+        router.upstreams = lambda hosts=table.hosts: hosts
+        hosts = [proxy.host_of(_url_of(s.agent, s.environment)) for s in servings]
+        # Scopes as the server hands them over: the Host header as bytes, with its port.
+        probes = [
+            {"headers": [(b"host", f"{hosts[(index * 7919) % len(hosts)]}:8080".encode())]}
+            for index in range(100_000)
+        ]
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for scope in probes:
+                if router.route(scope) is None:
+                    raise SystemExit("a routed host was not found")
+            best = min(best, (time.perf_counter() - started) / len(probes))
+        started = time.perf_counter()
+        route_table.RouteTable(_url_of, servings)
+        rebuild = time.perf_counter() - started
+        results.append({"routes": count, "lookup_ns": best * 1e9, "rebuild_ms": rebuild * 1e3})
+    return results
+
+
+async def _not_found(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def serve_router(port: int, agent_port: int) -> None:
+    """The production router and server stack, routing HOST to the agent (child process)."""
+    upstreams = {HOST: proxy.Upstream("bench", "production", "v1", agent_port)}
+    router = proxy.Router(_not_found, lambda: upstreams, proxy.host_pattern(TEMPLATE), Metrics())
+    config = uvicorn.Config(
+        router,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk(port: int, seconds: float, host: str | None) -> dict[str, float]:
+    command = ["wrk", "-t", "1", "-c", "8", "-d", f"{seconds:g}s", "--latency"]
+    if host:
+        command += ["-H", f"Host: {host}"]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)", output, re.MULTILINE)
+    if rps is None or p50 is None:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise SystemExit(f"requests failed:\n{output}")
+    return {"rps": float(rps.group(1)), "p50_ms": float(p50.group(1)) * _UNIT[p50.group(2)]}
+
+
+def throughput(seconds: float, rounds: int) -> dict[str, Any]:
+    agent_port, router_port = _free_port(), _free_port()
+    environment = {**os.environ, "PORT": str(agent_port), "SHIPYARD_AGENT": "bench"}
+    agent = subprocess.Popen(
+        [sys.executable, str(AGENT)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # wrk's closing connections make it print resets
+    )
+    router = subprocess.Popen(
+        [sys.executable, __file__, "--serve-router", str(router_port), str(agent_port)]
+    )
+    try:
+        _wait_port(agent_port)
+        _wait_port(router_port)
+        _wrk(agent_port, 1, None)  # warm both up
+        _wrk(router_port, 1, HOST)
+        direct: list[dict[str, float]] = []
+        routed: list[dict[str, float]] = []
+        for index in range(rounds):
+            order = [(direct, agent_port, None), (routed, router_port, HOST)]
+            for runs, port, host in order if index % 2 == 0 else order[::-1]:
+                runs.append(_wrk(port, seconds, host))
+    finally:
+        for process in (router, agent):
+            process.terminate()
+            process.wait(10)
+    result: dict[str, Any] = {"direct": direct, "router": routed}
+    for name, runs in (("direct", direct), ("router", routed)):
+        result[f"{name}_rps"] = statistics.median(run["rps"] for run in runs)
+        result[f"{name}_p50_ms"] = statistics.median(run["p50_ms"] for run in runs)
+    result["ratio"] = result["router_rps"] / result["direct_rps"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--routes", type=int, nargs="+", default=[1, 1000, 50000])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve-router", type=int, nargs=2, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_router:
+        serve_router(*options.serve_router)
+        return
+    lookups = lookup(options.routes)
+    speed = throughput(options.seconds, options.rounds)
+    if options.json:
+        print(json.dumps({"lookup": lookups, "throughput": speed}, indent=2))
+        return
+    print("routes      lookup per request   full rebuild (the cost per request before)")
+    for row in lookups:
+        print(f"{row['routes']:>7,}   {row['lookup_ns']:>12.0f} ns   {row['rebuild_ms']:>14.2f} ms")
+    flat = max(r["lookup_ns"] for r in lookups) / min(r["lookup_ns"] for r in lookups)
+    print(f"lookup at most / at least: {flat:.2f}x (flat when near 1)")
+    print()
+    print(
+        f"wrk -c 8 -d {options.seconds:g}s (keep-alive), "
+        f"median of {options.rounds} rounds, alternating"
+    )
+    print(f"direct: {speed['direct_rps']:>8.0f} req/s   p50 {speed['direct_p50_ms']:.2f} ms")
+    print(f"router: {speed['router_rps']:>8.0f} req/s   p50 {speed['router_p50_ms']:.2f} ms")
+    print(f"router / direct: {speed['ratio']:.2f}x (goal >= 0.7x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""A lean HTTP/1.1 client for the router: pooled keep-alive connections to local agents.
+
+The router forwards every agent request, so its client's cost is paid on each one.
+General clients (httpx, aiohttp) spend 150-300 µs of Python per request on features a
+loopback hop to a known agent does not need (redirects, cookies, proxies, TLS,
+decompression). This one writes the request head in one write, parses the reply with
+llhttp (through httptools, the parser uvicorn uses) and hands body pieces on as they
+arrive, so server-sent events and chunked replies pass through unbuffered. Connections
+go back to a per-port pool when a reply ends cleanly and the agent keeps them alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+
+# Bytes kept from the agent before the socket stops being read: bounds memory when the
+# client reads slower than the agent writes.
+_HIGH_WATER = 256 * 1024
+_IDLE_PER_PORT = 64
+
+
+class UpstreamError(Exception):
+    """The agent could not be reached, or broke off its reply before the headers."""
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request body was being forwarded."""
+
+
+@dataclass
+class Reply:
+    """Status and headers of an agent's reply; the body follows through `body()`."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    _connection: _Connection = field(repr=False)
+
+    @property
+    def streamed(self) -> bool:
+        """No Content-Length: the reply runs (chunked or until close) as long as the agent likes."""
+        return not self._connection.sized
+
+    def body(self) -> AsyncIterator[tuple[bytes, bool]]:
+        """Body pieces as they arrive, each with whether it is known to be the last."""
+        return self._connection.body()
+
+    def abort(self) -> None:
+        """Drop the reply: the connection closes and `body()` ends."""
+        self._connection.close()
+
+    def close(self) -> None:
+        """Finish with the reply: its connection goes back to the pool if it can be reused."""
+        self._connection.finish()
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, pool: UpstreamPool, port: int) -> None:
+        self._pool = pool
+        self._port = port
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head: asyncio.Future[int] | None = None
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._wake: asyncio.Event = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._complete = False
+        self._lost = False
+        self._paused = False
+        self._head_only = False
+        self._delimited = False  # the reply's length is known (Content-Length or chunked)
+        self.sized = False  # the reply has a Content-Length
+        self._keep_alive = False
+
+    # asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Event loops may implement asyncio.Transport without subclassing it (uvloop).
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(UpstreamError(f"malformed reply: {error}"))
+            if self._transport is not None:
+                self._transport.close()
+        if self._buffered > _HIGH_WATER and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._writable.set()  # a paused upload ends: nothing more can be sent
+        if self._head is not None and not self._head.done():
+            self._fail(UpstreamError("the agent closed the connection before replying"))
+        elif not self._delimited:
+            self._complete = True  # a reply without a length ends when the agent closes
+        self._wake.set()
+
+    # httptools callbacks -------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim reply: the real one follows
+            self._headers = []
+            return
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                self._delimited = self.sized = True
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                self._delimited = True
+        # Asked here: once the message is complete llhttp has moved on and answers False.
+        self._keep_alive = self._parser.should_keep_alive()
+        if self._head is not None and not self._head.done():
+            self._head.set_result(status)
+        if self._head_only:
+            self._complete = True  # a reply to HEAD has no body whatever its headers say
+            self._wake.set()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        self._wake.set()
+
+    def on_message_complete(self) -> None:
+        if self._head is not None and self._head.done():
+            self._complete = True
+            self._wake.set()
+
+    # the router's side ---------------------------------------------------------------
+    async def exchange(
+        self, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool
+    ) -> Reply:
+        assert self._transport is not None
+        self._head = asyncio.get_running_loop().create_future()
+        self._head_only = head.startswith(b"HEAD ")
+        try:
+            self._transport.write(head)
+            if body is not None:
+                async for piece in body:
+                    if self._lost:
+                        break
+                    self._transport.write(
+                        b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+                    )
+                    # An agent reading slower than the client uploads: wait, do not buffer.
+                    await self._writable.wait()
+                if chunked and not self._lost:
+                    self._transport.write(b"0\r\n\r\n")
+            status = await self._head
+        except BaseException:
+            # Half a request on the wire (client gone, cancelled): the connection is spent.
+            self.close()
+            raise
+        return Reply(status, self._headers, self)
+
+    async def body(self) -> AsyncIterator[tuple[bytes, bool]]:
+        while True:
+            while self._chunks:
+                piece = self._chunks.popleft()
+                self._buffered -= len(piece)
+                if self._paused and self._buffered <= _HIGH_WATER // 2 and self._transport:
+                    self._paused = False
+                    self._transport.resume_reading()
+                yield piece, self._complete and not self._chunks
+            if self._complete or self._lost:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    def finish(self) -> None:
+        reusable = (
+            self._complete
+            and not self._lost
+            and not self._chunks
+            and not self._head_only
+            and self._keep_alive
+        )
+        if reusable:
+            self._reset()
+            self._pool.release(self._port, self)
+        elif self._transport is not None:
+            self._transport.close()
+
+    def _reset(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers = []
+        self._head = None
+        self._buffered = 0
+        self._complete = False
+        self._delimited = False
+        self.sized = False
+        self._keep_alive = False
+
+    def _fail(self, error: Exception) -> None:
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(error)
+        self._lost = True
+        self._wake.set()
+
+    @property
+    def usable(self) -> bool:
+        return not self._lost and self._transport is not None and not self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class UpstreamPool:
+    """Keep-alive connections to agents on 127.0.0.1, kept per port."""
+
+    def __init__(self, connect_timeout: float = 5.0) -> None:
+        self._connect_timeout = connect_timeout
+        self._idle: dict[int, collections.deque[_Connection]] = {}
+
+    async def request(
+        self,
+        port: int,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        body: AsyncIterator[bytes] | None = None,
+        body_length: int | None = None,
+    ) -> Reply:
+        """Send one request; `body_length` None with a body means chunked.
+
+        `headers` must not carry hop-by-hop fields, Host or Content-Length: those are
+        this function's to write.
+        """
+        lines = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (method.encode(), target, port)]
+        lines += [b"%s: %s\r\n" % pair for pair in headers]
+        chunked = body is not None and body_length is None
+        if chunked:
+            lines.append(b"transfer-encoding: chunked\r\n")
+        elif body_length is not None:
+            lines.append(b"content-length: %d\r\n" % body_length)
+        lines.append(b"\r\n")
+        head = b"".join(lines)
+        connection = self._idle_connection(port)
+        if connection is not None and body is None:
+            try:
+                return await connection.exchange(head, None, chunked)
+            except UpstreamError:
+                pass  # the agent closed the idle connection as it was reused: retry fresh
+        elif connection is not None:
+            # A body can be sent only once, so it goes on a connection known to be open.
+            return await connection.exchange(head, body, chunked)
+        return await (await self._connect(port)).exchange(head, body, chunked)
+
+    def release(self, port: int, connection: _Connection) -> None:
+        idle = self._idle.setdefault(port, collections.deque())
+        if len(idle) < _IDLE_PER_PORT:
+            idle.append(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+
+    def _idle_connection(self, port: int) -> _Connection | None:
+        idle = self._idle.get(port)
+        while idle:
+            connection = idle.pop()
+            if connection.usable:
+                return connection
+        return None
+
+    async def _connect(self, port: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(self, port), "127.0.0.1", port),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError) as error:
+            raise UpstreamError(f"cannot connect to 127.0.0.1:{port}: {error}") from error
+        return connection

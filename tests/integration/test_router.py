@@ -1,0 +1,346 @@
+"""The built-in router against real HTTP on loopback: an agent server and the router's server.
+
+The router sits on every request to a local agent, so what it must keep is tested here
+on its own, with the same route table and server stack `shipyard serve` uses: streams
+pass through as they are written (server-sent events, chunked uploads), connections to
+agents are reused, bodies and targets arrive unchanged, a dead agent is a clear 502, a
+client that leaves a stream stops the agent's side too, and routes follow the table.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from controller.api import proxy, route_table
+from controller.metrics.collector import Metrics
+from controller.targets.local.target import Serving
+from preview import naming
+
+TEMPLATE = "http://{agent}--{env}.localhost:8080/"
+HOST = "echo--production.localhost"
+WAIT = 30.0  # generous: the machine is shared; nothing here asserts a duration
+
+
+class Agent(ThreadingHTTPServer):
+    """A keep-alive HTTP/1.1 agent that counts connections and can hold a stream open."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _AgentHandler)
+        self.connections = 0
+        self.open_connections = 0
+        self.lock = threading.Lock()
+        self.release_second_event = threading.Event()
+        self.stream_closed = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _AgentHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: Agent
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+            self.server.open_connections += 1
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.open_connections -= 1
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/events":
+            self._events()
+        elif self.path == "/forever":
+            self._forever()
+        elif self.path == "/until-close":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"no length: this body ends when the agent closes")
+        else:
+            body = f"{self.command} {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Agent", "echo")
+            self.end_headers()
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+        reply = f"{self.headers.get('Content-Type')}|".encode() + body
+        self.send_response(201)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def _read_chunked(self) -> bytes:
+        body = b""
+        while True:
+            size = int(self.rfile.readline().strip(), 16)
+            if size == 0:
+                self.rfile.readline()
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
+    def _events(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._chunk(b"data: first\n\n")
+        # The second event waits for the test, which waits for the first: a router that
+        # buffered the reply would hold the first back and the test would never release.
+        if not self.server.release_second_event.wait(WAIT):
+            return
+        self._chunk(b"data: second\n\n")
+        self._chunk(b"")
+
+    def _forever(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                self._chunk(b"data: tick\n\n")
+                if self.server.stream_closed.wait(0.05):
+                    return
+        except OSError:
+            self.server.stream_closed.set()  # the router closed its side: what we wait for
+            self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+class RouterServer:
+    """The production Router under uvicorn, as `shipyard serve` runs it, in a thread."""
+
+    def __init__(self, table: route_table.RouteTable) -> None:
+        self.router = proxy.Router(
+            _api, lambda: table.hosts, proxy.host_pattern(TEMPLATE), Metrics()
+        )
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.router,
+                host="127.0.0.1",
+                port=self.port,
+                lifespan="off",
+                log_level="warning",
+                loop="asyncio",  # as `shipyard serve` runs: asyncio.run's own loop
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> RouterServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started, "the router to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(WAIT)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+async def _api(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 418, "headers": []})
+    await send({"type": "http.response.body", "body": b"api"})
+
+
+def wait_until(check: Any, what: str) -> None:
+    done = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if check():
+            return
+        done.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _url_of(agent: str, environment: str) -> str:
+    return naming.preview_url(TEMPLATE, agent, environment)
+
+
+@pytest.fixture
+def agent() -> Iterator[Agent]:
+    server = Agent()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release_second_event.set()
+    server.stream_closed.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def table(agent: Agent) -> route_table.RouteTable:
+    return route_table.RouteTable(
+        _url_of, [Serving("echo", "production", "v1", agent.port, "running")]
+    )
+
+
+@pytest.fixture
+def router(table: route_table.RouteTable) -> Iterator[RouterServer]:
+    with RouterServer(table) as server:
+        yield server
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(headers={"host": HOST}, timeout=WAIT, trust_env=False) as http:
+        yield http
+
+
+def test_server_sent_events_pass_through_as_they_are_written(
+    agent: Agent, router: RouterServer, client: httpx.Client
+) -> None:
+    with client.stream("GET", router.url("/events")) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers["x-shipyard-version"] == "v1"
+        pieces = response.iter_raw()
+        assert next(pieces) == b"data: first\n\n"
+        agent.release_second_event.set()
+        assert b"".join(pieces) == b"data: second\n\n"
+
+
+def test_chunked_upload_reaches_the_agent_whole(router: RouterServer, client: httpx.Client) -> None:
+    def upload() -> Iterator[bytes]:
+        yield b'{"message": '
+        yield b'"in two pieces"}'
+
+    response = client.post(
+        router.url("/chat"), content=upload(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201
+    assert response.content == b'application/json|{"message": "in two pieces"}'
+
+
+def test_an_upload_larger_than_the_socket_buffers_arrives_whole(
+    router: RouterServer, client: httpx.Client
+) -> None:
+    # Bigger than what the kernel buffers between router and agent: the router has to
+    # wait for the agent to read (flow control) rather than fail or buffer it all.
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    response = client.post(router.url("/chat"), content=body)
+    assert response.status_code == 201
+    assert response.content == b"None|" + body
+
+
+def test_sized_body_method_status_and_headers_are_kept(
+    router: RouterServer, client: httpx.Client
+) -> None:
+    response = client.post(router.url("/chat"), content=b"x" * 100_000)
+    assert response.status_code == 201
+    assert response.content == b"None|" + b"x" * 100_000
+    echoed = client.get(router.url("/a%2Fb/c?q=%20&flag"))
+    assert echoed.text == "GET /a%2Fb/c?q=%20&flag"  # the raw target, not decoded
+    assert echoed.headers["x-agent"] == "echo"
+    assert echoed.headers["x-shipyard-environment"] == "production"
+
+
+def test_connections_to_the_agent_are_reused(
+    agent: Agent, router: RouterServer, client: httpx.Client
+) -> None:
+    for index in range(20):
+        assert client.get(router.url(f"/n/{index}")).text == f"GET /n/{index}"
+    assert agent.connections == 1
+
+
+def test_head_and_unsized_replies_end_where_they_should(
+    router: RouterServer, client: httpx.Client
+) -> None:
+    head = client.head(router.url("/"))
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "1000"
+    until_close = client.get(router.url("/until-close"))
+    assert until_close.content == b"no length: this body ends when the agent closes"
+    # Neither left a connection in a state that breaks the next request.
+    assert client.get(router.url("/after")).text == "GET /after"
+
+
+def test_a_client_leaving_a_stream_closes_the_agents_side(
+    agent: Agent, router: RouterServer, client: httpx.Client
+) -> None:
+    with client.stream("GET", router.url("/forever")) as response:
+        assert next(response.iter_raw()).startswith(b"data: tick")
+    assert agent.stream_closed.wait(WAIT), "the router kept reading a stream nobody wants"
+
+
+def test_a_dead_agent_is_a_502_that_names_it(
+    table: route_table.RouteTable, router: RouterServer, client: httpx.Client
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = int(sock.getsockname()[1])
+    table.switch("production", "echo", Serving("echo", "production", "v2", dead_port, ""))
+    response = client.get(router.url("/"))
+    assert response.status_code == 502
+    assert "agent echo in production is not answering" in response.json()["error"]
+    assert response.headers["x-shipyard-version"] == "v2"
+
+
+def test_routes_follow_the_table(
+    agent: Agent, table: route_table.RouteTable, router: RouterServer, client: httpx.Client
+) -> None:
+    table.switch("preview-x", "echo", Serving("echo", "preview-x", "v9", agent.port, ""))
+    preview = client.get(router.url("/"), headers={"host": "echo--preview-x.localhost:8080"})
+    assert preview.headers["x-shipyard-version"] == "v9"
+    table.switch("preview-x", "echo", None)
+    gone = client.get(router.url("/"), headers={"host": "echo--preview-x.localhost"})
+    assert gone.status_code == 404
+    assert gone.json()["available"] == [f"http://{HOST}"]
+    assert client.get(router.url("/"), headers={"host": "localhost"}).text == "api"
+
+
+def test_route_table_replaces_and_removes_one_slot() -> None:
+    table = route_table.RouteTable(
+        _url_of,
+        [Serving("a", "production", "v1", 1, ""), Serving("b", "production", "v1", 2, "")],
+    )
+    table.switch("production", "a", Serving("a", "production", "v2", 3, ""))
+    assert table.hosts["a--production.localhost"] == proxy.Upstream("a", "production", "v2", 3)
+    table.switch("production", "b", None)
+    table.switch("production", "missing", None)
+    assert sorted(table.hosts) == ["a--production.localhost"]
+
+
+def test_a_name_without_a_url_gets_no_route_and_breaks_nothing() -> None:
+    table = route_table.RouteTable(_url_of)
+    table.switch("Not A Label", "a", Serving("a", "Not A Label", "v1", 1, ""))
+    assert dict(table.hosts) == {}
