@@ -53,9 +53,10 @@ def logs(
     server: str | None,
     token: str | None,
 ) -> None:
-    """Print an agent's output: its process output on the local target, pod logs on
-    Kubernetes (every pod of the version the environment runs, each line prefixed with
-    [pod/NAME/CONTAINER] as `kubectl logs --prefix` does).
+    """Print an agent's output: its process output on the local target, pod logs on Kubernetes.
+
+    On Kubernetes: every pod of the version the environment runs, each line prefixed with
+    [pod/NAME/CONTAINER] as `kubectl logs --prefix` does.
 
     \b
     Examples:

@@ -26,7 +26,7 @@ COMMANDS = {
     ),
     "describe": (
         "controller.cli.describe_command:describe",
-        "Show one agent in detail: its spec, versions, conditions, pin and events.",
+        "Show one agent or one environment in detail, ending with its events.",
     ),
     "rollout": (
         "controller.cli.rollout_command:rollout",
