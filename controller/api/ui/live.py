@@ -33,13 +33,18 @@ def fingerprint(controller: Controller) -> str:
 
 
 async def changes(
-    controller: Controller, disconnected: Callable[[], Any], lifetime: float = 300.0
+    controller: Controller,
+    disconnected: Callable[[], Any],
+    baseline: str,
+    lifetime: float = 300.0,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes: a reconnect delay, then `change` events and heartbeats, until the
     browser leaves or `lifetime` passes (the browser then reconnects by itself, so a
-    stopping controller never waits on a forgotten tab)."""
+    stopping controller never waits on a forgotten tab). `baseline` is the fingerprint
+    taken before the response started, so a change right after the browser sees the
+    stream open is never missed."""
     yield f"retry: {RECONNECT_MILLISECONDS}\n: connected\n\n".encode()
-    last = fingerprint(controller)
+    last = baseline
     quiet = 0.0
     waited = 0.0
     while waited < lifetime:

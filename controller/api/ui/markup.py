@@ -104,6 +104,7 @@ LIVE_SCRIPT = """
 (function () {
   if (!window.EventSource) return;
   var stream = new EventSource('/ui/events/stream');
+  stream.onopen = function () { document.body.dataset.live = 'on'; };
   stream.addEventListener('change', function () {
     fetch(location.href, {credentials: 'same-origin'}).then(function (response) {
       return response.ok ? response.text() : null;

@@ -112,7 +112,11 @@ def _state_badge(state: str) -> str:
         "Progressing": "busy",
         "Pinned": "busy",
     }.get(state, "bad")
-    return f'<span class="badge {kind}">{text(state)}</span>'
+    return _badge(state, kind)
+
+
+def _badge(label: str, kind: str) -> str:
+    return f'<span class="badge {kind}">{text(label)}</span>'
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def _logs(href: str, view: AgentView) -> str:
 def events_table(events: Iterable[Event], *, with_names: bool = True) -> str:
     rows = "".join(
         f"<tr><td>{timestamp(e.time)}</td>"
-        f"<td>{_state_badge('Healthy' if e.type == 'Normal' else 'Warning')}</td>"
+        f"<td>{_badge(e.type, 'good' if e.type == 'Normal' else 'bad')}</td>"
         + (f"<td>{text(e.environment)}</td><td>{text(e.agent or '—')}</td>" if with_names else "")
         + f"<td>{text(e.reason)}</td><td>{text(e.message)}</td></tr>"
         for e in reversed(list(events))
