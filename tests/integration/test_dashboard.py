@@ -373,6 +373,8 @@ def test_in_chromium_the_overview_updates_on_a_push_and_undo_rolls_back(
     # A push shows up without a reload: the page's own variable survives the refresh.
     wait_for(lambda: chromium.evaluate("document.body.dataset.live") == "on", what="the stream")
     chromium.evaluate("window.sameDocument = true")
+    alpha_link = 'a[href="/ui/environments/production/agents/alpha"]'
+    chromium.evaluate(f"document.querySelector('{alpha_link}').focus()")
     before = shipyard.version_of("beta", "production")
     sha = open_world.push(
         {
@@ -383,6 +385,9 @@ def test_in_chromium_the_overview_updates_on_a_push_and_undo_rolls_back(
     )
     wait_for(lambda: "gamma" in main_text(chromium), what="gamma on the open overview")
     assert chromium.evaluate("window.sameDocument") is True
+    # A keyboard user's place survives the refresh.
+    focused = chromium.evaluate("document.activeElement.getAttribute('href')")
+    assert focused == "/ui/environments/production/agents/alpha"
     after = shipyard.wait_desired("beta", "production", sha)
     shipyard.wait_version("beta", "production", after)
 

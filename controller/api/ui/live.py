@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from controller.reconciler.controller import Controller
@@ -34,15 +34,14 @@ def fingerprint(controller: Controller) -> str:
 
 async def changes(
     controller: Controller,
-    disconnected: Callable[[], Any],
     baseline: str,
     lifetime: float = 300.0,
 ) -> AsyncIterator[bytes]:
-    """The stream's bytes: a reconnect delay, then `change` events and heartbeats, until the
-    browser leaves or `lifetime` passes (the browser then reconnects by itself, so a
-    stopping controller never waits on a forgotten tab). `baseline` is the fingerprint
-    taken before the response started, so a change right after the browser sees the
-    stream open is never missed."""
+    """The stream's bytes: a reconnect delay, then `change` events and heartbeats, until
+    the browser leaves (Starlette then cancels this generator) or `lifetime` passes (the
+    browser reconnects by itself, so a stopping controller never waits on a forgotten
+    tab). `baseline` is the fingerprint taken before the response started, so a change
+    right after the browser sees the stream open is never missed."""
     yield f"retry: {RECONNECT_MILLISECONDS}\n: connected\n\n".encode()
     last = baseline
     quiet = 0.0
@@ -50,8 +49,6 @@ async def changes(
     while waited < lifetime:
         await asyncio.sleep(CHECK_SECONDS)
         waited += CHECK_SECONDS
-        if await disconnected():
-            return
         now = fingerprint(controller)
         if now != last:
             last, quiet = now, 0.0

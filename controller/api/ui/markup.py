@@ -106,13 +106,23 @@ LIVE_SCRIPT = """
   var stream = new EventSource('/ui/events/stream');
   stream.onopen = function () { document.body.dataset.live = 'on'; };
   stream.addEventListener('change', function () {
+    var main = document.getElementById('main');
+    var active = document.activeElement;
+    if (active && main.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+      return;  // someone is filling in a form: the next change refreshes
+    }
+    var link = active && main.contains(active) ? active.getAttribute('href') : null;
     fetch(location.href, {credentials: 'same-origin'}).then(function (response) {
       return response.ok ? response.text() : null;
     }).then(function (page) {
       if (!page) return;
       var fresh = new DOMParser().parseFromString(page, 'text/html').getElementById('main');
-      var main = document.getElementById('main');
-      if (fresh && main) { main.innerHTML = fresh.innerHTML; }
+      if (!fresh) return;
+      main.innerHTML = fresh.innerHTML;
+      if (link) {
+        var again = main.querySelector('a[href="' + CSS.escape(link) + '"]');
+        if (again) again.focus();
+      }
     });
   });
 })();

@@ -159,7 +159,7 @@ def create_router(
         if viewer.scope is None:
             raise HTTPException(401, "sign in at /ui/login first")
         return StreamingResponse(
-            live.changes(controller, request.is_disconnected, live.fingerprint(controller)),
+            live.changes(controller, live.fingerprint(controller)),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
