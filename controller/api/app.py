@@ -1,4 +1,4 @@
-"""Shipyard's HTTP API: health, readiness, `/api/v1` and the webhook receivers.
+"""Shipyard's HTTP API: health, readiness, `/api/v1`, the dashboard and the webhook receivers.
 
 Built with FastAPI so the OpenAPI document comes for free (`/openapi.json`, `/docs`);
 the router in `proxy` sits in front of it on the same port and takes agent traffic
@@ -20,6 +20,7 @@ from controller.api import (
     tracing,
     webhooks,
 )
+from controller.api.ui import router as dashboard
 from controller.metrics import exposition
 from controller.reconciler.controller import Controller
 from controller.store.recordings import Recordings
@@ -74,5 +75,6 @@ def create_app(
         app.include_router(
             recordings_api.create_router(controller, recordings, tokens or auth.Tokens())
         )
+    app.include_router(dashboard.create_router(controller, tokens or auth.Tokens(), traced))
     webhooks.install(app, webhook_settings or webhooks.WebhookSettings(None), sink)
     return app
