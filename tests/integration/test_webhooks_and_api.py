@@ -267,6 +267,35 @@ def test_undo_pins_the_previous_version_and_resume_lifts_it(
     shipyard.wait_version("alpha", "production", second)
 
 
+def test_pausing_during_a_rollout_is_refused_rather_than_claiming_the_old_version(
+    shipyard: Shipyard, upstream: Upstream
+) -> None:
+    write = {"authorization": f"Bearer {WRITE}"}
+    slow = manifest(
+        "alpha", temperature=1.1, command='["sh", "-c", "sleep 30; exec python3 agent/server.py"]'
+    ).replace("progressDeadlineSeconds: 20", "progressDeadlineSeconds: 120")
+    upstream.commit({"agents/alpha.yaml": slow}, branch="main")
+    upstream.push("main")
+    shipyard.http.post(shipyard.api("/api/v1/sync"), headers=write)
+
+    def progressing() -> bool:
+        reply = shipyard.http.get(
+            shipyard.api("/api/v1/rollouts?agent=alpha&environment=production"), headers=write
+        )
+        return any(item["result"] == "Progressing" for item in reply.json()["items"])
+
+    wait_for(lambda: progressing() or None, 60, "the slow rollout to start")
+    reply = shipyard.http.post(
+        shipyard.api("/api/v1/environments/production/agents/alpha/pause"), json={}, headers=write
+    )
+    assert reply.status_code == 409, reply.text
+    assert "is rolling out" in reply.json()["detail"]
+    described = shipyard.http.get(
+        shipyard.api("/api/v1/environments/production/agents/alpha"), headers=write
+    ).json()
+    assert described["pin"] is None
+
+
 def test_api_errors_name_what_exists(shipyard: Shipyard) -> None:
     write = {"authorization": f"Bearer {WRITE}"}
     reply = shipyard.http.post(
