@@ -760,9 +760,13 @@ class Controller:
         if held is not None and held.kind is PinKind.PAUSE:
             raise Conflict(f"{agent} in {environment} is already paused ({held.reason})")
         # A deploy in flight would finish after the pin and serve another version than the
-        # one the pause claims to hold.
+        # one the pause claims to hold (once its traffic has switched, the pin holds it).
         for moving in self.store.open_rollouts(environment):
-            if moving.agent == agent and not self.open_rollouts.holds(environment, agent):
+            if (
+                moving.agent == agent
+                and moving.to_version != serving
+                and not self.open_rollouts.holds(environment, agent)
+            ):
                 raise Conflict(
                     f"{agent} in {environment} is rolling out {moving.from_version} → "
                     f"{moving.to_version}; pause it once that rollout ends (shipyard rollout "
