@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from controller.api import (
+    api_bodies,
     auth,
     hooks_sink,
     leadership,
@@ -42,6 +43,8 @@ def create_app(
         description="Git-native deployments and previews for AI agents.",
     )
     app.add_middleware(leadership.WarningHeader, standby=standby)
+    # Outside the routes: FastAPI would read a body before checking the token.
+    app.add_middleware(api_bodies.ApiBodyGate, tokens=tokens or auth.Tokens())
     sink = hooks_sink.ControllerSink(controller)
     # Probes and scrapers may ask with HEAD (uptime checkers do): answer it, not 405.
     app.state.webhook_sink = sink

@@ -13,6 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+# Numbers a forge sends (pull request numbers, project ids) fit in 64 bits, as SQLite's
+# INTEGER does; a larger one is no such number and would overflow the store.
+_LARGEST_INTEGER = 2**63 - 1
+
 
 class Malformed(Exception):
     """The payload cannot be used; the message says what is wrong (answered with 400)."""
@@ -63,7 +67,9 @@ class Fields:
     def integer(self) -> int | None:
         # JSON true is a Python bool, which is an int: never a pull request number.
         value = self._value
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        return value if -_LARGEST_INTEGER <= value <= _LARGEST_INTEGER else None
 
     def flag(self) -> bool:
         return self._value is True
@@ -82,5 +88,5 @@ class Fields:
     def required_integer(self) -> int:
         value = self.integer()
         if value is None:
-            raise Malformed(f"{self.path} must be an integer")
+            raise Malformed(f"{self.path} must be an integer of at most 64 bits")
         return value

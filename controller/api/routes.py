@@ -28,7 +28,10 @@ from controller.source import errors as source_errors
 
 
 class UndoRequest(BaseModel):
-    toRevision: int | None = Field(default=None, ge=1, description="Revision to return to.")
+    # The store's integers are 64-bit: a larger number is no revision, and must not reach it.
+    toRevision: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="Revision to return to."
+    )
     reason: str = Field(default="", max_length=1000)
 
 

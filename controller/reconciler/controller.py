@@ -821,6 +821,19 @@ class Controller:
         held = next((p for p in self.store.pins(environment) if p.agent == agent), None)
         if held is not None and held.kind is PinKind.PAUSE:
             raise Conflict(f"{agent} in {environment} is already paused ({held.reason})")
+        # A deploy in flight would finish after the pin and serve another version than the
+        # one the pause claims to hold (once its traffic has switched, the pin holds it).
+        for moving in self.store.open_rollouts(environment):
+            if (
+                moving.agent == agent
+                and moving.to_version != serving
+                and not self.open_rollouts.holds(environment, agent)
+            ):
+                raise Conflict(
+                    f"{agent} in {environment} is rolling out {moving.from_version} → "
+                    f"{moving.to_version}; pause it once that rollout ends (shipyard rollout "
+                    f"status {agent} -e {environment}), then undo if needed"
+                )
         pin = Pin(
             environment,
             agent,

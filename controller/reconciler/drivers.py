@@ -165,7 +165,9 @@ class KubernetesDriver:
             placement.environment,
             found,
             namespace=namespace,
-            credentials=self.credentials,
+            # The cluster's own token too: a Secret holding it would hand a preview the
+            # controller's access to every namespace.
+            credentials=self.credentials | self.target.client.own_credentials(),
         )
 
     def _read_secrets(self, namespace: str, names: list[str]) -> dict[str, KubeObject | None]:

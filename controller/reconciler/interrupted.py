@@ -55,6 +55,10 @@ class OpenRollouts:
             rollout, cause
         )
 
+    def holds(self, environment: str, agent: str) -> bool:
+        """Whether the open rollout of `agent` is one nobody works on (vs. a deploy in flight)."""
+        return agent in self._by_environment.get(environment, {})
+
     def take(self, environment: str) -> dict[str, LeftOpen]:
         return self._by_environment.pop(environment, {})
 

@@ -26,6 +26,7 @@ from controller.store.records import ReviewRequest
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
+from tests.fake_apiserver.kubeconfig import DEFAULT_TOKEN as KUBE_TOKEN
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import preview_of
@@ -39,6 +40,8 @@ SECRETS = {
     "sandbox": ("previews", {"api-key": "sk-test-prev-k8s"}),
     "shipyard-secrets": ("all", {"SHIPYARD_WEBHOOK_SECRET": WEBHOOK_SECRET}),
     "copied": ("all", {"hook": WEBHOOK_SECRET}),
+    # The controller's own bearer token for the cluster, copied by a careless operator.
+    "kubetoken": ("all", {"token": f"Bearer {KUBE_TOKEN}"}),
 }
 
 
@@ -140,6 +143,7 @@ ATTACKS = {
     "thief": (("KEY", "openai", "api-key"), "openai is scoped to production"),
     "hook": (("KEY", "shipyard-secrets", "SHIPYARD_WEBHOOK_SECRET"), "controller's credentials"),
     "copied": (("KEY", "copied", "hook"), "controller's own credentials"),
+    "kubetoken": (("KEY", "kubetoken", "token"), "controller's own credentials"),
     "ghost": (("KEY", "nowhere", "x"), "no Secret nowhere in namespace shipyard-production"),
 }
 
@@ -172,7 +176,7 @@ def test_a_preview_gets_copies_of_preview_scoped_secrets_only(
     # The preview's namespace holds exactly the copies of what it may have.
     assert secret(fake, preview, "sentry") == {"dsn": "dsn-shared-k8s"}
     assert secret(fake, preview, "sandbox") == {"api-key": "sk-test-prev-k8s"}
-    for name in ("openai", "shipyard-secrets", "copied"):
+    for name in ("openai", "shipyard-secrets", "copied", "kubetoken"):
         assert secret(fake, preview, name) is None, name
     names = {item["name"] for item in deployed_env(fake, preview, "fair")}
     assert {"SENTRY_DSN", "OPENAI_API_KEY"} <= names

@@ -268,6 +268,7 @@ def _odd_payloads() -> list[tuple[str, str, Any]]:
         ("github", "pull_request", changed(pull, ("pull_request",), "a string")),
         ("github", "pull_request", changed(pull, ("number",), "3")),
         ("github", "pull_request", changed(pull, ("number",), True)),
+        ("github", "pull_request", changed(pull, ("number",), 10**30)),
         ("github", "pull_request", changed(pull, ("pull_request", "labels"), "bug")),
         ("github", "pull_request", changed(pull, ("pull_request", "labels"), [1, None, "x"])),
         ("github", "pull_request", changed(pull, ("repository",), None)),
@@ -282,8 +283,11 @@ def _odd_payloads() -> list[tuple[str, str, Any]]:
         ("gitlab", "Merge Request Hook", changed(merge, ("object_attributes",), [])),
         ("gitlab", "Merge Request Hook", changed(merge, ("labels",), "x")),
         ("gitlab", "Merge Request Hook", changed(merge, ("project",), "x")),
+        ("gitlab", "Merge Request Hook", changed(merge, ("object_attributes", "iid"), 10**30)),
         ("gitea", "pull_request", changed(gitea_pull_request_payload("odd", 3, "d" * 40),
                                           ("pull_request", "head", "repo"), "x")),
+        ("gitea", "pull_request", changed(gitea_pull_request_payload("odd", 3, "d" * 40),
+                                          ("number",), 10**30)),
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from tests.integration.webhook_payloads import (
     gitlab_push,
     signed_github,
 )
+from tests.integration.wire import open_upload, read_reply
 
 SECRET = "s3cret-webhook-key"
 READ = "read-token-123"
@@ -195,6 +196,38 @@ class TestApiAuth:
         reply = shipyard.http.post(shipyard.api("/api/v1/sync"), headers=headers)
         assert reply.status_code == 202
 
+    def test_a_body_without_a_token_is_refused_before_it_is_read(self, shipyard: Shipyard) -> None:
+        # Declares 200 MB and sends none of it: the answer comes from the headers alone.
+        upload = open_upload(
+            shipyard.port,
+            "/api/v1/environments/production/agents/alpha/undo",
+            {"content-type": "application/json"},
+            200_000_000,
+        )
+        reply = read_reply(upload)
+        assert reply.status == 401
+        assert reply.headers["connection"] == "close"
+        upload = open_upload(
+            shipyard.port,
+            "/api/v1/environments/production/agents/alpha/pause",
+            {"content-type": "application/json", "authorization": f"Bearer {READ}"},
+            200_000_000,
+        )
+        assert read_reply(upload).status == 403
+
+    def test_a_large_body_is_413_even_with_a_token(self, shipyard: Shipyard) -> None:
+        write = {"authorization": f"Bearer {WRITE}", "content-type": "application/json"}
+        upload = open_upload(
+            shipyard.port, "/api/v1/environments/production/agents/alpha/pause", write, 200_000_000
+        )
+        assert read_reply(upload).status == 413
+        streamed = open_upload(
+            shipyard.port, "/api/v1/environments/production/agents/alpha/pause", write, None
+        )
+        streamed.sendall(b"10000\r\n" + b" " * 0x10000 + b"\r\n" + b"10000\r\n" + b" " * 0x10000)
+        assert read_reply(streamed).status == 413
+        assert shipyard.serving("alpha", "production") is not None
+
     def test_health_and_openapi_stay_open(self, shipyard: Shipyard) -> None:
         assert httpx.get(shipyard.api("/healthz"), timeout=5).json() == {"status": "ok"}
         spec = httpx.get(shipyard.api("/openapi.json"), timeout=5).json()
@@ -234,6 +267,35 @@ def test_undo_pins_the_previous_version_and_resume_lifts_it(
     shipyard.wait_version("alpha", "production", second)
 
 
+def test_pausing_during_a_rollout_is_refused_rather_than_claiming_the_old_version(
+    shipyard: Shipyard, upstream: Upstream
+) -> None:
+    write = {"authorization": f"Bearer {WRITE}"}
+    slow = manifest(
+        "alpha", temperature=1.1, command='["sh", "-c", "sleep 30; exec python3 agent/server.py"]'
+    ).replace("progressDeadlineSeconds: 20", "progressDeadlineSeconds: 120")
+    upstream.commit({"agents/alpha.yaml": slow}, branch="main")
+    upstream.push("main")
+    shipyard.http.post(shipyard.api("/api/v1/sync"), headers=write)
+
+    def progressing() -> bool:
+        reply = shipyard.http.get(
+            shipyard.api("/api/v1/rollouts?agent=alpha&environment=production"), headers=write
+        )
+        return any(item["result"] == "Progressing" for item in reply.json()["items"])
+
+    wait_for(lambda: progressing() or None, 60, "the slow rollout to start")
+    reply = shipyard.http.post(
+        shipyard.api("/api/v1/environments/production/agents/alpha/pause"), json={}, headers=write
+    )
+    assert reply.status_code == 409, reply.text
+    assert "is rolling out" in reply.json()["detail"]
+    described = shipyard.http.get(
+        shipyard.api("/api/v1/environments/production/agents/alpha"), headers=write
+    ).json()
+    assert described["pin"] is None
+
+
 def test_api_errors_name_what_exists(shipyard: Shipyard) -> None:
     write = {"authorization": f"Bearer {WRITE}"}
     reply = shipyard.http.post(
@@ -254,3 +316,9 @@ def test_api_errors_name_what_exists(shipyard: Shipyard) -> None:
         headers={**write, "content-type": "application/json"},
     )
     assert bad.status_code == 422
+    huge = shipyard.http.post(
+        shipyard.api("/api/v1/environments/production/agents/alpha/undo"),
+        json={"toRevision": 10**30},
+        headers=write,
+    )
+    assert huge.status_code == 422, huge.text

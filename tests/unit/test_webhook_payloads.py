@@ -38,6 +38,12 @@ class TestFields:
         assert Fields(True, "n").integer() is None
         assert Fields(7, "n").integer() == 7
 
+    def test_numbers_beyond_64_bits_are_not_numbers(self) -> None:
+        assert Fields(2**63 - 1, "n").integer() == 2**63 - 1
+        assert Fields(2**63, "n").integer() is None
+        with pytest.raises(Malformed, match="number must be an integer of at most 64 bits"):
+            Fields({"number": 10**30}, "").at("number").required_integer()
+
     def test_required_values_name_their_path(self) -> None:
         payload = Fields({"pull_request": {"head": {"ref": 5}}}, "")
         with pytest.raises(Malformed, match=r"pull_request\.head\.ref must be a non-empty string"):

@@ -86,6 +86,21 @@ class KubeClient:
         k8s.Configuration.set_default(configuration)
         return cls(k8s.ApiClient(configuration))
 
+    def own_credentials(self) -> frozenset[str]:
+        """What this client authenticates with: its bearer token, password or client key.
+
+        Read at each call, since an in-cluster token is refreshed from its file.
+        """
+        configuration = self.api_client.configuration
+        values = [configuration.password]
+        for value in (configuration.api_key or {}).values():
+            values.append(str(value).removeprefix("Bearer ").strip())
+        if configuration.key_file:
+            # Unreadable: no key to compare with (and the cluster refuses the client anyway).
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values.append(Path(configuration.key_file).read_text(encoding="utf-8").strip())
+        return frozenset(value for value in values if value)
+
     # Calls --------------------------------------------------------------------------
 
     def apply(self, obj: KubeObject, *, force: bool = True) -> KubeObject:
