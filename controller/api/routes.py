@@ -262,6 +262,8 @@ def _unknown_environment(controller: Controller, environment: str) -> None:
 def _revision(revision: Any) -> dict[str, Any]:
     fields = dataclasses.asdict(revision)
     fields["manifest"] = json.loads(fields.pop("manifest_json"))
+    # The prompt file's text as this revision deployed it (null for an inline prompt).
+    fields["prompt"] = fields.pop("prompt_text")
     return fields
 
 

@@ -340,7 +340,36 @@ def _one_revision(
             f"revision {number}",
         )
     )
+    lines.extend(_prompt_change(before, chosen, previous, manifest))
     return lines
+
+
+def _prompt_change(
+    before: dict[str, Any],
+    chosen: dict[str, Any],
+    previous: dict[str, Any],
+    manifest: dict[str, Any],
+) -> list[str]:
+    """The unified diff of the prompt files the two revisions deployed, when they differ.
+
+    A prompt file's text is part of the version but not of the manifest, so the manifest
+    diff alone would show a prompt edit as nothing but a new version.
+    """
+    old, new = before.get("prompt"), chosen.get("prompt")
+    if not isinstance(old, str) and not isinstance(new, str):
+        return []
+    if old == new:
+        return ["  prompt file unchanged"]
+    old_label = f"revision {before.get('number')} {_prompt_file(previous) or 'prompt'}"
+    new_label = f"revision {chosen.get('number')} {_prompt_file(manifest) or 'prompt'}"
+    diff = manifest_diff.unified(old or "", new or "", old_label, new_label)
+    return ["Prompt file change:", *(f"  {line}" for line in diff)]
+
+
+def _prompt_file(manifest: dict[str, Any]) -> str | None:
+    prompt = manifest.get("spec", {}).get("prompt", {})
+    file = prompt.get("file") if isinstance(prompt, dict) else None
+    return str(file) if file else None
 
 
 # undo, pause, resume ----------------------------------------------------------------------

@@ -595,6 +595,7 @@ class Controller:
                 author=commit.author,
                 message=commit.message,
                 manifest_json=json.dumps(agent.manifest, sort_keys=True),
+                prompt_text=agent.spec.prompt.text if agent.spec.prompt.file else None,
             )
             rollout = self.store.begin_rollout(
                 agent=agent.name,

@@ -40,6 +40,9 @@ class Revision:
     message: str
     created_at: float
     manifest_json: str
+    # The text of the prompt file the manifest names (None for an inline prompt, or a
+    # revision recorded before prompt texts were kept): diffs of history show it.
+    prompt_text: str | None = None
 
 
 @dataclass(frozen=True)

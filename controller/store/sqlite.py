@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     number INTEGER NOT NULL, agent TEXT NOT NULL, environment TEXT NOT NULL,
     version TEXT NOT NULL, commit_sha TEXT NOT NULL, branch TEXT NOT NULL,
     author TEXT NOT NULL, message TEXT NOT NULL, created_at REAL NOT NULL,
-    manifest_json TEXT NOT NULL,
+    manifest_json TEXT NOT NULL, prompt_text TEXT,
     PRIMARY KEY (agent, environment, number),
     UNIQUE (agent, environment, version, commit_sha)
 );
@@ -96,6 +96,9 @@ class Store:
         pin_columns = {row[1] for row in self._db.execute("PRAGMA table_info(pins)")}
         if "kind" not in pin_columns:
             self._db.execute("ALTER TABLE pins ADD COLUMN kind TEXT NOT NULL DEFAULT 'undo'")
+        revision_columns = {row[1] for row in self._db.execute("PRAGMA table_info(revisions)")}
+        if "prompt_text" not in revision_columns:
+            self._db.execute("ALTER TABLE revisions ADD COLUMN prompt_text TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -191,6 +194,7 @@ class Store:
         author: str,
         message: str,
         manifest_json: str,
+        prompt_text: str | None = None,
     ) -> Revision:
         """The revision for (version, commit), created once however often this is called."""
         with self._transaction() as db:
@@ -216,8 +220,9 @@ class Store:
                 message,
                 time.time(),
                 manifest_json,
+                prompt_text,
             )
-            db.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return Revision(*row)
 
     def revisions(self, agent: str, environment: str, limit: int = 500) -> list[Revision]:

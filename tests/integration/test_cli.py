@@ -966,3 +966,32 @@ def test_an_unreachable_repository_is_a_warning_not_silence(tmp_path: Path) -> N
         server.terminate()
         server.wait(timeout=30)
     assert "s3cr3t-token" not in log.read_text() + result.stderr
+
+
+def test_history_of_a_revision_shows_its_prompt_file_change(world: World) -> None:
+    before = world.shipyard.version_of("alpha", PREVIEW)
+    sha = commit_on(
+        world.upstream,
+        "feature",
+        {"prompts/alpha.md": "You are alpha.\nBe friendly.\nAnswer in French.\n"},
+        "Alpha answers in French",
+    )
+    after = world.shipyard.wait_desired("alpha", PREVIEW, sha)
+    assert after != before  # the prompt file's text is part of the version
+    world.shipyard.wait_version("alpha", PREVIEW, after)
+    history = yaml.safe_load(
+        quick(world, "rollout", "history", "alpha", "-e", PREVIEW, "-o", "yaml").stdout
+    )["items"]
+    newest = history[-1]
+    assert newest["version"] == after
+    shown = quick(
+        world, "rollout", "history", "alpha", "-e", PREVIEW, "--revision", str(newest["number"])
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    change = lines.index("Prompt file change:")
+    diff = lines[change + 1 :]
+    assert diff[0].startswith(f"  --- revision {newest['number'] - 1} prompts/alpha.md")
+    assert diff[1].startswith(f"  +++ revision {newest['number']} prompts/alpha.md")
+    assert "  +Answer in French." in diff
+    assert not any(line.startswith("  -") and "---" not in line for line in diff)
