@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli import validate_suites
 from controller.specs import loading, semantic, validation
 from controller.specs import tree as trees
 from controller.specs.model import Agent
@@ -85,6 +86,7 @@ def validate(
       shipyard validate --target kubernetes
     """
     requests = _group_by_repository(paths or (Path(),), root, repo_root)
+    suite_requests = validate_suites.split_suite_files(requests)
     agents: list[tuple[Path, CheckedAgent]] = []
     problems: list[tuple[Path, Problem]] = []
     file_count = 0
@@ -92,6 +94,12 @@ def validate(
         agents += [(repository, agent) for agent in checked]
         problems += [(repository, problem) for problem in found]
         file_count += files
+        if repository in suite_requests:
+            # The whole repository was checked: its agents are all here to name.
+            names = {agent.name for agent in checked} if requests[repository] is None else None
+            suites = validate_suites.check(repository, suite_requests[repository], names, root)
+            problems += [(repository, problem) for problem in suites.problems]
+            file_count += suites.files
     if file_count == 0:
         where = ", ".join(str(path) for path in paths) or "."
         raise click.ClickException(f"no manifests (*.yaml, *.yml) found in {where}")

@@ -25,10 +25,13 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
         return
     if status.commit is None:
         return
+    evals = controller.evaluation.comparisons(status.name) if state == "success" else ()
     # A periodic resync of an unchanged preview tells the pull request nothing new.
     summary = (
         status.commit,
-        state + "".join(f"{a.name}{a.version}" for a in status.agents.values()),
+        state
+        + "".join(f"{a.name}{a.version}" for a in status.agents.values())
+        + "".join(f"{e.agent}{e.case}{e.preview_passed}{e.production_passed}" for e in evals),
     )
     if controller.reported.get(status.name) == summary:
         return
@@ -49,6 +52,7 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
                 for agent in status.agents.values()
             ),
             problems=problems,
+            evals=evals,
         )
     )
 
