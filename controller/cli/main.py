@@ -26,6 +26,7 @@ COMMANDS = {
     "logs": "controller.cli.logs_command:logs",
     "requests": "controller.cli.requests_command:requests",
     "replay": "controller.cli.replay_command:replay",
+    "eval": "controller.cli.eval_command:eval_results",
     "validate": "controller.cli.validate_command:validate",
     "schema": "controller.cli.schema_command:schema",
     "serve": "controller.cli.serve_command:serve",

@@ -85,6 +85,15 @@ class Evaluation:
                 rows.append(_comparison(agent, result, base))
         return tuple(rows)
 
+    def case_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """(agent, environment, version, pass|fail) → cases, for the metrics."""
+        counts: dict[tuple[str, str, str, str], int] = {}
+        for (environment, agent), evaluated in self.evaluated.items():
+            for result in self.results.results(agent, evaluated.version, evaluated.digests):
+                key = (agent, environment, evaluated.version, "pass" if result.passed else "fail")
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def wait_idle(self) -> None:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
