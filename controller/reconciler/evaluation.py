@@ -64,11 +64,17 @@ class Evaluation:
             return None
         return evaluated.version, self.results.results(agent, evaluated.version, evaluated.digests)
 
-    def comparisons(self, environment: str) -> tuple[EvalComparison, ...]:
-        """Per agent and case of `environment`: its result beside production's."""
+    def comparisons(
+        self, environment: str, versions: dict[str, str | None]
+    ) -> tuple[EvalComparison, ...]:
+        """Per agent and case of `environment`: its result beside production's.
+
+        Only for the `versions` (agent → version) the environment runs now: a new push's
+        report must not carry the verdict on the version it replaces.
+        """
         rows: list[EvalComparison] = []
         for (env, agent), evaluated in sorted(self.evaluated.items()):
-            if env != environment:
+            if env != environment or versions.get(agent) != evaluated.version:
                 continue
             preview = self.results.results(agent, evaluated.version, evaluated.digests)
             serving = self.evaluated.get((naming.PRODUCTION, agent))

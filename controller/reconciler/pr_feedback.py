@@ -25,7 +25,8 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
         return
     if status.commit is None:
         return
-    evals = controller.evaluation.comparisons(status.name) if state == "success" else ()
+    versions = {agent.name: agent.version for agent in status.agents.values()}
+    evals = controller.evaluation.comparisons(status.name, versions) if state == "success" else ()
     # A periodic resync of an unchanged preview tells the pull request nothing new.
     summary = (
         status.commit,
