@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,15 +71,13 @@ class EvalRunner:
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
 
-    def submit(
-        self, request: EvalRequest, done: Callable[[], Awaitable[None]] | None = None
-    ) -> asyncio.Task[None]:
+    def submit(self, request: EvalRequest) -> asyncio.Task[None]:
         """Start evaluating in the background (joining a run already under way)."""
         key = (request.agent, request.version)
         running = self._running.get(key)
         if running is not None and not running.done():
             return running
-        task = asyncio.create_task(self._evaluate(request, done), name=f"eval {key}")
+        task = asyncio.create_task(self._evaluate(request), name=f"eval {key}")
         self._running[key] = task
         return task
 
@@ -93,13 +91,9 @@ class EvalRunner:
         await asyncio.gather(*self._running.values(), return_exceptions=True)
         await self._client.aclose()
 
-    async def _evaluate(
-        self, request: EvalRequest, done: Callable[[], Awaitable[None]] | None
-    ) -> None:
+    async def _evaluate(self, request: EvalRequest) -> None:
         try:
             await self.evaluate(request)
-            if done is not None:
-                await done()
         except Exception:  # a bug here must not take the controller down with it
             log.exception("evaluating %s %s failed", request.agent, request.version)
 

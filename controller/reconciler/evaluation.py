@@ -94,11 +94,18 @@ class Evaluation:
     def case_counts(self) -> dict[tuple[str, str, str, str], int]:
         """(agent, environment, version, pass|fail) → cases, for the metrics."""
         counts: dict[tuple[str, str, str, str], int] = {}
+        self._forget_gone()
         for (environment, agent), evaluated in self.evaluated.items():
             for result in self.results.results(agent, evaluated.version, evaluated.digests):
                 key = (agent, environment, evaluated.version, "pass" if result.passed else "fail")
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def _forget_gone(self) -> None:
+        """Torn-down previews take their series and results with them, as everywhere else."""
+        live = set(self.controller.statuses)
+        for key in [key for key in self.evaluated if key[0] not in live]:
+            del self.evaluated[key]
 
     async def wait_idle(self) -> None:
         while self._tasks:

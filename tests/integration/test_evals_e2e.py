@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.github import DEFAULT_TOKEN, FakeGitHub, fake_github
+from tests.fakes.gitlab import DEFAULT_TOKEN as GITLAB_TOKEN
+from tests.fakes.gitlab import fake_gitlab
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import (
     EXAMPLE_AGENT,
@@ -75,8 +77,7 @@ def github() -> Iterator[FakeGitHub]:
         yield server
 
 
-@pytest.fixture
-def shipyard(upstream: Upstream, tmp_path: Path, github: FakeGitHub) -> Iterator[Shipyard]:
+def seed(upstream: Upstream) -> None:
     upstream.commit(
         {
             "agent/server.py": (EXAMPLE_AGENT / "server.py").read_text(),
@@ -86,6 +87,11 @@ def shipyard(upstream: Upstream, tmp_path: Path, github: FakeGitHub) -> Iterator
         branch="main",
     )
     upstream.push("main")
+
+
+@pytest.fixture
+def shipyard(upstream: Upstream, tmp_path: Path, github: FakeGitHub) -> Iterator[Shipyard]:
+    seed(upstream)
     token_file = tmp_path / "github-token"
     token_file.write_text(DEFAULT_TOKEN + "\n")
     running = Shipyard(
@@ -172,3 +178,42 @@ def _shipyard_eval(shipyard: Shipyard, environment: str) -> subprocess.Completed
          "--server", f"http://127.0.0.1:{shipyard.port}"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def test_a_gitlab_merge_request_gets_the_eval_status_and_section(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    seed(upstream)
+    project = "group/agents"
+    with fake_gitlab() as gitlab:
+        gitlab.state.add_merge_request(project, 4, BRANCH)
+        token_file = tmp_path / "gitlab-token"
+        token_file.write_text(GITLAB_TOKEN + "\n")
+        running = Shipyard(
+            upstream.bare, tmp_path / "state",
+            "--gitlab-api-url", gitlab.url, "--gitlab-token-file", str(token_file),
+            "--gitlab-project", project,
+        ).start()  # fmt: skip
+        try:
+            sha = upstream.commit(
+                {"agents/alpha.yaml": agent_manifest("You are curt.")}, branch=BRANCH
+            )
+            upstream.push(BRANCH)
+
+            def eval_status() -> dict[str, str] | None:
+                found = [
+                    s
+                    for s in gitlab.state.commit_statuses(project, sha)
+                    if s["name"] == "shipyard/evals"
+                ]
+                return found[-1] if found else None
+
+            status = wait_for(eval_status, timeout=60, what="shipyard/evals on GitLab")
+            assert status["status"] == "failed"
+            assert "alpha/polite-prompt" in status["description"]
+            wait_for(
+                lambda: "polite-prompt" in gitlab.state.mr_notes(project, 4)[-1]["body"],
+                what="the Evals section in the note",
+            )
+        finally:
+            running.close()
