@@ -424,7 +424,7 @@ class Controller:
         if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
             pr_feedback.report(self, status, "success")
-            self.evaluation.preview_ready(environment, sha)
+            self.evaluation.environment_ready(environment, sha)
             return Outcome.READY
         failed_agents = [name for name, agent in status.agents.items() if not agent.rolled_out]
         status.set_condition(

@@ -1,6 +1,6 @@
-"""When a preview turns ready, evaluate its agents and production's versions of them.
+"""When an environment turns ready, evaluate its agents (a preview's beside production's).
 
-The reconciler calls `Evaluation.preview_ready` with one line and moves on: suites are
+The reconciler calls `Evaluation.environment_ready` with one line and moves on: suites are
 read from the commit on the git thread and runs happen on the runner's own tasks. When a
 preview's and production's results are both in, the pull request is told again, now with
 the comparison. Which version each (environment, agent) was last evaluated at is kept
@@ -40,6 +40,7 @@ class Evaluation:
         self.runner = runner
         self.evaluated: dict[tuple[str, str], Evaluated] = {}  # (environment, agent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started: dict[str, str] = {}  # environment → the commit last evaluated
 
     @classmethod
     def for_controller(cls, controller: Controller) -> Evaluation:
@@ -49,10 +50,15 @@ class Evaluation:
     def results(self) -> EvalResults:
         return self.runner.results
 
-    def preview_ready(self, environment: str, sha: str) -> None:
-        """A preview serves `sha`: evaluate it against production, in the background."""
-        if environment == naming.PRODUCTION:
+    def environment_ready(self, environment: str, sha: str) -> None:
+        """`environment` serves `sha`: evaluate it (a preview also against production).
+
+        Once per (environment, commit): the periodic resyncs of an unchanged environment
+        start nothing.
+        """
+        if self._started.get(environment) == sha:
             return
+        self._started[environment] = sha
         task = asyncio.create_task(self._start(environment, sha), name=f"evals {environment}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -106,6 +112,8 @@ class Evaluation:
         live = set(self.controller.statuses)
         for key in [key for key in self.evaluated if key[0] not in live]:
             del self.evaluated[key]
+        for environment in [name for name in self._started if name not in live]:
+            del self._started[environment]
 
     async def wait_idle(self) -> None:
         while self._tasks:
@@ -141,13 +149,13 @@ class Evaluation:
             if version is None:
                 continue
             runs.append(self._submit(environment, agent, version, suites))
-            if agent in production:
+            if environment != naming.PRODUCTION and agent in production:
                 runs.append(self._submit(naming.PRODUCTION, agent, production[agent], suites))
         if not runs:
             return
         await asyncio.gather(*runs, return_exceptions=True)
         report = controller.statuses.get(environment)
-        if report is not None and report.commit == sha:
+        if environment != naming.PRODUCTION and report is not None and report.commit == sha:
             from controller.reconciler import pr_feedback  # noqa: PLC0415  (a cycle otherwise)
 
             pr_feedback.report(controller, report, "success")

@@ -199,9 +199,9 @@ def _semantic_problems(value: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
 def regex_problem(pattern: str) -> str | None:
     """Why `pattern` is refused, or None: it must compile and must not nest quantifiers.
 
-    A quantifier inside a quantified group, as in `(a+)+` or `(\\w*)*`, can make the
-    matcher backtrack exponentially on a crafted answer; Python's `re` has no timeout,
-    so such patterns are refused before they ever run.
+    A quantifier or an alternation inside a quantified group, as in `(a+)+`, `(\\w*)*` or
+    `(a|aa)+`, can make the matcher backtrack exponentially on a crafted answer;
+    Python's `re` has no timeout, so such patterns are refused before they ever run.
     """
     from re import _parser  # type: ignore[attr-defined]  # noqa: PLC0415
 
@@ -212,8 +212,9 @@ def regex_problem(pattern: str) -> str | None:
         return f"not a valid regular expression: {error}"
     if _nests_quantifiers(parsed, inside_repeat=False):
         return (
-            "nested quantifiers (such as (a+)+) can backtrack for ever; "
-            "rewrite the pattern without a repeated group that itself repeats"
+            "nested quantifiers or alternatives inside a repeated group (such as (a+)+ or "
+            "(a|aa)+) can backtrack for ever; rewrite the pattern without a repeated group "
+            "that itself repeats or branches (a character class such as [ab]+ is fine)"
         )
     return None
 
@@ -232,6 +233,8 @@ def _nests_quantifiers(items: Any, *, inside_repeat: bool) -> bool:
             ):
                 return True
             continue
+        if name == "BRANCH" and inside_repeat:
+            return True  # (a|aa)+: alternatives that overlap backtrack like nested repeats
         children = _children(name, argument)
         if any(_nests_quantifiers(child, inside_repeat=inside_repeat) for child in children):
             return True

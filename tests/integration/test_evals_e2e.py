@@ -108,6 +108,11 @@ def shipyard(upstream: Upstream, tmp_path: Path, github: FakeGitHub) -> Iterator
 def test_a_broken_case_fails_the_eval_status_and_a_fix_turns_it_green(
     shipyard: Shipyard, upstream: Upstream, github: FakeGitHub
 ) -> None:
+    # Production is evaluated on its own as soon as it is ready.
+    wait_for(
+        lambda: _shipyard_eval(shipyard, "production").returncode == 0,
+        what="production's eval results",
+    )
     github.state.add_pull(REPOSITORY, 7, BRANCH)
     environment = preview_of(BRANCH)
     broken = upstream.commit({"agents/alpha.yaml": agent_manifest("You are curt.")}, branch=BRANCH)
