@@ -167,6 +167,37 @@ def test_a_broken_case_fails_the_eval_status_and_a_fix_turns_it_green(
     assert _shipyard_eval(shipyard, environment).returncode == 0
 
 
+def test_a_hostile_suite_is_refused_and_the_controller_carries_on(
+    shipyard: Shipyard, upstream: Upstream, github: FakeGitHub
+) -> None:
+    github.state.add_pull(REPOSITORY, 8, BRANCH)
+    hostile = SUITE.replace('contains: ["You are polite."]', 'regex: "(a+)+$"')
+    first = upstream.commit(
+        {"agents/alpha.yaml": agent_manifest("You are curt."), "evals/alpha.yaml": hostile},
+        branch=BRANCH,
+    )
+    upstream.push(BRANCH)
+    wait_for(
+        lambda: "nested quantifiers" in shipyard.log.read_text(),
+        what="the suite's problem in the controller's log",
+    )
+    assert "evals/alpha.yaml:" in shipyard.log.read_text()
+    wait_for(
+        lambda: any(
+            s["context"] == "shipyard/preview" and s["state"] == "success"
+            for s in github.state.commit_statuses(REPOSITORY, first)
+        ),
+        what="the preview to be ready all the same",
+    )
+    second = upstream.commit(
+        {"agents/alpha.yaml": agent_manifest("You are polite.", 0.3), "evals/alpha.yaml": SUITE},
+        branch=BRANCH,
+    )
+    upstream.push(BRANCH)
+    status = wait_for(lambda: _eval_status(github, second), timeout=60, what="shipyard/evals")
+    assert status["state"] == "success"
+
+
 def _eval_status(github: FakeGitHub, sha: str) -> dict[str, str] | None:
     found = [
         status

@@ -135,6 +135,7 @@ def test_hostile_files_get_errors_not_hangs(tmp_path: Path) -> None:
         for i in range(20)
     )
     assert messages(load(tmp_path, bomb))
+    assert "unknown alias" in messages(load(tmp_path, "a: &a [*a]\n"))[0]  # cyclic
     assert "NUL" in messages(load(tmp_path, b"kind: EvalSuite\x00"))[0]
     assert "not valid UTF-8" in messages(load(tmp_path, b"kind: \xff\n"))[0]
     many = GOOD + "".join(
