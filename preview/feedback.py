@@ -79,6 +79,7 @@ class PreviewReport:
     problems: tuple[str, ...] = ()  # validation errors, one line each, for failure
     description: str = ""
     evals: tuple[EvalComparison, ...] = ()  # golden cases, once both sides were evaluated
+    eval_problems: tuple[str, ...] = ()  # invalid eval suites at this commit, one line each
 
     def __post_init__(self) -> None:
         if not _REPOSITORY.fullmatch(self.repository):
@@ -87,7 +88,7 @@ class PreviewReport:
             raise ValueError(f"sha must be a full lowercase hex commit id, got {self.sha!r}")
         if self.state not in REPORT_STATES:
             raise ValueError(f"state must be one of {sorted(REPORT_STATES)}, got {self.state!r}")
-        for field in ("agents", "problems", "evals"):
+        for field in ("agents", "problems", "evals", "eval_problems"):
             value = getattr(self, field)
             # A bare string would become one problem per character.
             if isinstance(value, str):
@@ -158,6 +159,8 @@ def comment_body(report: PreviewReport) -> str:
         lines += ["", "**Problems**", "", *_problem_block(report.problems)]
     if report.evals:
         lines += ["", *eval_section(report.evals)]
+    if report.eval_problems:
+        lines += ["", "**Eval suite problems**", "", *_problem_block(report.eval_problems)]
     body = "\n".join(lines) + "\n"
     return _clip(body, MAX_COMMENT)
 
@@ -169,10 +172,15 @@ def eval_status(report: PreviewReport) -> tuple[str, str] | None:
     """The `shipyard/evals` commit status (state, description), once there are results.
 
     Success when the preview passes every case production passes; a case that fails on
-    both sides is not the change's doing.
+    both sides is not the change's doing. Failure too when a suite at the commit is invalid.
     """
-    if not report.evals or report.state != "success":
+    if report.state != "success" or not (report.evals or report.eval_problems):
         return None
+    if report.eval_problems:
+        more = len(report.eval_problems) - 1
+        suffix = f" (+{more} more)" if more else ""
+        first = _clip(_one_line(report.eval_problems[0]), MAX_DESCRIPTION - 20 - len(suffix))
+        return "failure", f"invalid eval suite: {first}{suffix}"
     regressed = [row for row in report.evals if row.regressed]
     passed = sum(row.preview_passed for row in report.evals)
     total = len(report.evals)

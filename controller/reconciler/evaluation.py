@@ -41,6 +41,8 @@ class Evaluation:
         self.evaluated: dict[tuple[str, str], Evaluated] = {}  # (environment, agent)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: dict[str, str] = {}  # environment → the commit last evaluated
+        # Environment → (commit, its suites' problems at that commit).
+        self._problems: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     @classmethod
     def for_controller(cls, controller: Controller) -> Evaluation:
@@ -62,6 +64,11 @@ class Evaluation:
         task = asyncio.create_task(self._start(environment, sha), name=f"evals {environment}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def problems_at(self, environment: str, sha: str) -> tuple[str, ...]:
+        """The problems of `environment`'s suites at `sha` (none known for another commit)."""
+        known = self._problems.get(environment)
+        return known[1] if known is not None and known[0] == sha else ()
 
     def case_results(self, environment: str, agent: str) -> tuple[str, list[CaseResult]] | None:
         """The version last evaluated in `environment` and its results, if any."""
@@ -114,6 +121,7 @@ class Evaluation:
             del self.evaluated[key]
         for environment in [name for name in self._started if name not in live]:
             del self._started[environment]
+            self._problems.pop(environment, None)
 
     async def wait_idle(self) -> None:
         while self._tasks:
@@ -132,9 +140,8 @@ class Evaluation:
         status = controller.statuses.get(environment)
         if status is None:
             return
-        names = set(status.agents)
         try:
-            loaded = await controller._in_git(self._suites, sha, names)
+            loaded = await controller._in_git(self._suites, environment, sha)
         except Exception:
             log.exception("reading eval suites at %s failed", sha[:12])
             return
@@ -151,7 +158,7 @@ class Evaluation:
             runs.append(self._submit(environment, agent, version, suites))
             if environment != naming.PRODUCTION and agent in production:
                 runs.append(self._submit(naming.PRODUCTION, agent, production[agent], suites))
-        if not runs:
+        if not runs and not self.problems_at(environment, sha):
             return
         await asyncio.gather(*runs, return_exceptions=True)
         report = controller.statuses.get(environment)
@@ -160,11 +167,16 @@ class Evaluation:
 
             pr_feedback.report(controller, report, "success")
 
-    def _suites(self, sha: str, names: set[str]) -> dict[str, tuple[evalsuites.Suite, ...]]:
-        tree = self.controller.mirror.tree(sha)
-        result = evalsuites.collect(tree, names)
+    def _suites(self, environment: str, sha: str) -> dict[str, tuple[evalsuites.Suite, ...]]:
+        """The commit's valid suites by agent; their problems are kept for the pull request."""
+        controller = self.controller
+        tree = controller.mirror.tree(sha)
+        # Every agent the commit declares (cached by content), not only those it previews.
+        declared = controller._manifests.collect(tree, controller.config.manifests_root)
+        result = evalsuites.collect(tree, {agent.name for agent in declared.agents})
         for problem in result.problems:
             log.warning("eval suite problem: %s", problem.render())
+        self._problems[environment] = (sha, tuple(p.render() for p in result.problems))
         by_agent: dict[str, list[evalsuites.Suite]] = {}
         for suite in result.suites:
             by_agent.setdefault(suite.agent, []).append(suite)

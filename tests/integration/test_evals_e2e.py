@@ -177,18 +177,16 @@ def test_a_hostile_suite_is_refused_and_the_controller_carries_on(
         branch=BRANCH,
     )
     upstream.push(BRANCH)
+    status = wait_for(lambda: _eval_status(github, first), timeout=60, what="shipyard/evals")
+    assert status["state"] == "failure"
+    assert status["description"].startswith("invalid eval suite: evals/alpha.yaml:")
     wait_for(
-        lambda: "nested quantifiers" in shipyard.log.read_text(),
-        what="the suite's problem in the controller's log",
+        lambda: "**Eval suite problems**" in github.state.pull_comments(REPOSITORY, 8)[0]["body"],
+        what="the suite's problem in the comment",
     )
-    assert "evals/alpha.yaml:" in shipyard.log.read_text()
-    wait_for(
-        lambda: any(
-            s["context"] == "shipyard/preview" and s["state"] == "success"
-            for s in github.state.commit_statuses(REPOSITORY, first)
-        ),
-        what="the preview to be ready all the same",
-    )
+    comment = github.state.pull_comments(REPOSITORY, 8)[0]["body"]
+    assert "expect.regex: nested quantifiers" in comment
+    assert "✅ Shipyard preview" in comment  # the preview itself is ready all the same
     second = upstream.commit(
         {"agents/alpha.yaml": agent_manifest("You are polite.", 0.3), "evals/alpha.yaml": SUITE},
         branch=BRANCH,

@@ -59,3 +59,12 @@ def test_the_comment_compares_each_case_side_by_side() -> None:
         in body
     )
     assert "| alpha | golden/c | ✅ pass (12 ms) | — |  |" in body
+
+
+def test_an_invalid_suite_fails_the_status_and_is_listed() -> None:
+    problem = "evals/a.yaml:9:16: spec.cases[0].expect.regex: nested quantifiers"
+    invalid = PreviewReport(
+        "acme/agents", "feature", SHA, "preview-feature", "success", (), eval_problems=(problem,)
+    )
+    assert eval_status(invalid) == ("failure", f"invalid eval suite: {problem}")
+    assert problem in comment_body(invalid)
