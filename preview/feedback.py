@@ -48,6 +48,25 @@ class AgentReport:
 
 
 @dataclass(frozen=True)
+class EvalComparison:
+    """One golden case on the preview's version beside production's (None: not run there)."""
+
+    agent: str
+    suite: str
+    case: str
+    preview_passed: bool
+    preview_latency_ms: float
+    preview_reason: str
+    production_passed: bool | None
+    production_latency_ms: float | None
+
+    @property
+    def regressed(self) -> bool:
+        """Fails on the preview while production passes it (or production has no result)."""
+        return not self.preview_passed and self.production_passed is not False
+
+
+@dataclass(frozen=True)
 class PreviewReport:
     """The state of one preview environment at one commit of a branch."""
 
@@ -59,6 +78,8 @@ class PreviewReport:
     agents: tuple[AgentReport, ...]
     problems: tuple[str, ...] = ()  # validation errors, one line each, for failure
     description: str = ""
+    evals: tuple[EvalComparison, ...] = ()  # golden cases, once both sides were evaluated
+    eval_problems: tuple[str, ...] = ()  # invalid eval suites at this commit, one line each
 
     def __post_init__(self) -> None:
         if not _REPOSITORY.fullmatch(self.repository):
@@ -67,7 +88,7 @@ class PreviewReport:
             raise ValueError(f"sha must be a full lowercase hex commit id, got {self.sha!r}")
         if self.state not in REPORT_STATES:
             raise ValueError(f"state must be one of {sorted(REPORT_STATES)}, got {self.state!r}")
-        for field in ("agents", "problems"):
+        for field in ("agents", "problems", "evals", "eval_problems"):
             value = getattr(self, field)
             # A bare string would become one problem per character.
             if isinstance(value, str):
@@ -136,8 +157,63 @@ def comment_body(report: PreviewReport) -> str:
         lines += [_agent_row(agent) for agent in report.agents]
     if report.problems:
         lines += ["", "**Problems**", "", *_problem_block(report.problems)]
+    if report.evals:
+        lines += ["", *eval_section(report.evals)]
+    if report.eval_problems:
+        lines += ["", "**Eval suite problems**", "", *_problem_block(report.eval_problems)]
     body = "\n".join(lines) + "\n"
     return _clip(body, MAX_COMMENT)
+
+
+EVAL_CONTEXT = "shipyard/evals"
+
+
+def eval_status(report: PreviewReport) -> tuple[str, str] | None:
+    """The `shipyard/evals` commit status (state, description), once there are results.
+
+    Success when the preview passes every case production passes; a case that fails on
+    both sides is not the change's doing. Failure too when a suite at the commit is invalid.
+    """
+    if report.state != "success" or not (report.evals or report.eval_problems):
+        return None
+    if report.eval_problems:
+        more = len(report.eval_problems) - 1
+        suffix = f" (+{more} more)" if more else ""
+        first = _clip(_one_line(report.eval_problems[0]), MAX_DESCRIPTION - 20 - len(suffix))
+        return "failure", f"invalid eval suite: {first}{suffix}"
+    regressed = [row for row in report.evals if row.regressed]
+    passed = sum(row.preview_passed for row in report.evals)
+    total = len(report.evals)
+    if regressed:
+        names = ", ".join(f"{row.agent}/{row.case}" for row in regressed)
+        text = f"{len(regressed)} of {total} cases fail where production passes: {names}"
+        return "failure", _clip(text, MAX_DESCRIPTION)
+    return "success", _clip(f"{passed} of {total} cases pass", MAX_DESCRIPTION)
+
+
+def eval_section(rows: tuple[EvalComparison, ...]) -> list[str]:
+    """The "Evals" part of the comment: per agent and case, preview beside production."""
+    lines = [
+        "**Evals**",
+        "",
+        "| Agent | Case | Preview | Production | Reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        preview = _eval_cell(row.preview_passed, row.preview_latency_ms)
+        production = (
+            "—"
+            if row.production_passed is None or row.production_latency_ms is None
+            else _eval_cell(row.production_passed, row.production_latency_ms)
+        )
+        reason = _cell(_clip(row.preview_reason, MAX_PROBLEM)) if row.preview_reason else ""
+        case = f"{_cell(row.suite)}/{_cell(row.case)}"
+        lines.append(f"| {_cell(row.agent)} | {case} | {preview} | {production} | {reason} |")
+    return lines
+
+
+def _eval_cell(passed: bool, latency_ms: float) -> str:
+    return f"{'✅ pass' if passed else '❌ fail'} ({latency_ms:.0f} ms)"
 
 
 def _agent_row(agent: AgentReport) -> str:

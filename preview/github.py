@@ -24,10 +24,12 @@ from preview import remotes
 from preview.delivery import TRUSTED_LABEL, QueuedNotifier
 from preview.environments import is_production
 from preview.feedback import (
+    EVAL_CONTEXT,
     AgentReport,
     PreviewReport,
     comment_body,
     comment_marker,
+    eval_status,
     status_description,
 )
 from preview.github_api import (
@@ -93,6 +95,8 @@ class GitHubNotifier(QueuedNotifier[GitHubAPI]):
     async def _deliver(self, api: GitHubAPI, report: PreviewReport) -> None:
         if report.state != "torn_down":
             await _part("commit status", report, self._commit_status(api, report))
+        if eval_status(report) is not None:
+            await _part("eval status", report, self._eval_status(api, report))
         await _part("deployment", report, self._deployment(api, report))
         await _part("comment", report, self._comment(api, report))
 
@@ -103,6 +107,17 @@ class GitHubNotifier(QueuedNotifier[GitHubAPI]):
             state=_COMMIT_STATE[report.state],
             description=status_description(report),
             target_url=report.url if report.state == "success" else None,
+        )
+
+    async def _eval_status(self, api: GitHubAPI, report: PreviewReport) -> None:
+        state, description = eval_status(report) or ("pending", "")
+        await api.create_status(
+            report.repository,
+            report.sha,
+            state=state,
+            description=description,
+            target_url=None,
+            context=EVAL_CONTEXT,
         )
 
     async def _deployment(self, api: GitHubAPI, report: PreviewReport) -> None:

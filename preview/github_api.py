@@ -146,11 +146,18 @@ class GitHubAPI:
     # -- calls ---------------------------------------------------------------------------
 
     async def create_status(
-        self, repository: str, sha: str, *, state: str, description: str, target_url: str | None
+        self,
+        repository: str,
+        sha: str,
+        *,
+        state: str,
+        description: str,
+        target_url: str | None,
+        context: str = "shipyard/preview",
     ) -> None:
         body: dict[str, Any] = {
             "state": state,
-            "context": "shipyard/preview",
+            "context": context,
             "description": description,
         }
         if target_url:

@@ -21,10 +21,12 @@ import httpx
 
 from preview.delivery import TRUSTED_LABEL, QueuedNotifier
 from preview.feedback import (
+    EVAL_CONTEXT,
     AgentReport,
     PreviewReport,
     comment_body,
     comment_marker,
+    eval_status,
     status_description,
 )
 from preview.gitlab_api import (
@@ -87,6 +89,8 @@ class GitLabNotifier(QueuedNotifier[GitLabAPI]):
     async def _deliver(self, api: GitLabAPI, report: PreviewReport) -> None:
         if report.state != "torn_down":
             await _part("commit status", report, self._commit_status(api, report))
+        if eval_status(report) is not None:
+            await _part("eval status", report, self._eval_status(api, report))
         await _part("merge request note", report, self._note(api, report))
 
     async def _commit_status(self, api: GitLabAPI, report: PreviewReport) -> None:
@@ -105,6 +109,23 @@ class GitLabNotifier(QueuedNotifier[GitLabAPI]):
             if error.status == 400 and "transition" in error.detail.lower():
                 log.debug("commit status of %s unchanged: %s", report.short_sha, error)
                 return
+            raise
+
+    async def _eval_status(self, api: GitLabAPI, report: PreviewReport) -> None:
+        state, description = eval_status(report) or ("pending", "")
+        try:
+            await api.create_status(
+                report.repository,
+                report.sha,
+                state=_COMMIT_STATE[state],
+                ref=report.branch,
+                description=description,
+                target_url=None,
+                name=EVAL_CONTEXT,
+            )
+        except GitLabRejected as error:
+            if error.status == 400 and "transition" in error.detail.lower():
+                return  # the same result again: GitLab keeps the one it has
             raise
 
     async def _note(self, api: GitLabAPI, report: PreviewReport) -> None:

@@ -130,11 +130,12 @@ class GitLabAPI:
         ref: str,
         description: str,
         target_url: str | None,
+        name: str = STATUS_NAME,
     ) -> None:
         body: dict[str, Any] = {
             "state": state,
             "ref": ref,
-            "name": STATUS_NAME,
+            "name": name,
             "description": description,
         }
         if target_url:

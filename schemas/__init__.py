@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 AGENT_V1ALPHA1 = "agent.v1alpha1.schema.json"
+EVALSUITE_V1ALPHA1 = "evalsuite.v1alpha1.schema.json"
 
 
 def text(name: str = AGENT_V1ALPHA1) -> str:

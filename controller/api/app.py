@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from controller.api import (
     api_bodies,
     auth,
+    evals_api,
     hooks_sink,
     leadership,
     recordings_api,
@@ -72,6 +73,7 @@ def create_app(
         return Response(body, media_type=content_type)
 
     app.include_router(routes.create_router(controller, tokens or auth.Tokens(), standby))
+    app.include_router(evals_api.create_router(controller, tokens or auth.Tokens()))
     if traced is not None:
         app.include_router(requests_api.create_router(controller, traced, tokens or auth.Tokens()))
     if recordings is not None:

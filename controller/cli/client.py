@@ -162,6 +162,11 @@ class Client:
     def describe(self, environment: str, agent: str) -> dict[str, Any]:
         return self.get(f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}")
 
+    def evals(self, environment: str, agent: str) -> dict[str, Any]:
+        return self.get(
+            f"/api/v1/environments/{segment(environment)}/agents/{segment(agent)}/evals"
+        )
+
     def revisions(self, agent: str, environment: str) -> list[dict[str, Any]]:
         params = {"agent": agent, "environment": environment}
         return list(self.get("/api/v1/revisions", params=params)["items"])

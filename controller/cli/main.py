@@ -52,6 +52,10 @@ COMMANDS = {
         "controller.cli.replay_command:replay",
         "Replay recorded requests of AGENT against another environment and compare answers.",
     ),
+    "eval": (
+        "controller.cli.eval_command:eval_results",
+        "Print the eval results of AGENT's version in the environment.",
+    ),
     "validate": (
         "controller.cli.validate_command:validate",
         "Validate agent manifests against the schema and Shipyard's own rules.",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli import validate_suites
 from controller.specs import loading, semantic, validation
 from controller.specs import tree as trees
 from controller.specs.model import Agent
@@ -85,13 +86,22 @@ def validate(
       shipyard validate --target kubernetes
     """
     requests = _group_by_repository(paths or (Path(),), root, repo_root)
+    suite_requests = validate_suites.split_suite_files(requests)
     agents: list[tuple[Path, CheckedAgent]] = []
     problems: list[tuple[Path, Problem]] = []
     file_count = 0
+    suite_count = 0
     for repository, (checked, found, files) in _check(requests, root, target).items():
         agents += [(repository, agent) for agent in checked]
         problems += [(repository, problem) for problem in found]
         file_count += files
+        if repository in suite_requests:
+            # The whole repository was checked: its agents are all here to name.
+            names = {agent.name for agent in checked} if requests[repository] is None else None
+            suites = validate_suites.check(repository, suite_requests[repository], names, root)
+            problems += [(repository, problem) for problem in suites.problems]
+            file_count += suites.files
+            suite_count += len(suites.suites)
     if file_count == 0:
         where = ", ".join(str(path) for path in paths) or "."
         raise click.ClickException(f"no manifests (*.yaml, *.yml) found in {where}")
@@ -100,7 +110,7 @@ def validate(
     if output == "json":
         _print_json(agents, problems, file_count)
     else:
-        _print_text(agents, problems, file_count)
+        _print_text(agents, problems, file_count, suite_count)
     if problems:
         raise SystemExit(1)
 
@@ -246,20 +256,23 @@ def _enclosing_repository(path: Path, root: str) -> Path:
 
 
 def _print_text(
-    agents: list[tuple[Path, CheckedAgent]], problems: list[tuple[Path, Problem]], file_count: int
+    agents: list[tuple[Path, CheckedAgent]],
+    problems: list[tuple[Path, Problem]],
+    file_count: int,
+    suite_count: int = 0,
 ) -> None:
     for _, problem in problems:
         # Repository-relative, as the messages themselves name prompt files.
         click.echo(problem.render())
     files = _plural(file_count, "file")
+    valid = _plural(len(agents), "agent")
+    if suite_count:
+        valid += f" and {_plural(suite_count, 'eval suite')}"
     if problems:
         bad_files = len({(repository, problem.file) for repository, problem in problems})
-        click.echo(
-            f"{_plural(len(problems), 'problem')} in {bad_files} of {files}; "
-            f"{_plural(len(agents), 'agent')} valid"
-        )
+        click.echo(f"{_plural(len(problems), 'problem')} in {bad_files} of {files}; {valid} valid")
     else:
-        click.echo(f"{_plural(len(agents), 'agent')} in {files}: all valid")
+        click.echo(f"{valid} in {files}: all valid")
 
 
 def _print_json(

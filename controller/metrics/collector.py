@@ -244,7 +244,14 @@ def _state_families(state: State, last_sync: dict[str, float]) -> Iterable[Metri
     )
     for environment, timestamp in sorted(last_sync.items()):
         synced.add_metric((environment,), timestamp)
-    return (info, previews, errors, synced)
+    evals = GaugeMetricFamily(
+        "shipyard_eval_cases",
+        "Eval cases of the version last evaluated in each environment, by result.",
+        labels=("agent", "environment", "version", "result"),
+    )
+    for (agent, environment, evaluated, result), count in sorted(state.eval_cases.items()):
+        evals.add_metric((agent, bounded(environment), evaluated, result), count)
+    return (info, previews, errors, synced, evals)
 
 
 class _Current:

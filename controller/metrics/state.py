@@ -48,6 +48,8 @@ class State:
     manifest_errors: Mapping[str, int] = field(default_factory=dict)
     # Preview state (see `PREVIEW_STATES`) → how many previews are in it.
     previews: Mapping[str, int] = field(default_factory=dict)
+    # (agent, environment, version, "pass" | "fail") → eval cases with that result.
+    eval_cases: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
 
 
 # The states a preview can be in, always exported (0 when empty) so PromQL sees them.

@@ -25,6 +25,7 @@ from controller.errors import Conflict, NotFound, ShipyardError, Transient
 from controller.metrics.collector import Metrics
 from controller.reconciler import (
     drivers,
+    evaluation,
     interrupted,
     launching,
     lifecycle,
@@ -110,6 +111,7 @@ class Controller:
         self.open_rollouts = interrupted.OpenRollouts()  # left open by a crash or an API error
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
+        self.evaluation = evaluation.Evaluation.for_controller(self)
         if driver is None:
             assert hasattr(target, "deploy"), "without a driver, the target runs processes"
             driver = drivers.LocalDriver(target)  # type: ignore[arg-type]
@@ -149,6 +151,7 @@ class Controller:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.evaluation.close()
         await self.target.close()
         if self.notifier is not None:
             with contextlib.suppress(TimeoutError):
@@ -428,6 +431,7 @@ class Controller:
         if all(results) and settled:
             status.set_condition("Ready", True, "Succeeded", f"serving commit {sha[:12]}")
             pr_feedback.report(self, status, "success")
+            self.evaluation.environment_ready(environment, sha)
             return Outcome.READY
         failed_agents = [name for name, agent in status.agents.items() if not agent.rolled_out]
         status.set_condition(

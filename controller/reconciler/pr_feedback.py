@@ -25,10 +25,18 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
         return
     if status.commit is None:
         return
+    versions = {agent.name: agent.version for agent in status.agents.values()}
+    evals = controller.evaluation.comparisons(status.name, versions) if state == "success" else ()
+    eval_problems = (
+        controller.evaluation.problems_at(status.name, status.commit) if state == "success" else ()
+    )
     # A periodic resync of an unchanged preview tells the pull request nothing new.
     summary = (
         status.commit,
-        state + "".join(f"{a.name}{a.version}" for a in status.agents.values()),
+        state
+        + "".join(f"{a.name}{a.version}" for a in status.agents.values())
+        + "".join(f"{e.agent}{e.case}{e.preview_passed}{e.production_passed}" for e in evals)
+        + "".join(eval_problems),
     )
     if controller.reported.get(status.name) == summary:
         return
@@ -49,6 +57,8 @@ def report(controller: Controller, status: EnvironmentStatus, state: ReportState
                 for agent in status.agents.values()
             ),
             problems=problems,
+            evals=evals,
+            eval_problems=eval_problems,
         )
     )
 

@@ -51,6 +51,7 @@ def state(controller: Controller) -> State:
         agents=frozenset(agents),
         manifest_errors={name: len(status.problems) for name, status in statuses.items()},
         previews=dict(previews),
+        eval_cases=controller.evaluation.case_counts(),
     )
 
 

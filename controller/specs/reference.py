@@ -21,10 +21,18 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DEFAULT_OUTPUT", "SCHEMA_PATH", "main", "render_markdown"]
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "SCHEMA_PATH",
+    "SUITE_SCHEMA_PATH",
+    "main",
+    "render_markdown",
+    "render_reference",
+]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = _REPO_ROOT / "schemas" / "agent.v1alpha1.schema.json"
+SUITE_SCHEMA_PATH = _REPO_ROOT / "schemas" / "evalsuite.v1alpha1.schema.json"
 DEFAULT_OUTPUT = _REPO_ROOT / "docs" / "manifest.md"
 
 _GENERATOR = "python -m controller.specs.reference"
@@ -382,6 +390,18 @@ def render_markdown(schema: Schema) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def render_reference(agent_schema: Schema, suite_schema: Schema) -> str:
+    """The whole reference: the Agent manifest, then the EvalSuite as a section of it."""
+    suite = render_markdown(suite_schema).splitlines()
+    # The suite's own title and generated-file note become one section heading.
+    body = [line for line in suite[1:] if not line.startswith(">")]
+    while body and not body[0]:
+        body.pop(0)
+    demoted = [f"#{line}" if line.startswith("#") else line for line in body]
+    heading = f"## EvalSuite reference ({_code(_api_version(suite_schema))}, `evals/*.yaml`)"
+    return render_markdown(agent_schema) + "\n" + "\n".join([heading, "", *demoted]) + "\n"
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -405,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output: Path = args.output
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    rendered = render_markdown(schema)
+    suite_schema = json.loads(SUITE_SCHEMA_PATH.read_text(encoding="utf-8"))
+    rendered = render_reference(schema, suite_schema)
     if args.check:
         try:
             current = output.read_text(encoding="utf-8")

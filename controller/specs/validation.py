@@ -250,3 +250,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "a mapping"
+
+
+def explain(error: ValidationError) -> Iterator[tuple[Path, bool, str]]:
+    """One violation as advice: what `check` says of it. For other documents' schemas too."""
+    return _explain(error)

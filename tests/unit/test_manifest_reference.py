@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.specs.reference import main, render_markdown
+from controller.specs.reference import SUITE_SCHEMA_PATH, main, render_markdown, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "schemas" / "agent.v1alpha1.schema.json"
@@ -71,7 +71,8 @@ def _undocumented(root: Mapping[str, Any], node: object, where: str) -> Iterator
 
 
 def test_doc_is_up_to_date(schema: dict[str, Any]) -> None:
-    expected = render_markdown(schema)
+    suite = json.loads(SUITE_SCHEMA_PATH.read_text(encoding="utf-8"))
+    expected = render_reference(schema, suite)
     current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
     assert current == expected, (
         "docs/manifest.md is out of date with schemas/agent.v1alpha1.schema.json; "

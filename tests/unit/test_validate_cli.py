@@ -26,7 +26,7 @@ def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 def test_example_repository_is_valid() -> None:
     code, out, _ = run("validate", str(EXAMPLE_REPO))
     assert code == 0
-    assert out.strip() == "3 agents in 3 files: all valid"
+    assert out.strip() == "3 agents and 1 eval suite in 4 files: all valid"
 
 
 def test_invalid_manifest_exits_1_with_one_line_per_problem(write_repo: WriteRepo) -> None:
