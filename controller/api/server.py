@@ -19,6 +19,7 @@ import uvicorn
 from controller.api import app as apps
 from controller.api import (
     auth,
+    canary_routes,
     connections,
     leadership,
     process_limits,
@@ -172,13 +173,16 @@ def commit_of(controller: Controller, agent: str, environment: str, version: str
 
 
 def upstreams(controller: Controller) -> dict[str, proxy.Upstream]:
-    """Host → the process serving it, from what the target runs right now."""
-    return {
+    """Host → the process serving it, from what the target runs right now (with its canary)."""
+    served = {
         proxy.host_of(controller.url(serving.agent, serving.environment)): proxy.Upstream(
             serving.agent, serving.environment, serving.version, serving.port
         )
         for serving in controller.target.serving()
     }
+    return canary_routes.with_canaries(
+        served, controller.target.canaries(), lambda s: controller.url(s.agent, s.environment)
+    )
 
 
 async def serve(

@@ -39,11 +39,29 @@ class Serving:
     commit: str = ""  # where the target itself records it (Kubernetes: an annotation)
 
 
+@dataclass(frozen=True)
+class CanaryServing:
+    """A canary process, the percent of its agent's requests it answers, the sticky header."""
+
+    serving: Serving
+    weight: int
+    sticky_header: str | None
+
+
+@dataclass
+class _Canary:
+    process: AgentProcess
+    weight: int
+    sticky_header: str | None
+
+
 class LocalTarget:
     def __init__(self, table: ProcessTable | None = None) -> None:
         self._table = table or ProcessTable()
         self._serving: dict[tuple[str, str], AgentProcess] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # A canary runs beside its slot's serving process and takes `weight` % of requests.
+        self._canaries: dict[tuple[str, str], _Canary] = {}
 
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""
@@ -84,9 +102,75 @@ class LocalTarget:
     async def remove(self, environment: str, agent: str) -> None:
         slot = (environment, agent)
         async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is not None:
+                await self._table.stop(canary.process.key)
             process = self._serving.pop(slot, None)
             if process is not None:
                 await self._table.stop(process.key)
+
+    # Canaries ---------------------------------------------------------------------------
+
+    async def start_canary(
+        self, launch: LaunchSpec, deadline_seconds: float, sticky_header: str | None = None
+    ) -> DeployResult:
+        """Start `launch`'s version beside the serving one, at weight 0 once healthy."""
+        slot = (launch.environment, launch.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            previous = self._canaries.pop(slot, None)
+            if previous is not None:
+                await self._table.stop(previous.process.key)
+            process = await self._table.launch(launch)
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
+                self._canaries[slot] = _Canary(process, 0, sticky_header)
+                return DeployResult(True)
+            message = _failure(process, deadline_seconds)
+            await self._table.stop(process.key)
+            return DeployResult(False, message)
+
+    def set_canary_weight(self, environment: str, agent: str, weight: int) -> None:
+        slot = (environment, agent)
+        canary = self._canaries.get(slot)
+        if canary is not None:
+            canary.weight = max(0, min(100, weight))
+
+    async def promote_canary(self, environment: str, agent: str) -> bool:
+        """The canary becomes the serving process and the old one stops."""
+        slot = (environment, agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is None:
+                return False
+            current = self._serving.get(slot)
+            self._serving[slot] = canary.process
+            if current is not None and current.key != canary.process.key:
+                await self._table.stop(current.key)
+            return True
+
+    async def abort_canary(self, environment: str, agent: str) -> None:
+        """All traffic back to the serving process; the canary stops."""
+        slot = (environment, agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is not None:
+                await self._table.stop(canary.process.key)
+
+    def canaries(self) -> list[CanaryServing]:
+        """Every running canary with the percent of its agent's traffic it takes."""
+        return [
+            CanaryServing(
+                Serving(
+                    agent,
+                    environment,
+                    canary.process.spec.version,
+                    canary.process.port,
+                    str(canary.process.state),
+                ),
+                canary.weight,
+                canary.sticky_header,
+            )
+            for (environment, agent), canary in sorted(self._canaries.items())
+        ]
 
     def running(self, environment: str) -> dict[str, str]:
         """Agent → version serving in `environment` (crash-looped processes excluded)."""
@@ -115,6 +199,7 @@ class LocalTarget:
 
     async def close(self) -> None:
         self._serving.clear()
+        self._canaries.clear()
         await self._table.stop_all()
 
 
