@@ -676,7 +676,7 @@ class Controller:
                     pin.reason
                     if pin is not None and state == "Pinned"
                     else previous.message
-                    if previous and state == "Failed"
+                    if previous and state in ("Failed", "Aborted")
                     else ""
                 ),
                 labels=labels,

@@ -203,6 +203,7 @@ def test_a_canary_answering_500_is_aborted_by_its_error_rate(
     assert versions_answering(shipyard, 30) == {stable: 30}
     described = describe(shipyard)
     assert described["agent"]["state"] == "Aborted"
+    assert "errorRate" in described["agent"]["message"]
     latest = described["rollouts"][-1]
     assert (latest["to_version"], latest["result"]) == (canary, "Aborted")
     assert any(e["reason"] == "RolloutAborted" for e in described["events"])
