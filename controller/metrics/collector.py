@@ -29,7 +29,7 @@ COMMIT_TO_LIVE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PHASE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 SYNC_PHASES = ("fetch", "load", "plan", "apply")
-ROLLOUT_RESULTS = ("Healthy", "Failed", "RolledBack")  # the store's finished results
+ROLLOUT_RESULTS = ("Healthy", "Failed", "RolledBack", "Aborted")  # the store's finished results
 ENVIRONMENT_KINDS = ("production", "preview")
 MAX_WEBHOOK_LABEL = 32
 

@@ -615,6 +615,7 @@ class Controller:
             reason = result.message
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, reason)
         ended = RolloutResult.ROLLED_BACK if action.current is not None else RolloutResult.FAILED
+        ended = RolloutResult.ABORTED if aborted else ended
         reporting.rollout_finished(self, environment, agent.name, ended, started)
         self._event(
             "Warning",
