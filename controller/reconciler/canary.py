@@ -178,6 +178,7 @@ class CanaryRun:
     async def _steps(self) -> Ended:
         for index, step in enumerate(self.settings.steps):
             self.progress.step = index + 1
+            self._record_step(step)
             ended = await self._step(step)
             if ended is not None:
                 return ended
@@ -187,15 +188,15 @@ class CanaryRun:
         if step.set_weight is not None:
             self._set_weight(step.set_weight)
             self.progress.message = f"weight {step.set_weight}%"
-            return await self._wait(0.0, until_promoted=False)
+            return await self._wait(0.0)
         if step.pause:
             if step.pause_seconds is None:
                 self.progress.phase = "Paused"
                 self.progress.message = "paused until `shipyard rollout promote`"
-                ended = await self._wait(None, until_promoted=True)
+                ended = await self._wait(None)
             else:
                 self.progress.message = f"pausing {step.pause_seconds}s"
-                ended = await self._wait(float(step.pause_seconds), until_promoted=True)
+                ended = await self._wait(float(step.pause_seconds))
             self.progress.phase = "Progressing"
             return ended
         assert step.analysis is not None
@@ -204,7 +205,7 @@ class CanaryRun:
         self.progress.message = "analysing"
         try:
             while True:
-                ended = await self._wait(step.analysis.interval_seconds, until_promoted=True)
+                ended = await self._wait(step.analysis.interval_seconds)
                 if ended is not None or (judge.last and judge.last.result is Result.PASSED):
                     return ended
                 if self._promoted_past:
@@ -214,7 +215,7 @@ class CanaryRun:
 
     _promoted_past = False
 
-    async def _wait(self, seconds: float | None, *, until_promoted: bool) -> Ended | None:
+    async def _wait(self, seconds: float | None) -> Ended | None:
         """Wait `seconds` (None: until promoted), judging and steering meanwhile.
 
         Returns how the rollout ended, if it did; None to go on with the next step.
@@ -222,7 +223,7 @@ class CanaryRun:
         self._promoted_past = False
         until = None if seconds is None else time.monotonic() + seconds
         while True:
-            ended = self._steer(until_promoted)
+            ended = self._steer()
             if ended is not None or self._promoted_past:
                 return ended
             ended = self._judge_due()
@@ -237,7 +238,7 @@ class CanaryRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
 
-    def _steer(self, pausing: bool) -> Ended | None:
+    def _steer(self) -> Ended | None:
         asked = self.store.take_intent(*self.slot)
         if asked is None:
             return None
@@ -271,6 +272,27 @@ class CanaryRun:
             if verdict.result is Result.FAILED:
                 return Ended(Ending.ABORTED, f"{judge.name} failed: {verdict.message}")
         return None
+
+    def _record_step(self, step: CanaryStep) -> None:
+        """Each step in the agent's events: the rollout's history, step by step."""
+        if step.set_weight is not None:
+            what = f"weight {step.set_weight}%"
+        elif step.pause and step.pause_seconds is not None:
+            what = f"pause {step.pause_seconds}s"
+        elif step.pause:
+            what = "pause until `shipyard rollout promote`"
+        else:
+            what = "analysis"
+        environment, agent = self.slot
+        self.store.record_event(
+            type="Normal",
+            reason="CanaryStep",
+            message=(
+                f"{self.launch.version} step {self.progress.step}/{self.progress.steps}: {what}"
+            ),
+            environment=environment,
+            agent=agent,
+        )
 
     def _remember(self, name: str, verdict: Verdict) -> None:
         self.progress.verdicts.append({"analysis": name, "at": time.time(), **verdict.as_dict()})

@@ -181,6 +181,11 @@ def test_a_30_percent_step_sends_about_30_percent_and_promote_finishes_it(
     assert done.returncode == 0, done
     assert versions_answering(shipyard, 20) == {canary: 20}
     assert shipyard.rollouts("alpha", "production")[-1].result is RolloutResult.HEALTHY
+    steps = [e["message"] for e in describe(shipyard)["events"] if e["reason"] == "CanaryStep"]
+    assert steps == [
+        f"{canary} step 1/2: weight 30%",
+        f"{canary} step 2/2: pause until `shipyard rollout promote`",
+    ]
 
 
 def test_a_canary_answering_500_is_aborted_by_its_error_rate(
