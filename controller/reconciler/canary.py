@@ -223,6 +223,7 @@ class CanaryRun:
         self._promoted_past = False
         until = None if seconds is None else time.monotonic() + seconds
         while True:
+            self.wake.clear()  # before looking: an intent recorded after this wakes the wait
             ended = self._steer()
             if ended is not None or self._promoted_past:
                 return ended
@@ -234,7 +235,6 @@ class CanaryRun:
                 return None
             next_due = min((judge.due for judge in self.judges), default=now + DEFAULT_INTERVAL)
             timeout = max(0.05, min(next_due, until if until is not None else next_due) - now)
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
 
