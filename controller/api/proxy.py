@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api import tracing as tracing_
-from controller.api import upstream_http
+from controller.api import traffic_split, upstream_http
 from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -52,6 +52,10 @@ class Upstream:
     environment: str
     version: str
     port: int
+    # While a canary runs: the canary's upstream and the percent of requests it answers.
+    canary: Upstream | None = None
+    canary_weight: int = 0
+    sticky_header: bytes | None = None  # lower-case; its value pins a caller to a version
 
 
 def host_pattern(url_template: str) -> re.Pattern[str]:
@@ -93,6 +97,8 @@ class Router:
         host = _header(scope, b"host").split(":", 1)[0].lower()
         upstream = self.upstreams().get(host)
         if upstream is not None:
+            if upstream.canary is not None:
+                upstream = traffic_split.choose(upstream, scope)
             if self.tracing is not None:  # a span around the request, `traceparent` passed on
                 await self.tracing.traced(upstream, scope, receive, send, self._proxy_measured)
             else:

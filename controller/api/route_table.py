@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from controller.api import proxy
-from controller.targets.local.target import Serving
+from controller.api import canary_routes, proxy
+from controller.targets.local.target import CanaryServing, Serving
 
 UrlOf = Callable[[str, str], str]
 _log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ class RouteTable:
         self._url_of = url_of
         self._hosts: dict[str, proxy.Upstream] = {}
         self._host_of_slot: dict[tuple[str, str], str] = {}
+        self._stable: dict[tuple[str, str], proxy.Upstream] = {}
+        self._canaries: dict[tuple[str, str], CanaryServing] = {}
         for route in serving:
             self.switch(route.environment, route.agent, route)
 
@@ -38,6 +40,7 @@ class RouteTable:
         """`agent` in `environment` is now answered by `serving`, or by nothing when None."""
         slot = (environment, agent)
         old_host = self._host_of_slot.pop(slot, None)
+        self._stable.pop(slot, None)
         if old_host is not None:
             self._hosts.pop(old_host, None)
         if serving is None:
@@ -48,4 +51,16 @@ class RouteTable:
             _log.warning("no route for %s in %s: %s", agent, environment, error)
             return
         self._host_of_slot[slot] = host
-        self._hosts[host] = proxy.Upstream(agent, environment, serving.version, serving.port)
+        self._stable[slot] = proxy.Upstream(agent, environment, serving.version, serving.port)
+        self._hosts[host] = canary_routes.fold(self._stable[slot], self._canaries.get(slot))
+
+    def set_canary(self, environment: str, agent: str, canary: CanaryServing | None) -> None:
+        """`agent` in `environment` shares its traffic with `canary` now (None: it ended)."""
+        slot = (environment, agent)
+        if canary is None:
+            self._canaries.pop(slot, None)
+        else:
+            self._canaries[slot] = canary
+        host, stable = self._host_of_slot.get(slot), self._stable.get(slot)
+        if host is not None and stable is not None:
+            self._hosts[host] = canary_routes.fold(stable, canary)

@@ -1,9 +1,9 @@
 """`/api/v1`: what the CLI and dashboards read, and the few writes a person needs.
 
 Reads: environments, agents (their version in each environment), revisions, rollouts,
-events, logs. Writes: rollout undo / pause / resume and an immediate sync. Errors are
-JSON `{"detail": "..."}` with 404 for unknown names, 409 for impossible requests and 503
-when the target's API failed mid-request.
+events, logs. Writes: rollout undo / pause / resume / promote / abort and an immediate
+sync. Errors are JSON `{"detail": "..."}` with 404 for unknown names, 409 for impossible
+requests and 503 when the target's API failed mid-request.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from controller.api import auth, crash_output, leadership
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
-from controller.reconciler import agent_logs
+from controller.reconciler import agent_logs, canary, steering
 from controller.reconciler.agent_logs import LogOptions
 from controller.reconciler.controller import Controller
 from controller.source import errors as source_errors
@@ -33,6 +33,10 @@ class UndoRequest(BaseModel):
         default=None, ge=1, le=2**63 - 1, description="Revision to return to."
     )
     reason: str = Field(default="", max_length=1000)
+
+
+class PromoteRequest(BaseModel):
+    full: bool = Field(default=False, description="Skip the remaining steps: promote now.")
 
 
 class PauseRequest(BaseModel):
@@ -92,7 +96,15 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
             if environment is not None and env["name"] != environment:
                 continue
             for agent in env["agents"]:
-                items.append({**agent, "environment": env["name"], "branch": env["branch"]})
+                canary_progress = controller.canaries.as_dict(env["name"], agent["name"])
+                items.append(
+                    {
+                        **agent,
+                        "environment": env["name"],
+                        "branch": env["branch"],
+                        "canary": canary_progress,
+                    }
+                )
         if environment is not None and environment not in controller.statuses:
             _unknown_environment(controller, environment)
         return {"items": items}
@@ -128,6 +140,7 @@ def _reads(controller: Controller, read: APIRouter, standby: leadership.Standby)
             "rollouts": [_rollout(r) for r in controller.store.rollouts(agent, environment)],
             "events": [dataclasses.asdict(e) for e in controller.store.events(environment, agent)],
             "lastState": crash_output.last_state(controller.target, environment, agent),
+            "canary": controller.canaries.as_dict(environment, agent),
         }
 
     @read.get("/revisions", tags=["history"])
@@ -221,6 +234,24 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         lifted = await _steer(lambda: controller.resume(environment, agent, _actor(request)))
         return {"resumed": lifted}
 
+    @write.post("/environments/{environment}/agents/{agent}/promote", tags=["rollouts"])
+    async def promote(
+        environment: str, agent: str, body: PromoteRequest, request: Request
+    ) -> dict[str, Any]:
+        """Move a running canary past its current pause (or, with `full`, promote it now)."""
+        intent = canary.PROMOTE_FULL if body.full else canary.PROMOTE
+        await _steer(lambda: _canary_intent(controller, environment, agent, intent, request))
+        return {"requested": intent, "canary": controller.canaries.as_dict(environment, agent)}
+
+    @write.post("/environments/{environment}/agents/{agent}/abort", tags=["rollouts"])
+    async def abort(environment: str, agent: str, request: Request) -> dict[str, Any]:
+        """Stop a running canary: all traffic back to the stable version."""
+        await _steer(lambda: _canary_intent(controller, environment, agent, canary.ABORT, request))
+        return {
+            "requested": canary.ABORT,
+            "canary": controller.canaries.as_dict(environment, agent),
+        }
+
     @write.post("/sync", tags=["sync"], status_code=202)
     async def sync() -> dict[str, str]:
         """Fetch and reconcile now instead of at the next poll."""
@@ -228,6 +259,20 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         return {"status": "sync requested"}
 
     return write
+
+
+def _canary_intent(
+    controller: Controller, environment: str, agent: str, intent: str, request: Request
+) -> None:
+    controller.status_of(environment, agent)  # 404 for unknown names
+    steering.steer_canary(
+        controller.store,
+        controller.canaries,
+        environment,
+        agent,
+        intent=intent,
+        actor=_actor(request),
+    )
 
 
 async def _steer(call: Callable[[], Any]) -> Any:

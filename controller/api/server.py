@@ -124,6 +124,7 @@ def build(
     if isinstance(target, LocalTarget):
         table = route_table.RouteTable(controller.url, target.serving())
         target.on_route_change(table.switch)
+        target.on_canary_change(table.set_canary)
         routes = table.hosts  # a live view: the lambda below hands out no copy
     router = proxy.Router(
         apps.create_app(

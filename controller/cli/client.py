@@ -259,6 +259,12 @@ class Client:
     def resume(self, environment: str, agent: str) -> dict[str, Any]:
         return self.post(self._steer(environment, agent, "resume"), None)
 
+    def promote(self, environment: str, agent: str, *, full: bool) -> dict[str, Any]:
+        return self.post(self._steer(environment, agent, "promote"), {"full": full})
+
+    def abort(self, environment: str, agent: str) -> dict[str, Any]:
+        return self.post(self._steer(environment, agent, "abort"), None)
+
     def sync(self) -> dict[str, Any]:
         return self.post("/api/v1/sync", None)
 

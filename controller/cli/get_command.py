@@ -142,7 +142,17 @@ def _agent_item(agent: dict[str, Any]) -> Item:
             common.short(agent.get("commit")),
             agent.get("state"),
             agent.get("desiredVersion"),
+            canary_cell(agent.get("canary")),
         ],
+    )
+
+
+def canary_cell(canary: dict[str, Any] | None) -> str:
+    """A running canary as `VERSION WEIGHT% STEP/STEPS`, else `<none>`."""
+    if not canary or canary.get("phase") not in ("Progressing", "Paused"):
+        return "<none>"
+    return (
+        f"{canary.get('canary')} {canary.get('weight')}% {canary.get('step')}/{canary.get('steps')}"
     )
 
 
@@ -261,7 +271,7 @@ KINDS = (
         "agents",
         ("agent", "ag"),
         ("NAME", "ENVIRONMENT", "VERSION", "READY", "URL", "AGE"),
-        ("RESTARTS", "COMMIT", "STATE", "DESIRED"),
+        ("RESTARTS", "COMMIT", "STATE", "DESIRED", "CANARY"),
         _fetch_agents,
     ),
     Kind(

@@ -1,4 +1,5 @@
-"""`shipyard rollout status|history|undo|pause|resume`, as kubectl's `rollout` verbs."""
+"""`shipyard rollout status|history|undo|pause|resume|promote|abort`, as kubectl's and Argo
+Rollouts' `rollout` verbs."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ EXIT_ERROR = 1  # ShipyardError, raised and printed by main
 EXIT_FAILED = 2
 EXIT_TIMED_OUT = 3
 
-FAILED_RESULTS = ("Failed", "RolledBack")
+FAILED_RESULTS = ("Failed", "RolledBack", "Aborted")
 
 
 @click.group(name="rollout")
@@ -34,6 +35,8 @@ def rollout() -> None:
       shipyard rollout history support-bot
       shipyard rollout undo support-bot -e production --reason "answers got rude"
       shipyard rollout resume support-bot -e production
+      shipyard rollout promote support-bot -e production
+      shipyard rollout abort support-bot -e production
     """
 
 
@@ -65,6 +68,9 @@ def verdict(
     if stalled is not None:
         return Verdict(EXIT_FAILED, f'agent "{name}" rollout is blocked: {stalled}')
     latest = rollouts[-1] if rollouts else None
+    canary = agent.get("canary")
+    if latest is not None and latest.get("result") == "Progressing" and canary_running(canary):
+        return Verdict(None, canary_line(name, canary))
     state = agent.get("state")
     desired = agent.get("desiredVersion")
     if latest is not None and latest.get("result") == "Progressing":
@@ -97,7 +103,9 @@ def verdict(
     )
     if state == "Failed" or failed:
         if latest is not None and latest.get("result") in FAILED_RESULTS:
-            how = "was rolled back" if latest["result"] == "RolledBack" else "failed"
+            how = {"RolledBack": "was rolled back", "Aborted": "was aborted"}.get(
+                latest["result"], "failed"
+            )
             reason = latest.get("reason") or agent.get("message") or "no reason given"
             return Verdict(
                 EXIT_FAILED,
@@ -117,6 +125,27 @@ def verdict(
         f'Waiting for agent "{name}" rollout to finish: {agent.get("version")} serving, '
         f"{desired} wanted...",
     )
+
+
+def canary_running(canary: dict[str, Any] | None) -> bool:
+    return bool(canary) and (canary or {}).get("phase") in ("Progressing", "Paused")
+
+
+def canary_line(name: str, canary: dict[str, Any] | None) -> str:
+    """A running canary: step i/n, weight, and the latest analysis verdict."""
+    canary = canary or {}
+    line = (
+        f'Waiting for agent "{name}" canary {canary.get("canary")}: step '
+        f"{canary.get('step')}/{canary.get('steps')}, weight {canary.get('weight')}%, "
+        f"{canary.get('phase')}"
+    )
+    if canary.get("message"):
+        line += f" ({canary['message']})"
+    verdicts = canary.get("verdicts") or []
+    if verdicts:
+        last = verdicts[-1]
+        line += f"; {last.get('analysis')}: {last.get('result')}, {last.get('message')}"
+    return line + "..."
 
 
 def _stalled(environment: dict[str, Any] | None) -> str | None:
@@ -181,7 +210,7 @@ def status(
             described = api.describe(environment, agent)
             outcome = verdict(
                 agent,
-                described["agent"],
+                {**described["agent"], "canary": described.get("canary")},
                 described.get("rollouts") or [],
                 {"name": environment, **(described.get("environmentStatus") or {})},
                 described.get("pin"),
@@ -460,3 +489,49 @@ def resume(agent: str, environment: str, server: str | None, token: str | None) 
     if not lifted:
         raise ShipyardError(f'agent "{agent}" is not paused or pinned in {environment}')
     click.echo(f"agent/{agent} resumed in {environment}")
+
+
+# promote, abort (a running canary) ------------------------------------------------------
+
+
+@rollout.command(name="promote")
+@click.argument("agent")
+@common.environment_option
+@click.option(
+    "--full", is_flag=True, help="Skip the remaining steps: all traffic to the canary now."
+)
+@client.connection_options
+def promote(
+    agent: str, environment: str, full: bool, server: str | None, token: str | None
+) -> None:
+    """Move a running canary past its current pause or analysis step (--full: promote now).
+
+    Fails (exit 1) when no canary runs for the agent.
+
+    \b
+    Examples:
+      shipyard rollout promote support-bot -e production
+      shipyard rollout promote support-bot -e production --full
+    """
+    with client.Client(server, token) as api:
+        api.promote(environment, agent, full=full)
+    what = "promotion in full" if full else "promotion past the current step"
+    click.echo(f"agent/{agent} {what} requested in {environment}")
+
+
+@rollout.command(name="abort")
+@click.argument("agent")
+@common.environment_option
+@client.connection_options
+def abort(agent: str, environment: str, server: str | None, token: str | None) -> None:
+    """Stop a running canary: all traffic back to the stable version, the canary stopped.
+
+    The rollout ends Aborted (`rollout status` exits 2). Fails (exit 1) when no canary runs.
+
+    \b
+    Examples:
+      shipyard rollout abort support-bot -e production
+    """
+    with client.Client(server, token) as api:
+        api.abort(environment, agent)
+    click.echo(f"agent/{agent} abort requested in {environment}")

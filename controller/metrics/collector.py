@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from controller.metrics.state import PREVIEW_STATES, State, bounded
+from controller.metrics.windows import RequestWindows
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 ROLLOUT_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -28,7 +29,7 @@ COMMIT_TO_LIVE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PHASE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 SYNC_PHASES = ("fetch", "load", "plan", "apply")
-ROLLOUT_RESULTS = ("Healthy", "Failed", "RolledBack")  # the store's finished results
+ROLLOUT_RESULTS = ("Healthy", "Failed", "RolledBack", "Aborted")  # the store's finished results
 ENVIRONMENT_KINDS = ("production", "preview")
 MAX_WEBHOOK_LABEL = 32
 
@@ -42,6 +43,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._source: Callable[[], State] | None = None
+        self.windows = RequestWindows()  # exact samples of the versions a canary analysis judges
         # Pruned at scrape time; yielded by `_Current`, never registered themselves.
         self._requests = Counter(
             "shipyard_agent_requests",
@@ -134,6 +136,7 @@ class Metrics:
                 histogram = self._version_keys[key] = self._request_seconds.labels(*key)
             counter.inc()
             histogram.observe(max(0.0, seconds))
+        self.windows.record((agent, environment, version), code, seconds)
 
     def rollout_finished(self, agent: str, environment: str, result: str, seconds: float) -> None:
         """A rollout ended with `result` (one of `ROLLOUT_RESULTS`) after `seconds`."""

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
 from controller.metrics.collector import Metrics
 from controller.reconciler import (
+    canary,
+    canary_deploy,
     drivers,
     evaluation,
     interrupted,
@@ -109,6 +111,7 @@ class Controller:
         self.reported: dict[str, tuple[str, str]] = {}  # environment → (commit, state) on PRs
         self._env_backoff: dict[str, Backoff] = {}
         self.open_rollouts = interrupted.OpenRollouts()  # left open by a crash or an API error
+        self.canaries = canary.Book()  # running canaries' progress, woken by steering
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier
         self.evaluation = evaluation.Evaluation.for_controller(self)
@@ -548,8 +551,23 @@ class Controller:
         rollout = await self._in_store(self._open_rollout, environment, branch, commit, action)
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
+        aborted = False
         try:
-            result = await self.driver.deploy(request, deadline)
+            if canary_deploy.applies(agent, action.current, self.driver):
+                assert action.current is not None
+                outcome = await canary_deploy.deploy(
+                    driver=self.driver,
+                    store=self.store,
+                    book=self.canaries,
+                    windows=self.metrics.windows,
+                    agent=agent,
+                    request=request,
+                    stable=action.current,
+                    deadline_seconds=deadline,
+                )
+                result, aborted = outcome.result, outcome.aborted
+            else:
+                result = await self.driver.deploy(request, deadline)
         except Transient as error:
             self.open_rollouts.add(rollout, interrupted.API_ERROR)
             message = f"{agent.version}: {error}; the rollout stays open and is retried"
@@ -570,16 +588,24 @@ class Controller:
             self._failed.pop(key, None)
             return True
         self._failed[key] = agent.version
-        if action.current is not None:
+        if aborted:
+            reason = f"{result.message}; all traffic back on {action.current}"
+            self.store.finish_rollout(rollout.id, RolloutResult.ABORTED, reason)
+        elif action.current is not None:
             reason = f"{result.message}; rolled back: {action.current} keeps serving"
             self.store.finish_rollout(rollout.id, RolloutResult.ROLLED_BACK, reason)
         else:
             reason = result.message
             self.store.finish_rollout(rollout.id, RolloutResult.FAILED, reason)
         ended = RolloutResult.ROLLED_BACK if action.current is not None else RolloutResult.FAILED
+        ended = RolloutResult.ABORTED if aborted else ended
         reporting.rollout_finished(self, environment, agent.name, ended, started)
         self._event(
-            "Warning", "RolloutFailed", environment, agent.name, f"{agent.version} failed: {reason}"
+            "Warning",
+            "RolloutAborted" if aborted else "RolloutFailed",
+            environment,
+            agent.name,
+            f"{agent.version} {'aborted' if aborted else 'failed'}: {reason}",
         )
         self._agent_message(environment, agent.name, reason)
         return False
@@ -675,7 +701,9 @@ class Controller:
             elif serving is not None and serving == wanted:
                 state = "Healthy"
             elif (status.name, name) in self._failed:
-                state = "Failed"
+                state = self.canaries.failed_state(
+                    status.name, name, self._failed[status.name, name]
+                )
             else:
                 state = "Progressing" if wanted else "Removing"
             record = deployed.get(name)
@@ -695,7 +723,7 @@ class Controller:
                     pin.reason
                     if pin is not None and state == "Pinned"
                     else previous.message
-                    if previous and state == "Failed"
+                    if previous and state in ("Failed", "Aborted")
                     else ""
                 ),
                 labels=labels,

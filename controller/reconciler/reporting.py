@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def state(controller: Controller) -> State:
     """The controller as the metrics see it right now (called at every scrape)."""
     versions = []
-    for serving in controller.target.serving():
+    canaries = [canary.serving for canary in controller.target.canaries()]
+    for serving in [*controller.target.serving(), *canaries]:
         process = controller.target.process(serving.environment, serving.agent)
         status = controller.statuses.get(serving.environment)
         versions.append(

@@ -1,12 +1,16 @@
-"""Which revision `rollout undo` returns to, decided from the store alone.
+"""Steering rollouts from outside the loop: which revision `rollout undo` returns to, and
+a running canary's promote and abort.
 
-Kept beside the loop so the choice reads in one place and holds however long the history
-grows: the store answers with one indexed query, never a capped list scanned in Python.
+The undo target is decided from the store alone, so the choice reads in one place and
+holds however long the history grows: the store answers with one indexed query, never a
+capped list scanned in Python. Canary steering records intent in the store and wakes the
+canary's loop; it never calls into the loop.
 """
 
 from __future__ import annotations
 
 from controller.errors import Conflict, NotFound
+from controller.reconciler import canary
 from controller.store.records import Revision
 from controller.store.sqlite import Store
 
@@ -36,3 +40,22 @@ def undo_target(
     if before is None:
         raise Conflict(f"{agent} in {environment} has no earlier revision to undo to")
     return before
+
+
+def steer_canary(
+    store: Store, book: canary.Book, environment: str, agent: str, *, intent: str, actor: str
+) -> None:
+    """Record `intent` (promote, promote-full, abort) for `agent`'s running canary and wake it.
+
+    The canary's loop takes the intent at its next look, so the ask survives however
+    busy the loop is; a canary that is not running is a clear 409, not a stored ask.
+    """
+    if intent not in canary.INTENTS:
+        raise Conflict(f"unknown intent {intent!r} (one of {', '.join(canary.INTENTS)})")
+    if not book.running(environment, agent):
+        raise Conflict(
+            f"{agent} in {environment} has no canary running "
+            "(a canary runs while a strategy: Canary rollout walks its steps)"
+        )
+    store.record_intent(environment, agent, intent, actor)
+    book.wake(environment, agent)

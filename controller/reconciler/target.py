@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec
-from controller.targets.local.target import DeployResult, Serving
+from controller.targets.local.target import CanaryServing, DeployResult, Serving
 
 
 class Target(Protocol):
@@ -24,6 +24,10 @@ class Target(Protocol):
     def environments(self) -> set[str]: ...
 
     def serving(self) -> list[Serving]: ...
+
+    def canaries(self) -> list[CanaryServing]:
+        """Canaries running beside serving versions, with their share of the traffic."""
+        ...
 
     def process(self, environment: str, agent: str) -> AgentProcess | None: ...
 
@@ -40,3 +44,15 @@ class ProcessTarget(Target, Protocol):
     async def restore(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start again a version promoted before a restart: it serves, crashing or not."""
         ...
+
+    async def start_canary(
+        self, launch: LaunchSpec, deadline_seconds: float, sticky_header: str | None = None
+    ) -> DeployResult:
+        """Start `launch`'s version beside the serving one, taking no traffic yet."""
+        ...
+
+    def set_canary_weight(self, environment: str, agent: str, weight: int) -> None: ...
+
+    async def promote_canary(self, environment: str, agent: str) -> bool: ...
+
+    async def abort_canary(self, environment: str, agent: str) -> None: ...

@@ -96,10 +96,40 @@ class PreviewSettings:
 
 
 @dataclass(frozen=True)
+class CanaryStep:
+    """One step of a canary: a weight to set, a pause, or an analysis run.
+
+    `pause_seconds` None with `pause` True waits until `rollout promote`.
+    """
+
+    set_weight: int | None = None
+    pause: bool = False
+    pause_seconds: int | None = None
+    analysis: Analysis | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Built-in checks from Shipyard's own per-version request metrics."""
+
+    interval_seconds: int = 10
+    min_requests: int = 20
+    max_error_rate: float | None = None
+    max_latency_p95_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class RolloutSettings:
     strategy: str = "RollingUpdate"
     progress_deadline_seconds: int = 120
     auto_rollback: bool = True
+    steps: tuple[CanaryStep, ...] = ()
+    analysis: Analysis | None = None
+    sticky_header: str | None = None  # lower-case; one value of it always meets one version
+
+    @property
+    def is_canary(self) -> bool:
+        return self.strategy == "Canary"
 
 
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie")
@@ -244,6 +274,44 @@ def build_spec(document: Mapping[str, Any], prompt_text: str) -> AgentSpec:
             strategy=rollout.get("strategy", "RollingUpdate"),
             progress_deadline_seconds=rollout.get("progressDeadlineSeconds", 120),
             auto_rollback=rollout.get("autoRollback", True),
+            steps=tuple(canary_step(step) for step in rollout.get("steps", [])),
+            analysis=analysis_of(rollout["analysis"]) if "analysis" in rollout else None,
+            sticky_header=(
+                str(rollout["stickyHeader"]).lower() if "stickyHeader" in rollout else None
+            ),
         ),
         observability=Observability(record=record_settings(spec)),
     )
+
+
+def canary_step(step: Mapping[str, Any]) -> CanaryStep:
+    """One schema-valid entry of `spec.rollout.steps`."""
+    if "setWeight" in step:
+        return CanaryStep(set_weight=int(step["setWeight"]))
+    if "pause" in step:
+        duration = step["pause"].get("duration")
+        return CanaryStep(
+            pause=True, pause_seconds=parse_duration(duration) if duration is not None else None
+        )
+    return CanaryStep(analysis=analysis_of(step["analysis"]))
+
+
+def analysis_of(analysis: Mapping[str, Any]) -> Analysis:
+    """`spec.rollout.analysis` (or a step's), defaults applied."""
+    error_rate = analysis.get("errorRate")
+    latency = analysis.get("latencyP95")
+    return Analysis(
+        interval_seconds=parse_duration(analysis.get("interval", "10s")),
+        min_requests=analysis.get("minRequests", 20),
+        max_error_rate=float(error_rate["max"]) if error_rate is not None else None,
+        max_latency_p95_seconds=(
+            parse_seconds(str(latency["max"])) if latency is not None else None
+        ),
+    )
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds in a latency bound: `2s`, `250ms` or `1.5s` (the schema checked its shape)."""
+    if text.endswith("ms"):
+        return float(text[:-2]) / 1000
+    return float(text.rstrip("s"))

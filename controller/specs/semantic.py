@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.specs import quantity
+from controller.specs import canary_checks, quantity
 from controller.specs import tree as trees
 from controller.specs.problems import field_path
 from controller.targets.kubernetes import rendering
@@ -48,6 +48,7 @@ def check(document: Mapping[str, Any], tree: trees.Tree, target: str | None = No
     _check_run(spec.get("run"), outcome)
     _check_tools(spec.get("tools", []), outcome)
     _check_resources(spec.get("resources") or {}, outcome)
+    outcome.findings += canary_checks.check(spec.get("rollout") or {})
     if target == KUBERNETES:
         _check_kubernetes(spec, outcome)
     return outcome

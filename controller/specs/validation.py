@@ -92,6 +92,8 @@ PATTERN_MEANINGS: dict[str, str] = {
     r"^(?=.*[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$": (
         "a duration such as 72h, 90m, 1h30m or 2d"
     ),
+    r"^[0-9]+(\.[0-9]+)?(ms|s)$": "a time such as 2s, 1.5s or 250ms",
+    r"^[A-Za-z0-9-]+$": "a header name: letters, digits and '-', such as x-conversation-id",
     r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$": (
         "a Kubernetes CPU quantity: cores such as 1 or 0.5, or millicores such as 500m"
     ),

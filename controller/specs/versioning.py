@@ -14,10 +14,12 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from controller.specs.model import AgentSpec, Observability, PromptSpec
+from controller.specs.model import AgentSpec, Observability, PromptSpec, RolloutSettings
 
 VERSION_LENGTH = 10
 _NO_OBSERVABILITY = Observability()
+# Rollout fields added after versions existed: left out while unset, so those keep their hash.
+_LATER_ROLLOUT_FIELDS = {"steps": (), "analysis": None, "sticky_header": None}
 
 # Per dataclass: its field names and a getter of all their values at once.
 _FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
@@ -58,6 +60,10 @@ def _plain(value: Any) -> dict[str, Any]:
     if kind is AgentSpec and value.observability == _NO_OBSERVABILITY:
         # Added after versions existed: left out at its defaults, so they keep their hash.
         del plain["observability"]
+    if kind is RolloutSettings:
+        for name, unset in _LATER_ROLLOUT_FIELDS.items():
+            if plain[name] == unset:
+                del plain[name]
     return plain
 
 

@@ -12,6 +12,7 @@ class RolloutResult(enum.StrEnum):
     FAILED = "Failed"
     ROLLED_BACK = "RolledBack"
     SUPERSEDED = "Superseded"
+    ABORTED = "Aborted"  # a canary stopped by its analysis or `rollout abort`
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS environments (
     name TEXT PRIMARY KEY, branch TEXT NOT NULL, commit_sha TEXT NOT NULL,
     last_push_at REAL NOT NULL, retired_commit TEXT
 );
+CREATE TABLE IF NOT EXISTS steering_intents (
+    environment TEXT NOT NULL, agent TEXT NOT NULL, intent TEXT NOT NULL,
+    actor TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (environment, agent)
+);
 CREATE TABLE IF NOT EXISTS review_requests (
     branch TEXT NOT NULL, number INTEGER NOT NULL, from_fork INTEGER NOT NULL,
     labels_json TEXT NOT NULL, updated_at REAL NOT NULL,
@@ -456,6 +461,31 @@ class Store:
         return [_pin(row) for row in rows]
 
     # Environments ----------------------------------------------------------------------
+
+    # Steering a running canary ---------------------------------------------------------
+
+    def record_intent(self, environment: str, agent: str, intent: str, actor: str) -> None:
+        """What a person asked of `agent`'s running rollout (the newest ask replaces older)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO steering_intents VALUES (?, ?, ?, ?, ?)",
+                (environment, agent, intent, actor, time.time()),
+            )
+
+    def take_intent(self, environment: str, agent: str) -> tuple[str, str] | None:
+        """The waiting intent and its actor, removed as it is taken (None: nothing asked)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT intent, actor FROM steering_intents WHERE environment = ? AND agent = ?",
+                (environment, agent),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "DELETE FROM steering_intents WHERE environment = ? AND agent = ?",
+                (environment, agent),
+            )
+            return str(row[0]), str(row[1])
 
     def save_environment(self, record: EnvironmentRecord) -> None:
         with self._transaction() as db:

@@ -282,8 +282,9 @@ def test_get_agents_in_every_output_format(world: World) -> None:
     assert single["status"]["state"] == "Healthy"
 
     wide = quick(world, "get", "agents", "-A", "-o", "wide").stdout.splitlines()
-    assert columns(wide[0])[-3:] == ["COMMIT", "STATE", "DESIRED"]
+    assert columns(wide[0])[-4:] == ["COMMIT", "STATE", "DESIRED", "CANARY"]
     assert len(wide) == 5
+    assert all(columns(line)[-1] == "<none>" for line in wide[1:])  # no canary runs
     as_yaml = yaml.safe_load(quick(world, "get", "agents", "-o", "yaml").stdout)
     assert [agent["metadata"]["name"] for agent in as_yaml["items"]] == ["alpha", "beta"]
     assert quick(world, "get", "agents", "-o", "name").stdout == "agent/alpha\nagent/beta\n"

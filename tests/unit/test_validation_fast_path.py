@@ -316,6 +316,9 @@ def asdict_version(spec: Any, referenced_files: dict[str, bytes]) -> str:
         normalized["prompt"]["text"] = None
     if spec.observability == model.Observability():
         del normalized["observability"]  # added later; left out at its defaults
+    for name in ("steps", "analysis", "sticky_header"):
+        if normalized["rollout"][name] in ((), None):
+            del normalized["rollout"][name]  # canary settings, added later; left out unset
     digest = hashlib.sha256()
     digest.update(json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode())
     for path in sorted(referenced_files):

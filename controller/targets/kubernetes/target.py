@@ -25,7 +25,7 @@ from typing import Any
 from controller.targets.kubernetes import errors, informer, pod_logs, pod_states, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
-from controller.targets.local.target import DeployResult, Serving
+from controller.targets.local.target import CanaryServing, DeployResult, Serving
 
 HASH = "shipyard.dev/applied-hash"
 AGENT = "shipyard.dev/agent"
@@ -156,6 +156,9 @@ class KubernetesTarget:
 
     def environments(self) -> set[str]:
         return set(self._environments)
+
+    def canaries(self) -> list[CanaryServing]:
+        return []  # weighted canaries run on the local target only, so far
 
     def serving(self) -> list[Serving]:
         return [

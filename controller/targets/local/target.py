@@ -43,6 +43,24 @@ class Serving:
 
 # (environment, agent, what now answers or None): lets the router update one route.
 RouteListener = Callable[[str, str, Serving | None], None]
+# (environment, agent, its canary now or None): lets the router update that one route.
+CanaryListener = Callable[[str, str, "CanaryServing | None"], None]
+
+
+@dataclass(frozen=True)
+class CanaryServing:
+    """A canary process, the percent of its agent's requests it answers, the sticky header."""
+
+    serving: Serving
+    weight: int
+    sticky_header: str | None
+
+
+@dataclass
+class _Canary:
+    process: AgentProcess
+    weight: int
+    sticky_header: str | None
 
 
 class LocalTarget:
@@ -50,6 +68,9 @@ class LocalTarget:
         self._table = table or ProcessTable()
         self._serving = ServingSlots()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # A canary runs beside its slot's serving process and takes `weight` % of requests.
+        self._canaries: dict[tuple[str, str], _Canary] = {}
+        self._canary_listeners: list[CanaryListener] = []
 
     def on_route_change(self, listener: RouteListener) -> None:
         """Call `listener` whenever a slot's process changes (read `serving()` first)."""
@@ -63,6 +84,17 @@ class LocalTarget:
             listener(environment, agent, serving)
 
         self._serving.listen(tell)
+
+    def on_canary_change(self, listener: CanaryListener) -> None:
+        """Call `listener` whenever a slot's canary starts, changes weight or ends."""
+        self._canary_listeners.append(listener)
+
+    def _tell_canary(self, slot: tuple[str, str]) -> None:
+        environment, agent = slot
+        canary = self._canaries.get(slot)
+        shown = _canary_serving(slot, canary) if canary is not None else None
+        for listener in self._canary_listeners:
+            listener(environment, agent, shown)
 
     async def deploy(self, launch: LaunchSpec, deadline_seconds: float) -> DeployResult:
         """Start `launch`'s version and switch traffic to it once healthy (idempotent)."""
@@ -103,9 +135,68 @@ class LocalTarget:
     async def remove(self, environment: str, agent: str) -> None:
         slot = (environment, agent)
         async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is not None:
+                self._tell_canary(slot)
+                await self._table.stop(canary.process.key)
             process = self._serving.pop(slot, None)
             if process is not None:
                 await self._table.stop(process.key)
+
+    # Canaries ---------------------------------------------------------------------------
+
+    async def start_canary(
+        self, launch: LaunchSpec, deadline_seconds: float, sticky_header: str | None = None
+    ) -> DeployResult:
+        """Start `launch`'s version beside the serving one, at weight 0 once healthy."""
+        slot = (launch.environment, launch.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            previous = self._canaries.pop(slot, None)
+            if previous is not None:
+                self._tell_canary(slot)
+                await self._table.stop(previous.process.key)
+            process = await self._table.launch(launch)
+            if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
+                self._canaries[slot] = _Canary(process, 0, sticky_header)
+                self._tell_canary(slot)
+                return DeployResult(True)
+            message = _failure(process, deadline_seconds)
+            await self._table.stop(process.key)
+            return DeployResult(False, message)
+
+    def set_canary_weight(self, environment: str, agent: str, weight: int) -> None:
+        slot = (environment, agent)
+        canary = self._canaries.get(slot)
+        if canary is not None:
+            canary.weight = max(0, min(100, weight))
+            self._tell_canary(slot)
+
+    async def promote_canary(self, environment: str, agent: str) -> bool:
+        """The canary becomes the serving process and the old one stops."""
+        slot = (environment, agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is None:
+                return False
+            current = self._serving.get(slot)
+            self._serving[slot] = canary.process
+            self._tell_canary(slot)
+            if current is not None and current.key != canary.process.key:
+                await self._table.stop(current.key)
+            return True
+
+    async def abort_canary(self, environment: str, agent: str) -> None:
+        """All traffic back to the serving process; the canary stops."""
+        slot = (environment, agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            canary = self._canaries.pop(slot, None)
+            if canary is not None:
+                self._tell_canary(slot)
+                await self._table.stop(canary.process.key)
+
+    def canaries(self) -> list[CanaryServing]:
+        """Every running canary with the percent of its agent's traffic it takes."""
+        return [_canary_serving(slot, canary) for slot, canary in sorted(self._canaries.items())]
 
     def running(self, environment: str) -> dict[str, str]:
         """Agent → version serving in `environment` (crash-looped processes excluded)."""
@@ -134,7 +225,15 @@ class LocalTarget:
 
     async def close(self) -> None:
         self._serving.clear()
+        self._canaries.clear()
         await self._table.stop_all()
+
+
+def _canary_serving(slot: tuple[str, str], canary: _Canary) -> CanaryServing:
+    environment, agent = slot
+    process = canary.process
+    serving = Serving(agent, environment, process.spec.version, process.port, str(process.state))
+    return CanaryServing(serving, canary.weight, canary.sticky_header)
 
 
 def _failure(process: AgentProcess, deadline_seconds: float) -> str:

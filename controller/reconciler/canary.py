@@ -1,0 +1,303 @@
+"""A canary rollout on the local target: steps, weights, analysis, promote or abort.
+
+The new version starts beside the stable one and takes the share of requests each
+`setWeight` step sets; pauses wait for a duration or for `rollout promote`; the rollout-wide
+analysis judges the canary every interval from the router's per-version samples, and an
+analysis step holds until its checks pass. A failed check, or `rollout abort`, sends all
+traffic back to stable and stops the canary. Steering arrives as intents in the store
+(`steering.py` records them and wakes this loop through the book), never as calls into
+the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.metrics.windows import RequestWindows, Sample
+from controller.reconciler import canary_analysis
+from controller.reconciler.canary_analysis import Result, Verdict
+from controller.reconciler.target import ProcessTarget
+from controller.specs.model import Analysis, CanaryStep, RolloutSettings
+from controller.store.sqlite import Store
+from controller.targets.local.processes import LaunchSpec
+
+PROMOTE = "promote"
+PROMOTE_FULL = "promote-full"
+ABORT = "abort"
+INTENTS = (PROMOTE, PROMOTE_FULL, ABORT)
+MAX_VERDICTS = 20
+DEFAULT_INTERVAL = 10.0  # checking for intents and timed pauses without an analysis
+
+
+class Ending(enum.StrEnum):
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    UNHEALTHY = "Unhealthy"  # never turned healthy: the rolling update's failure
+
+
+@dataclass(frozen=True)
+class Ended:
+    ending: Ending
+    message: str
+
+
+@dataclass
+class Progress:
+    """Where one running canary stands, for `rollout status`, describe and `get -o wide`."""
+
+    stable: str
+    canary: str
+    steps: int
+    step: int = 0
+    weight: int = 0
+    phase: str = "Progressing"  # Progressing, Paused, Promoted, Aborted
+    message: str = ""
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stable": self.stable,
+            "canary": self.canary,
+            "step": self.step,
+            "steps": self.steps,
+            "weight": self.weight,
+            "phase": self.phase,
+            "message": self.message,
+            "verdicts": list(self.verdicts),
+        }
+
+
+class Book:
+    """The running canaries' progress, and a wake-up per canary for steering."""
+
+    def __init__(self) -> None:
+        self.progress: dict[tuple[str, str], Progress] = {}
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
+
+    def attach(self, slot: tuple[str, str], progress: Progress, wake: asyncio.Event) -> None:
+        self.progress[slot] = progress
+        self._wake[slot] = wake
+
+    def detach(self, slot: tuple[str, str]) -> None:
+        self._wake.pop(slot, None)
+
+    def wake(self, environment: str, agent: str) -> None:
+        event = self._wake.get((environment, agent))
+        if event is not None:
+            event.set()
+
+    def running(self, environment: str, agent: str) -> bool:
+        progress = self.progress.get((environment, agent))
+        return progress is not None and progress.phase in ("Progressing", "Paused")
+
+    def failed_state(self, environment: str, agent: str, version: str) -> str:
+        """`Aborted` when `version` failed as an aborted canary, else `Failed`."""
+        progress = self.progress.get((environment, agent))
+        aborted = progress is not None and progress.canary == version
+        return (
+            "Aborted"
+            if progress is not None and aborted and progress.phase == "Aborted"
+            else "Failed"
+        )
+
+    def as_dict(self, environment: str, agent: str) -> dict[str, Any] | None:
+        progress = self.progress.get((environment, agent))
+        return progress.as_dict() if progress is not None else None
+
+
+@dataclass
+class _Judge:
+    """One analysis and the requests it has not judged yet."""
+
+    analysis: Analysis
+    name: str
+    pending: Sample = field(default_factory=lambda: Sample(0, 0, ()))
+    due: float = 0.0
+    last: Verdict | None = None
+
+
+class CanaryRun:
+    def __init__(
+        self,
+        *,
+        target: ProcessTarget,
+        store: Store,
+        book: Book,
+        windows: RequestWindows,
+        launch: LaunchSpec,
+        settings: RolloutSettings,
+        stable: str,
+    ) -> None:
+        self.target = target
+        self.store = store
+        self.book = book
+        self.windows = windows
+        self.launch = launch
+        self.settings = settings
+        self.slot = (launch.environment, launch.agent)
+        self.key = (launch.agent, launch.environment, launch.version)
+        self.progress = Progress(stable=stable, canary=launch.version, steps=len(settings.steps))
+        self.wake = asyncio.Event()
+        self.judges: list[_Judge] = []
+
+    async def run(self, deadline_seconds: float) -> Ended:
+        environment, agent = self.slot
+        started = await self.target.start_canary(
+            self.launch, deadline_seconds, self.settings.sticky_header
+        )
+        if not started.healthy:
+            return Ended(Ending.UNHEALTHY, started.message)
+        self.store.take_intent(environment, agent)  # an ask left from an earlier rollout
+        self.book.attach(self.slot, self.progress, self.wake)
+        self.windows.watch(self.key)
+        try:
+            if self.settings.analysis is not None:
+                self.judges.append(_Judge(self.settings.analysis, "analysis"))
+            ended = await self._steps()
+        except BaseException:
+            await self.target.abort_canary(environment, agent)
+            raise
+        finally:
+            self.windows.unwatch(self.key)
+            self.book.detach(self.slot)
+        if ended.ending is Ending.PROMOTED:
+            self._set_weight(100)
+            await self.target.promote_canary(environment, agent)
+        else:
+            await self.target.abort_canary(environment, agent)
+            self.progress.weight = 0
+        self.progress.phase = ended.ending.value
+        self.progress.message = ended.message
+        return ended
+
+    async def _steps(self) -> Ended:
+        for index, step in enumerate(self.settings.steps):
+            self.progress.step = index + 1
+            self._record_step(step)
+            ended = await self._step(step)
+            if ended is not None:
+                return ended
+        return Ended(Ending.PROMOTED, "every step passed")
+
+    async def _step(self, step: CanaryStep) -> Ended | None:
+        if step.set_weight is not None:
+            self._set_weight(step.set_weight)
+            self.progress.message = f"weight {step.set_weight}%"
+            return await self._wait(0.0)
+        if step.pause:
+            if step.pause_seconds is None:
+                self.progress.phase = "Paused"
+                self.progress.message = "paused until `shipyard rollout promote`"
+                ended = await self._wait(None)
+            else:
+                self.progress.message = f"pausing {step.pause_seconds}s"
+                ended = await self._wait(float(step.pause_seconds))
+            self.progress.phase = "Progressing"
+            return ended
+        assert step.analysis is not None
+        judge = _Judge(step.analysis, f"step {self.progress.step} analysis")
+        self.judges.append(judge)
+        self.progress.message = "analysing"
+        try:
+            while True:
+                ended = await self._wait(step.analysis.interval_seconds)
+                if ended is not None or (judge.last and judge.last.result is Result.PASSED):
+                    return ended
+                if self._promoted_past:
+                    return None
+        finally:
+            self.judges.remove(judge)
+
+    _promoted_past = False
+
+    async def _wait(self, seconds: float | None) -> Ended | None:
+        """Wait `seconds` (None: until promoted), judging and steering meanwhile.
+
+        Returns how the rollout ended, if it did; None to go on with the next step.
+        """
+        self._promoted_past = False
+        until = None if seconds is None else time.monotonic() + seconds
+        while True:
+            self.wake.clear()  # before looking: an intent recorded after this wakes the wait
+            ended = self._steer()
+            if ended is not None or self._promoted_past:
+                return ended
+            ended = self._judge_due()
+            if ended is not None:
+                return ended
+            now = time.monotonic()
+            if until is not None and now >= until:
+                return None
+            next_due = min((judge.due for judge in self.judges), default=now + DEFAULT_INTERVAL)
+            timeout = max(0.05, min(next_due, until if until is not None else next_due) - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+
+    def _steer(self) -> Ended | None:
+        asked = self.store.take_intent(*self.slot)
+        if asked is None:
+            return None
+        intent, actor = asked
+        if intent == ABORT:
+            return Ended(Ending.ABORTED, f"aborted by {actor}")
+        if intent == PROMOTE_FULL:
+            return Ended(Ending.PROMOTED, f"promoted in full by {actor}")
+        self._promoted_past = True  # PROMOTE: past the current pause or analysis step
+        self.progress.message = f"promoted past step {self.progress.step} by {actor}"
+        return None
+
+    def _judge_due(self) -> Ended | None:
+        now = time.monotonic()
+        for judge in self.judges:
+            if judge.due == 0.0:
+                judge.due = now + judge.analysis.interval_seconds
+        due = [judge for judge in self.judges if now >= judge.due]
+        if not due:
+            return None
+        fresh = self.windows.take(self.key)
+        for judge in self.judges:  # every analysis sees every request once
+            judge.pending = canary_analysis.merged(judge.pending, fresh)
+        for judge in due:
+            judge.due = now + judge.analysis.interval_seconds
+            verdict = canary_analysis.judge(judge.analysis, judge.pending)
+            judge.last = verdict
+            self._remember(judge.name, verdict)
+            if verdict.result is not Result.INCONCLUSIVE:
+                judge.pending = Sample(0, 0, ())
+            if verdict.result is Result.FAILED:
+                return Ended(Ending.ABORTED, f"{judge.name} failed: {verdict.message}")
+        return None
+
+    def _record_step(self, step: CanaryStep) -> None:
+        """Each step in the agent's events: the rollout's history, step by step."""
+        if step.set_weight is not None:
+            what = f"weight {step.set_weight}%"
+        elif step.pause and step.pause_seconds is not None:
+            what = f"pause {step.pause_seconds}s"
+        elif step.pause:
+            what = "pause until `shipyard rollout promote`"
+        else:
+            what = "analysis"
+        environment, agent = self.slot
+        self.store.record_event(
+            type="Normal",
+            reason="CanaryStep",
+            message=(
+                f"{self.launch.version} step {self.progress.step}/{self.progress.steps}: {what}"
+            ),
+            environment=environment,
+            agent=agent,
+        )
+
+    def _remember(self, name: str, verdict: Verdict) -> None:
+        self.progress.verdicts.append({"analysis": name, "at": time.time(), **verdict.as_dict()})
+        del self.progress.verdicts[:-MAX_VERDICTS]
+
+    def _set_weight(self, weight: int) -> None:
+        self.progress.weight = weight
+        self.target.set_canary_weight(*self.slot, weight)

@@ -1,0 +1,61 @@
+"""Whether a deploy runs as a canary, and running it with only what it needs.
+
+A canary needs a version to compare against (the first deploy of an agent has none and
+rolls out plainly) and a target that runs both versions side by side behind Shipyard's
+router: the local target, so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.metrics.windows import RequestWindows
+from controller.reconciler import canary, drivers
+from controller.reconciler.canary import Ending
+from controller.specs.model import Agent
+from controller.store.sqlite import Store
+from controller.targets.local.processes import LaunchSpec
+from controller.targets.local.target import DeployResult
+
+
+@dataclass(frozen=True)
+class CanaryOutcome:
+    result: DeployResult
+    aborted: bool  # stopped by its analysis or `rollout abort` (not a health failure)
+
+
+def applies(agent: Agent, current: str | None, driver: drivers.Driver) -> bool:
+    return (
+        agent.spec.rollout.is_canary
+        and current is not None
+        and isinstance(driver, drivers.LocalDriver)
+    )
+
+
+async def deploy(
+    *,
+    driver: drivers.Driver,
+    store: Store,
+    book: canary.Book,
+    windows: RequestWindows,
+    agent: Agent,
+    request: LaunchSpec,
+    stable: str,
+    deadline_seconds: float,
+) -> CanaryOutcome:
+    assert isinstance(driver, drivers.LocalDriver)
+    run = canary.CanaryRun(
+        target=driver.target,
+        store=store,
+        book=book,
+        windows=windows,
+        launch=request,
+        settings=agent.spec.rollout,
+        stable=stable,
+    )
+    ended = await run.run(deadline_seconds)
+    if ended.ending is Ending.PROMOTED:
+        return CanaryOutcome(DeployResult(True, ended.message), aborted=False)
+    if ended.ending is Ending.ABORTED:
+        return CanaryOutcome(DeployResult(False, f"canary aborted: {ended.message}"), aborted=True)
+    return CanaryOutcome(DeployResult(False, ended.message), aborted=False)
