@@ -85,7 +85,9 @@ async def settle(wait_idle: Callable[[], Coroutine[Any, Any, None]], signals: Si
     work = asyncio.create_task(wait_idle())
     forced = asyncio.create_task(signals.forced.wait())
     try:
-        done, _ = await asyncio.wait({work, forced}, timeout=SETTLE_SECONDS)
+        done, _ = await asyncio.wait(
+            {work, forced}, timeout=SETTLE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
         if work not in done:
             log.warning("work still in flight after %gs; abandoning it", SETTLE_SECONDS)
     finally:
