@@ -230,7 +230,9 @@ class ForgeNotifier:
         # The forge's retry policy, but on "may have been posted": look before posting
         # again, or a lost response would leave two comments.
         try:
-            async for attempt in forge.http.policy.retrying(ForgeAmbiguous, self.log):
+            async for attempt in forge.http.policy.retrying(
+                ForgeAmbiguous, self.log, f"comment on {repository}#{number}"
+            ):
                 with attempt:
                     if attempt.retry_state.attempt_number > 1 and await self._adopt_existing(
                         forge, key, marker, body

@@ -105,8 +105,11 @@ class RetryPolicy:
         if self.backoff_base < 0 or self.request_timeout <= 0 or self.budget <= 0:
             raise ValueError("backoff_base, request_timeout and budget must be positive")
 
-    def retrying(self, retry_on: type[BaseException], log: logging.Logger) -> AsyncRetrying:
-        """Tenacity's loop with this policy, retrying `retry_on` and re-raising the last."""
+    def retrying(
+        self, retry_on: type[BaseException], log: logging.Logger, what: str
+    ) -> AsyncRetrying:
+        """Tenacity's loop with this policy, retrying `retry_on` and re-raising the last;
+        each retry is logged (at debug) as `what` failed."""
         backoff = wait_random_exponential(multiplier=self.backoff_base, max=MAX_BACKOFF)
 
         def wait(state: RetryCallState) -> float:
@@ -118,9 +121,12 @@ class RetryPolicy:
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            wait_for = state.upcoming_sleep
             log.debug(
-                "attempt %d failed (%s); retry in %.2fs", state.attempt_number, error, wait_for
+                "%s failed (%s); retry %d in %.2fs",
+                what,
+                error,
+                state.attempt_number,
+                state.upcoming_sleep,
             )
 
         return AsyncRetrying(
@@ -181,7 +187,7 @@ class ForgeHTTP:
         deadline = time.monotonic() + self.policy.budget
         attempts = 0
         try:
-            async for attempt in self.policy.retrying(_WorthRetrying, self.log):
+            async for attempt in self.policy.retrying(_WorthRetrying, self.log, what):
                 with attempt:
                     attempts += 1
                     return await self._attempt(

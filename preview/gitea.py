@@ -3,9 +3,10 @@
 Gitea's API v1 (Forgejo keeps it) follows GitHub's shapes closely: commit statuses with a
 `context`, pull requests whose comments are issue comments. It differs where it matters
 here: the token goes as `Authorization: token …`, pull requests cannot be filtered by
-head branch (they are listed and filtered here), pages are `page` and `limit`, and a
-comment is edited with PATCH on `issues/comments/{id}`. There is no public default host:
-the API URL is always given (`https://HOST/api/v1`).
+head branch (they are listed and filtered here), pages are `page` and `limit` (an
+issue's comments come all at once), and a comment is edited with PATCH on
+`issues/comments/{id}`. There is no public default host: the API URL is always given
+(`https://HOST/api/v1`).
 """
 
 from __future__ import annotations
@@ -91,18 +92,13 @@ class GiteaForge(Forge):
         return sorted(numbers)
 
     async def find_comment(self, repository: str, number: int, marker: str) -> int | None:
+        # Gitea lists an issue's comments all at once, oldest first: it has no pages here.
         path = f"/repos/{repository}/issues/{number}/comments"
-        for page in range(1, MAX_PAGES + 1):
-            params = {"page": str(page), "limit": str(PAGE_SIZE)}
-            response = await self.http.request("GET", path, params=params)
-            comments = decode(response, lambda data: [_comment(item) for item in data])
-            for comment, body in comments:
-                # At the start only: a reviewer quoting our comment must not be mistaken
-                # for it.
-                if body.startswith(marker):
-                    return comment
-            if len(comments) < PAGE_SIZE:
-                break
+        response = await self.http.request("GET", path)
+        for comment, body in decode(response, lambda data: [_comment(item) for item in data]):
+            # At the start only: a reviewer quoting our comment must not be mistaken for it.
+            if body.startswith(marker):
+                return comment
         return None
 
     async def update_comment(self, repository: str, number: int, comment: int, body: str) -> bool:
