@@ -1,24 +1,23 @@
 """Gitea and Forgejo as a `preview.forge.Forge`: a commit status and one comment per pull request.
 
 Gitea's API v1 (Forgejo keeps it) follows GitHub's shapes closely: commit statuses with a
-`context`, pull requests whose comments are issue comments. It differs where it matters
-here: the token goes as `Authorization: token …`, pull requests cannot be filtered by
-head branch (they are listed and filtered here), pages are `page` and `limit` (an
-issue's comments come all at once), and a comment is edited with PATCH on
-`issues/comments/{id}`. There is no public default host: the API URL is always given
-(`https://HOST/api/v1`).
+`context`, pull request comments that are issue comments, edited with PATCH by their id
+(`GitHubShapedForge` makes those calls for both). It differs where it matters here: the
+token goes as `Authorization: token …`, pull requests cannot be filtered by head branch
+(they are listed and filtered here), pages are `page` and `limit`, and an issue's
+comments come all at once. There is no public default host: the API URL is always
+given (`https://HOST/api/v1`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 from preview.delivery import ForgeNotifier
-from preview.feedback import PreviewReport
-from preview.forge import PREVIEW_CONTEXT, Forge, StatusState
-from preview.forge_http import decode, integer, unless_gone
+from preview.forge_http import decode, integer
+from preview.github import GitHubShapedForge, comment_of
 
 log = logging.getLogger("shipyard.gitea")
 
@@ -42,12 +41,7 @@ class _PullJSON(TypedDict):
     base: _RefJSON
 
 
-class _CommentJSON(TypedDict):
-    id: int
-    body: str | None
-
-
-class GiteaForge(Forge):
+class GiteaForge(GitHubShapedForge):
     """A Gitea or Forgejo server's `/api/v1`."""
 
     provider = "gitea"
@@ -59,21 +53,6 @@ class GiteaForge(Forge):
     @staticmethod
     def auth_headers(token: str) -> Mapping[str, str]:
         return {"Authorization": f"token {token}", "Accept": "application/json"}
-
-    async def set_status(
-        self,
-        report: PreviewReport,
-        state: StatusState,
-        description: str,
-        *,
-        target_url: str | None,
-        context: str = PREVIEW_CONTEXT,
-    ) -> None:
-        body: dict[str, Any] = {"state": state, "context": context, "description": description}
-        if target_url:
-            body["target_url"] = target_url
-        path = f"/repos/{report.repository}/statuses/{report.sha}"
-        await self.http.request("POST", path, json=body)
 
     async def review_numbers(self, repository: str, branch: str, *, closed_too: bool) -> list[int]:
         state = "all" if closed_too else "open"
@@ -95,20 +74,11 @@ class GiteaForge(Forge):
         # Gitea lists an issue's comments all at once, oldest first: it has no pages here.
         path = f"/repos/{repository}/issues/{number}/comments"
         response = await self.http.request("GET", path)
-        for comment, body in decode(response, lambda data: [_comment(item) for item in data]):
+        for comment, body in decode(response, lambda data: [comment_of(item) for item in data]):
             # At the start only: a reviewer quoting our comment must not be mistaken for it.
             if body.startswith(marker):
                 return comment
         return None
-
-    async def update_comment(self, repository: str, number: int, comment: int, body: str) -> bool:
-        path = f"/repos/{repository}/issues/comments/{comment}"
-        return await unless_gone(self.http.request("PATCH", path, json={"body": body}))
-
-    async def create_comment(self, repository: str, number: int, body: str) -> int:
-        path = f"/repos/{repository}/issues/{number}/comments"
-        response = await self.http.request("POST", path, json={"body": body}, idempotent=False)
-        return decode(response, lambda data: integer(data["id"]))
 
 
 class GiteaNotifier(ForgeNotifier):
@@ -121,9 +91,3 @@ def _own(pull: _PullJSON, repository: str) -> bool:
     """From a branch of the repository itself: a fork's same-named branch is someone else's."""
     head = pull["head"]["repo"]
     return head is not None and head["full_name"].casefold() == repository.casefold()
-
-
-def _comment(data: object) -> tuple[int, str]:
-    raw = cast(_CommentJSON, data)
-    body = raw.get("body")
-    return integer(raw["id"]), body if isinstance(body, str) else ""

@@ -16,21 +16,11 @@ from collections.abc import Mapping
 from typing import Any, TypedDict, cast
 
 from preview import remotes
-from preview.delivery import TRUSTED_LABEL, ForgeNotifier
+from preview.delivery import ForgeNotifier
 from preview.environments import is_production
-from preview.feedback import AgentReport, PreviewReport, status_description
+from preview.feedback import PreviewReport, status_description
 from preview.forge import PREVIEW_CONTEXT, Forge, StatusState
 from preview.forge_http import ForgeHTTP, decode, integer, next_page, unless_gone
-
-__all__ = [
-    "DEFAULT_API_URL",
-    "TRUSTED_LABEL",
-    "AgentReport",
-    "GitHubForge",
-    "GitHubNotifier",
-    "PreviewReport",
-    "repository_from_remote",
-]
 
 log = logging.getLogger("shipyard.github")
 
@@ -47,7 +37,37 @@ class _CommentJSON(TypedDict):
     body: str | None
 
 
-class GitHubForge(Forge):
+class GitHubShapedForge(Forge):
+    """The calls GitHub's REST v3 and Gitea's API v1 (Forgejo's too) shape alike:
+    commit statuses with a `context`, and pull request comments that are issue comments,
+    posted under the issue and edited by their own id."""
+
+    async def set_status(
+        self,
+        report: PreviewReport,
+        state: StatusState,
+        description: str,
+        *,
+        target_url: str | None,
+        context: str = PREVIEW_CONTEXT,
+    ) -> None:
+        body: dict[str, Any] = {"state": state, "context": context, "description": description}
+        if target_url:
+            body["target_url"] = target_url
+        path = f"/repos/{report.repository}/statuses/{report.sha}"
+        await self.http.request("POST", path, json=body)
+
+    async def update_comment(self, repository: str, number: int, comment: int, body: str) -> bool:
+        path = f"/repos/{repository}/issues/comments/{comment}"
+        return await unless_gone(self.http.request("PATCH", path, json={"body": body}))
+
+    async def create_comment(self, repository: str, number: int, body: str) -> int:
+        path = f"/repos/{repository}/issues/{number}/comments"
+        response = await self.http.request("POST", path, json={"body": body}, idempotent=False)
+        return decode(response, _id)
+
+
+class GitHubForge(GitHubShapedForge):
     """GitHub.com or an Enterprise server's `/api/v3`."""
 
     provider = "github"
@@ -71,21 +91,6 @@ class GitHubForge(Forge):
             "X-GitHub-Api-Version": API_VERSION,
         }
 
-    async def set_status(
-        self,
-        report: PreviewReport,
-        state: StatusState,
-        description: str,
-        *,
-        target_url: str | None,
-        context: str = PREVIEW_CONTEXT,
-    ) -> None:
-        body: dict[str, Any] = {"state": state, "context": context, "description": description}
-        if target_url:
-            body["target_url"] = target_url
-        path = f"/repos/{report.repository}/statuses/{report.sha}"
-        await self.http.request("POST", path, json=body)
-
     async def review_numbers(self, repository: str, branch: str, *, closed_too: bool) -> list[int]:
         owner = repository.split("/", 1)[0]
         state = "all" if closed_too else "open"
@@ -101,7 +106,7 @@ class GitHubForge(Forge):
             if url is None:
                 break
             response = await self.http.request("GET", url, params=params)
-            for comment, body in decode(response, lambda data: [_comment(c) for c in data]):
+            for comment, body in decode(response, lambda data: [comment_of(c) for c in data]):
                 # At the start only: a reviewer quoting our comment must not be mistaken
                 # for it (and we could not edit theirs anyway).
                 if body.startswith(marker):
@@ -112,15 +117,6 @@ class GitHubForge(Forge):
                 log.warning("not following a comments page link to another host")
                 break
         return None
-
-    async def update_comment(self, repository: str, number: int, comment: int, body: str) -> bool:
-        path = f"/repos/{repository}/issues/comments/{comment}"
-        return await unless_gone(self.http.request("PATCH", path, json={"body": body}))
-
-    async def create_comment(self, repository: str, number: int, body: str) -> int:
-        path = f"/repos/{repository}/issues/{number}/comments"
-        response = await self.http.request("POST", path, json={"body": body}, idempotent=False)
-        return decode(response, _id)
 
     # -- deployments ---------------------------------------------------------------------
 
@@ -223,7 +219,8 @@ def _id(data: object) -> int:
     return integer(cast(dict[str, object], data)["id"])
 
 
-def _comment(data: object) -> tuple[int, str]:
+def comment_of(data: object) -> tuple[int, str]:
+    """A comment's id and body (empty when it has none) from GitHub-shaped JSON."""
     body = cast(_CommentJSON, data).get("body")
     return _id(data), body if isinstance(body, str) else ""
 

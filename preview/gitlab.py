@@ -14,19 +14,10 @@ from collections.abc import Mapping
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
-from preview.delivery import TRUSTED_LABEL, ForgeNotifier
-from preview.feedback import AgentReport, PreviewReport
+from preview.delivery import ForgeNotifier
+from preview.feedback import PreviewReport
 from preview.forge import PREVIEW_CONTEXT, Forge, StatusState
 from preview.forge_http import ForgeRejected, decode, integer, unless_gone
-
-__all__ = [
-    "DEFAULT_API_URL",
-    "TRUSTED_LABEL",
-    "AgentReport",
-    "GitLabForge",
-    "GitLabNotifier",
-    "PreviewReport",
-]
 
 log = logging.getLogger("shipyard.gitlab")
 
