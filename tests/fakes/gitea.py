@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.json_http import Faults, Hang, JsonServer, Result
+from tests.fakes.json_http import Call, Faults, Hang, JsonServer, Result
 
 DEFAULT_TOKEN = "gitea-fake-token-for-tests-0123456789abcdef"
 WEB = "https://gitea.example.com"
@@ -36,17 +36,6 @@ PREFIX = "/api/v1"
 MAX_LIMIT = 50
 
 Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as it arrived."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    headers: dict[str, str]  # lower-cased names
 
 
 class _HTTPError(Exception):

@@ -24,6 +24,21 @@ Result = tuple[int, Any, dict[str, str]]
 Handle = Callable[[str, str, dict[str, str], bytes], Result]
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request as it arrived (`path` raw, still percent-encoded)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    headers: dict[str, str]  # lower-cased names
+
+    @property
+    def line(self) -> str:
+        return f"{self.method} {self.path}"
+
+
 @dataclass
 class Fault:
     """How one request is answered instead of normally (`status` 0: never answered)."""
@@ -74,9 +89,10 @@ class Faults:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, handle: Handle) -> None:
+    def __init__(self, handle: Handle, headers: dict[str, str]) -> None:
         super().__init__(("127.0.0.1", 0), _RequestHandler)
         self.handle_call = handle
+        self.headers = headers
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -116,12 +132,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.server.stopping.wait()
             self.close_connection = True
             return
-        data = json.dumps(payload).encode() if payload is not None else b""
+        data = json.dumps(payload).encode()
         self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
+        for name, value in {**self.server.headers, **extra}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
@@ -130,10 +145,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class JsonServer:
-    """`handle` served on a free loopback port; `origin` is `http://127.0.0.1:PORT`."""
+    """`handle` served on a free loopback port; `origin` is `http://127.0.0.1:PORT`.
+    `headers` go on every response (a forge's own, say)."""
 
-    def __init__(self, handle: Handle, name: str) -> None:
-        self._server = _Server(handle)
+    def __init__(self, handle: Handle, name: str, headers: dict[str, str] | None = None) -> None:
+        self._server = _Server(handle, headers or {})
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.02},
