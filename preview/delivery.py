@@ -38,7 +38,6 @@ from preview.forge_http import (
 # Deliveries for different branches run side by side, but not so many that a push storm
 # trips a forge's secondary rate limit on concurrent requests.
 MAX_CONCURRENT_DELIVERIES = 4
-TRUSTED_LABEL = "shipyard:trusted"
 
 Key = tuple[str, str]  # (repository, branch)
 CommentKey = tuple[str, int, str]  # (repository, review request number, environment)
