@@ -1,76 +1,86 @@
-"""The queue every forge notifier delivers through: background, coalescing, never raising.
+"""The queue every forge's feedback goes through: background, coalescing, never raising.
 
-GitHub and GitLab feedback differ in what they send, not in how: the controller hands a
-report to `submit` and moves on; one worker per branch delivers that branch's newest
-report on the event loop `submit` was first called from, a few branches at a time; a
-failure is logged, never raised. Subclasses say how to reach their API (`_make_api`) and
-what one delivery sends (`_deliver`).
+The controller hands a report to `submit` and moves on; one worker per branch delivers
+that branch's newest report on the event loop `submit` was first called from, a few
+branches at a time; a failure is logged, never raised. What one delivery sends is the
+same on every forge and written once here, against the `preview.forge.Forge` interface:
+the commit status, the `shipyard/evals` status, whatever else the forge shows of an
+environment, and the one preview comment on each review request of the branch, found
+again by its hidden marker so a restarted controller edits it instead of adding another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Awaitable, Iterable
+from typing import ClassVar
 
 import httpx
 
-from preview.feedback import PreviewReport
+from preview.feedback import (
+    EVAL_CONTEXT,
+    PreviewReport,
+    comment_body,
+    comment_marker,
+    eval_status,
+    status_description,
+)
+from preview.forge import Forge
+from preview.forge_http import (
+    ForgeAmbiguous,
+    ForgeError,
+    ForgeHTTP,
+    ForgeUnavailable,
+    RetryPolicy,
+)
 
-REQUEST_TIMEOUT = 10.0
 # Deliveries for different branches run side by side, but not so many that a push storm
 # trips a forge's secondary rate limit on concurrent requests.
 MAX_CONCURRENT_DELIVERIES = 4
-TRUSTED_LABEL = "shipyard:trusted"
 
 Key = tuple[str, str]  # (repository, branch)
-ApiT = TypeVar("ApiT")
+CommentKey = tuple[str, int, str]  # (repository, review request number, environment)
 
 
-@dataclass(frozen=True)
-class ReviewRequest:
-    """A pull or merge request as a webhook described it: what secrets depend on."""
-
-    number: int  # GitHub's number, GitLab's iid
-    from_fork: bool
-    labels: frozenset[str]
-
-
-class QueuedNotifier(ABC, Generic[ApiT]):
-    """`submit`, `note_pull_request` and `secrets_allowed` never block and never raise.
+class ForgeNotifier:
+    """`submit` and `note_pull_request` never block and never raise.
 
     Deliveries run on the event loop `submit` is first called from; `flush` waits for
     them, `close` drops whatever is still queued (flush first for a graceful stop).
-    Without a token the notifier does nothing but remember review requests.
+    Without a token the notifier does nothing. A subclass per forge names its `kind`.
     """
 
-    forge: ClassVar[str]  # "GitHub", for messages
-    review: ClassVar[str]  # "pull request", for messages
-    unavailable: ClassVar[type[Exception]]  # the API's "gave up after retries" error
-    log: ClassVar[logging.Logger]
+    kind: ClassVar[type[Forge]]
 
     def __init__(
         self,
-        api_url: str,
+        api_url: str | None = None,
         token: str | None = None,
         *,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         client: httpx.AsyncClient | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
+        kind = self.kind
+        api_url = api_url or kind.default_api_url
+        if not api_url:
+            raise ValueError(f"{kind.name} has no default API URL: give one")
+        self.provider = kind.provider
+        self.forge_name = kind.name
+        self.log = kind.log
+        self._review = kind.review
         self._api_url = api_url
+        policy = policy or RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base)
         # Tokens read from files arrive with a trailing newline, which no header may hold.
-        self._token = (token or "").strip()
+        token = (token or "").strip()
+        self._forge: Forge | None = None
         self._owns_client = client is None
         self._client = client
-        self._settings = (max_attempts, backoff_base)
-        self._api: ApiT | None = None
-        if self._token:
-            self._api = self._connect()
+        if token:
+            self._forge = kind(ForgeHTTP(api_url, kind.auth_headers(token), policy, kind.log))
+            self._connect()
         self._disabled_logged = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,20 +89,13 @@ class QueuedNotifier(ABC, Generic[ApiT]):
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
         # Webhook handlers may run on other threads than the deliveries.
         self._lock = threading.Lock()
-        self._noted: dict[Key, dict[int, ReviewRequest]] = {}
+        self._noted: dict[Key, set[int]] = {}
+        self._comments: dict[CommentKey, int] = {}
 
     def __repr__(self) -> str:
         # Spelled out so that no future field (or debugger) shows the token.
-        state = "enabled" if self._api else "disabled"
+        state = "enabled" if self._forge else "disabled"
         return f"{type(self).__name__}({self._api_url!r}, {state})"
-
-    @abstractmethod
-    def _make_api(self, client: httpx.AsyncClient, max_attempts: int, backoff_base: float) -> ApiT:
-        """The forge's API client over `client`, with the notifier's retry settings."""
-
-    @abstractmethod
-    async def _deliver(self, api: ApiT, report: PreviewReport) -> None:
-        """Send everything one report shows on the forge."""
 
     # -- the controller's side -----------------------------------------------------------
 
@@ -101,7 +104,9 @@ class QueuedNotifier(ABC, Generic[ApiT]):
         try:
             self._submit(report)
         except Exception:
-            self.log.exception("could not queue %s feedback for %s", self.forge, report.environment)
+            self.log.exception(
+                "could not queue %s feedback for %s", self.forge_name, report.environment
+            )
 
     async def flush(self) -> None:
         """Wait until every queued report was delivered (or given up on)."""
@@ -122,53 +127,137 @@ class QueuedNotifier(ABC, Generic[ApiT]):
                 await client.aclose()
             except RuntimeError:
                 # Its connections belong to an event loop that already ended.
-                self.log.debug("%s client closed after its event loop", self.forge)
+                self.log.debug("%s client closed after its event loop", self.forge_name)
 
     def note_pull_request(
         self, repository: str, branch: str, number: int, *, from_fork: bool, labels: Iterable[str]
     ) -> None:
-        """Remember a pull or merge request (GitLab: `number` is the iid) from a webhook.
+        """Remember a pull or merge request (GitLab: `number` is the iid) from a webhook,
+        so its comment goes there without asking the forge which requests the branch has.
 
-        Call it for every action (opened, labeled, unlabeled, synchronize, ...): the
-        labels given replace the ones remembered, so removing the trusted label takes
-        effect. `branch` is the name the controller deploys the request's head under.
+        Whether a fork's preview gets secrets is not decided here but from the store
+        (`controller.reconciler.pr_feedback.secrets_withheld`), which survives restarts;
+        `from_fork` and `labels` stay in the call because every forge's webhook brings
+        them along with the number.
         """
-        request = ReviewRequest(
-            number=number,
-            from_fork=from_fork,
-            labels=frozenset(label.casefold() for label in labels),
-        )
+        del from_fork, labels
         with self._lock:
-            self._noted.setdefault((repository, branch), {})[number] = request
+            self._noted.setdefault((repository, branch), set()).add(number)
 
-    def secrets_allowed(
-        self, repository: str, branch: str, trusted_label: str = TRUSTED_LABEL
-    ) -> bool:
-        """Whether the preview of `branch` may receive the agents' secrets.
+    # -- one delivery --------------------------------------------------------------------
 
-        Code from a fork is written by someone without write access to the repository;
-        running it with the repository's secrets would hand those secrets over. So a
-        branch with any review request from a fork gets secrets only once a maintainer
-        has put `trusted_label` on it. A branch with no request known was pushed to the
-        repository itself, by someone who could read the secrets anyway.
-        """
-        label = trusted_label.casefold()
+    async def _deliver(self, forge: Forge, report: PreviewReport) -> None:
+        if report.state != "torn_down":
+            success = report.state == "success"
+            await self._part(
+                "commit status",
+                report,
+                forge.set_status(
+                    report,
+                    report.state,
+                    status_description(report),
+                    target_url=report.url if success else None,
+                ),
+            )
+        evals = eval_status(report)
+        if evals is not None:
+            state, description = evals
+            await self._part(
+                "eval status",
+                report,
+                forge.set_status(
+                    report,
+                    "success" if state == "success" else "failure",
+                    description,
+                    target_url=None,
+                    context=EVAL_CONTEXT,
+                ),
+            )
+        await self._part("environment", report, forge.show_environment(report))
+        await self._part(forge.review + " comment", report, self._comment(forge, report))
+
+    async def _part(self, what: str, report: PreviewReport, call: Awaitable[None]) -> None:
+        # One refused part (say, no permission to create deployments) must not cost the
+        # reviewer the others; an unreachable forge ends the whole report instead.
+        try:
+            await call
+        except ForgeUnavailable:
+            raise
+        except ForgeError as error:
+            self.log.warning(
+                "%s refused the %s for %s at %s: %s",
+                self.forge_name,
+                what,
+                report.environment,
+                report.short_sha,
+                error,
+            )
+
+    async def _comment(self, forge: Forge, report: PreviewReport) -> None:
+        create = report.state != "torn_down"
+        body = comment_body(report)
+        for number in await self._review_numbers(forge, report):
+            await self._upsert_comment(forge, report, number, body, create=create)
+
+    async def _review_numbers(self, forge: Forge, report: PreviewReport) -> list[int]:
         with self._lock:
-            known = list(self._noted.get((repository, branch), {}).values())
-        return all(not request.from_fork or label in request.labels for request in known)
+            noted = sorted(self._noted.get((report.repository, report.branch), ()))
+        if noted:
+            return noted
+        # Asked afresh for every report rather than cached: a branch's request can be
+        # closed and another opened, and without webhooks nothing else would tell us. A
+        # teardown usually follows a merge, which closes the request: look at closed too.
+        closed_too = report.state == "torn_down"
+        return await forge.review_numbers(report.repository, report.branch, closed_too=closed_too)
 
-    def _noted_numbers(self, report: PreviewReport) -> list[int]:
-        """Review requests webhooks told us about for the report's branch, by number."""
-        with self._lock:
-            return sorted(self._noted.get((report.repository, report.branch), {}))
+    async def _upsert_comment(
+        self, forge: Forge, report: PreviewReport, number: int, body: str, *, create: bool
+    ) -> None:
+        repository = report.repository
+        key = (repository, number, report.environment)
+        marker = comment_marker(report.environment)
+        remembered = self._comments.pop(key, None)
+        if remembered is not None and await forge.update_comment(
+            repository, number, remembered, body
+        ):
+            self._comments[key] = remembered
+            return
+        if await self._adopt_existing(forge, key, marker, body):
+            return
+        if not create:
+            return
+        # The forge's retry policy, but on "may have been posted": look before posting
+        # again, or a lost response would leave two comments.
+        try:
+            async for attempt in forge.http.policy.retrying(
+                ForgeAmbiguous, self.log, f"comment on {repository}#{number}"
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1 and await self._adopt_existing(
+                        forge, key, marker, body
+                    ):
+                        return
+                    self._comments[key] = await forge.create_comment(repository, number, body)
+        except ForgeAmbiguous as error:
+            raise ForgeUnavailable(str(error)) from None
+
+    async def _adopt_existing(self, forge: Forge, key: CommentKey, marker: str, body: str) -> bool:
+        repository, number, _ = key
+        found = await forge.find_comment(repository, number, marker)
+        if found is not None and await forge.update_comment(repository, number, found, body):
+            self._comments[key] = found
+            return True
+        return False
 
     # -- queueing ------------------------------------------------------------------------
 
     def _submit(self, report: PreviewReport) -> None:
-        if self._api is None:
+        if self._forge is None:
             if not self._disabled_logged:
                 self._disabled_logged = True
-                self.log.info("no %s token configured: %s feedback is off", self.forge, self.review)
+                self.log.info(
+                    "no %s token configured: %s feedback is off", self.forge_name, self._review
+                )
             return
         if self._closed:
             self.log.debug("notifier closed; dropped report for %s", report.environment)
@@ -181,7 +270,7 @@ class QueuedNotifier(ABC, Generic[ApiT]):
         if home is None or home.is_closed():
             if running is None:
                 self.log.warning(
-                    "%s feedback needs a running event loop; report dropped", self.forge
+                    "%s feedback needs a running event loop; report dropped", self.forge_name
                 )
                 return
             # A new loop (the previous one ended): tasks and locks of the old are dead.
@@ -190,7 +279,7 @@ class QueuedNotifier(ABC, Generic[ApiT]):
                 self._slots = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
                 if self._owns_client:
                     self._client = None  # its pooled connections died with the old loop
-                    self._api = self._connect()
+                    self._connect()
             self._loop = home = running
         if running is home:
             self._enqueue(report)
@@ -198,17 +287,18 @@ class QueuedNotifier(ABC, Generic[ApiT]):
             # Called from another thread: the queue belongs to the delivery loop.
             home.call_soon_threadsafe(self._enqueue, report)
 
-    def _connect(self) -> ApiT:
+    def _connect(self) -> None:
+        assert self._forge is not None  # only connected when enabled
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
-        max_attempts, backoff_base = self._settings
-        return self._make_api(self._client, max_attempts, backoff_base)
+            # Each attempt's timeout is the retry policy's: see `ForgeHTTP`.
+            self._client = httpx.AsyncClient()
+        self._forge.http.bind(self._client)
 
     def _enqueue(self, report: PreviewReport) -> None:
         key = (report.repository, report.branch)
         self._pending[key] = report
         if key not in self._workers:
-            name = f"{self.forge.lower()}-feedback:{report.repository}:{report.branch}"
+            name = f"{self.provider}-feedback:{report.repository}:{report.branch}"
             self._workers[key] = asyncio.get_running_loop().create_task(self._drain(key), name=name)
 
     async def _drain(self, key: Key) -> None:
@@ -224,17 +314,17 @@ class QueuedNotifier(ABC, Generic[ApiT]):
             self._workers.pop(key, None)
 
     async def _deliver_safely(self, report: PreviewReport) -> None:
-        api = self._api
-        assert api is not None  # only queued when enabled
+        forge = self._forge
+        assert forge is not None  # only queued when enabled
         try:
-            await self._deliver(api, report)
-        except self.unavailable as error:
+            await self._deliver(forge, report)
+        except ForgeUnavailable as error:
             self.log.warning(
                 "%s feedback for %s at %s not delivered: %s",
-                self.forge,
+                self.forge_name,
                 report.environment,
                 report.short_sha,
                 error,
             )
         except Exception:
-            self.log.exception("%s feedback for %s failed", self.forge, report.environment)
+            self.log.exception("%s feedback for %s failed", self.forge_name, report.environment)

@@ -4,7 +4,7 @@ The controller knows environments, agents and rollouts; a reviewer wants one lin
 checks list, a link, and a table of what runs where. The values here are what the
 controller hands over, and the functions turn them into the texts a forge shows (a status
 description, one comment body). They are pure so the wording is tested without a server,
-and a second forge (GitLab) can reuse them.
+and every forge (GitHub, GitLab, Gitea) shows the same.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def _code(text: str) -> str:
 
 
 class Notifier(Protocol):
-    """What the controller needs of a forge's feedback channel (GitHub, GitLab)."""
+    """What the controller needs of a forge's feedback channel (GitHub, GitLab, Gitea)."""
 
     def submit(self, report: PreviewReport) -> None:
         """Queue a report; never blocks, never raises."""
@@ -277,5 +277,3 @@ class Notifier(Protocol):
     def note_pull_request(
         self, repository: str, branch: str, number: int, *, from_fork: bool, labels: Iterable[str]
     ) -> None: ...
-
-    def secrets_allowed(self, repository: str, branch: str, trusted_label: str = ...) -> bool: ...

@@ -1,146 +1,144 @@
-"""Preview feedback on GitHub pull requests: a commit status, a Deployment, one comment.
+"""GitHub as a `preview.forge.Forge`: commit statuses, Deployments, one comment per pull request.
 
 Reviewers should not have to open Shipyard to learn whether a push deployed and where it
-runs. The controller hands each state change of a preview to `GitHubNotifier.submit` and
-moves on: delivery happens on a background task, so a slow or absent GitHub never holds
-up a deployment, and a burst of reports for one branch collapses into its newest, so
-GitHub shows where the branch is now rather than replaying where it was.
-
-Everything GitHub shows is kept idempotent across controller restarts: the pull request
-comment is found again by a hidden marker, and the deployment of a commit by asking
-GitHub, so a restarted controller edits what exists instead of adding to it.
+runs. What a report sends and how it is queued and retried is the same on every forge
+(`preview.delivery`, `preview.forge_http`); this adapter knows GitHub's REST v3 paths and
+shapes, and the one thing only GitHub shows: a Deployment per commit of an environment,
+whose status carries the preview's URL. The deployment of a commit is found again by
+asking GitHub, so a restarted controller edits what exists instead of adding to it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable
-
-import httpx
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 from preview import remotes
-from preview.delivery import TRUSTED_LABEL, QueuedNotifier
+from preview.delivery import ForgeNotifier
 from preview.environments import is_production
-from preview.feedback import (
-    EVAL_CONTEXT,
-    AgentReport,
-    PreviewReport,
-    comment_body,
-    comment_marker,
-    eval_status,
-    status_description,
-)
-from preview.github_api import (
-    GitHubAmbiguous,
-    GitHubAPI,
-    GitHubError,
-    GitHubUnavailable,
-)
-
-__all__ = [
-    "DEFAULT_API_URL",
-    "TRUSTED_LABEL",
-    "AgentReport",
-    "GitHubNotifier",
-    "PreviewReport",
-    "repository_from_remote",
-]
+from preview.feedback import PreviewReport, status_description
+from preview.forge import PREVIEW_CONTEXT, Forge, StatusState
+from preview.forge_http import ForgeHTTP, decode, integer, next_page, unless_gone
 
 log = logging.getLogger("shipyard.github")
 
 DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+# 20 pages of 100: a pull request with more comments than that is not worth reading all of.
+MAX_COMMENT_PAGES = 20
 
-_COMMIT_STATE = {"pending": "pending", "success": "success", "failure": "failure"}
 _DEPLOYMENT_STATE = {"pending": "in_progress", "success": "success", "failure": "failure"}
 
 
-class GitHubNotifier(QueuedNotifier[GitHubAPI]):
-    """Delivers `PreviewReport`s to GitHub in the background; see the module docstring
-    and `preview.delivery.QueuedNotifier` for the queueing contract."""
+class _CommentJSON(TypedDict):
+    id: int
+    body: str | None
 
-    forge = "GitHub"
+
+class GitHubShapedForge(Forge):
+    """The calls GitHub's REST v3 and Gitea's API v1 (Forgejo's too) shape alike:
+    commit statuses with a `context`, and pull request comments that are issue comments,
+    posted under the issue and edited by their own id."""
+
+    async def set_status(
+        self,
+        report: PreviewReport,
+        state: StatusState,
+        description: str,
+        *,
+        target_url: str | None,
+        context: str = PREVIEW_CONTEXT,
+    ) -> None:
+        body: dict[str, Any] = {"state": state, "context": context, "description": description}
+        if target_url:
+            body["target_url"] = target_url
+        path = f"/repos/{report.repository}/statuses/{report.sha}"
+        await self.http.request("POST", path, json=body)
+
+    async def update_comment(self, repository: str, number: int, comment: int, body: str) -> bool:
+        path = f"/repos/{repository}/issues/comments/{comment}"
+        return await unless_gone(self.http.request("PATCH", path, json={"body": body}))
+
+    async def create_comment(self, repository: str, number: int, body: str) -> int:
+        path = f"/repos/{repository}/issues/{number}/comments"
+        response = await self.http.request("POST", path, json={"body": body}, idempotent=False)
+        return decode(response, _id)
+
+
+class GitHubForge(GitHubShapedForge):
+    """GitHub.com or an Enterprise server's `/api/v3`."""
+
+    provider = "github"
+    name = "GitHub"
     review = "pull request"
-    unavailable = GitHubUnavailable
+    default_api_url = DEFAULT_API_URL
     log = log
 
-    def __init__(
-        self,
-        api_url: str = DEFAULT_API_URL,
-        token: str | None = None,
-        *,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(
-            api_url, token, max_attempts=max_attempts, backoff_base=backoff_base, client=client
-        )
-        self._comments: dict[tuple[str, int, str], int] = {}  # (repo, PR, environment)
+    def __init__(self, http: ForgeHTTP) -> None:
+        super().__init__(http)
         # Per (repository, environment): the newest commit's deployment, and the one
         # whose version serves (the last success). Bounded by the live environments.
         self._deployments: dict[tuple[str, str], tuple[str, int]] = {}
         self._serving: dict[tuple[str, str], int] = {}
 
-    def _make_api(
-        self, client: httpx.AsyncClient, max_attempts: int, backoff_base: float
-    ) -> GitHubAPI:
-        return GitHubAPI(
-            self._api_url, self._token, client, max_attempts=max_attempts, backoff_base=backoff_base
-        )
+    @staticmethod
+    def auth_headers(token: str) -> Mapping[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
 
-    # -- delivery ------------------------------------------------------------------------
+    async def review_numbers(self, repository: str, branch: str, *, closed_too: bool) -> list[int]:
+        owner = repository.split("/", 1)[0]
+        state = "all" if closed_too else "open"
+        params = {"head": f"{owner}:{branch}", "state": state, "per_page": "100"}
+        response = await self.http.request("GET", f"/repos/{repository}/pulls", params=params)
+        # `head=owner:branch` names the repository's own branch: a fork's is never listed.
+        return sorted(decode(response, lambda data: [_number(item) for item in data]))
 
-    async def _deliver(self, api: GitHubAPI, report: PreviewReport) -> None:
-        if report.state != "torn_down":
-            await _part("commit status", report, self._commit_status(api, report))
-        if eval_status(report) is not None:
-            await _part("eval status", report, self._eval_status(api, report))
-        await _part("deployment", report, self._deployment(api, report))
-        await _part("comment", report, self._comment(api, report))
+    async def find_comment(self, repository: str, number: int, marker: str) -> int | None:
+        url: str | None = f"/repos/{repository}/issues/{number}/comments"
+        params: dict[str, str] | None = {"per_page": "100"}
+        for _ in range(MAX_COMMENT_PAGES):
+            if url is None:
+                break
+            response = await self.http.request("GET", url, params=params)
+            for comment, body in decode(response, lambda data: [comment_of(c) for c in data]):
+                # At the start only: a reviewer quoting our comment must not be mistaken
+                # for it (and we could not edit theirs anyway).
+                if body.startswith(marker):
+                    return comment
+            url, params = next_page(response), None
+            if url is not None and not self.http.same_origin(url):
+                # The token goes wherever we follow; only ever to the configured API.
+                log.warning("not following a comments page link to another host")
+                break
+        return None
 
-    async def _commit_status(self, api: GitHubAPI, report: PreviewReport) -> None:
-        await api.create_status(
-            report.repository,
-            report.sha,
-            state=_COMMIT_STATE[report.state],
-            description=status_description(report),
-            target_url=report.url if report.state == "success" else None,
-        )
+    # -- deployments ---------------------------------------------------------------------
 
-    async def _eval_status(self, api: GitHubAPI, report: PreviewReport) -> None:
-        state, description = eval_status(report) or ("pending", "")
-        await api.create_status(
-            report.repository,
-            report.sha,
-            state=state,
-            description=description,
-            target_url=None,
-            context=EVAL_CONTEXT,
-        )
-
-    async def _deployment(self, api: GitHubAPI, report: PreviewReport) -> None:
+    async def show_environment(self, report: PreviewReport) -> None:
         key = (report.repository, report.environment)
         description = status_description(report)
         if report.state == "torn_down":
             self._deployments.pop(key, None)
             serving = self._serving.pop(key, None)
             if serving is None:
-                serving = await api.find_deployment(report.repository, report.environment, None)
+                serving = await self._find_deployment(report.repository, report.environment, None)
             if serving is not None:
-                await api.create_deployment_status(
-                    report.repository, serving, state="inactive", description=description
-                )
+                await self._deployment_status(report, serving, "inactive", description)
             return
 
-        deployment = await self._deployment_of(api, report)
+        deployment = await self._deployment_of(report)
         success = report.state == "success"
-        await api.create_deployment_status(
-            report.repository,
+        await self._deployment_status(
+            report,
             deployment,
-            state=_DEPLOYMENT_STATE[report.state],
-            description=description,
+            _DEPLOYMENT_STATE[report.state],
+            description,
             environment_url=report.url if success else None,
         )
         if not success:
@@ -151,101 +149,80 @@ class GitHubNotifier(QueuedNotifier[GitHubAPI]):
         if superseded is not None and superseded != deployment:
             # GitHub's auto_inactive skips transient environments, so the previous
             # commit's deployment would otherwise keep offering its stale link.
-            await api.create_deployment_status(
-                report.repository,
-                superseded,
-                state="inactive",
-                description=f"Superseded by {report.short_sha}",
+            await self._deployment_status(
+                report, superseded, "inactive", f"Superseded by {report.short_sha}"
             )
 
-    async def _deployment_of(self, api: GitHubAPI, report: PreviewReport) -> int:
+    async def _deployment_of(self, report: PreviewReport) -> int:
         """The deployment of the report's commit: remembered, found on GitHub, or created."""
         key = (report.repository, report.environment)
         known = self._deployments.get(key)
         if known is not None and known[0] == report.sha:
             return known[1]
-        found = await api.find_deployment(report.repository, report.environment, report.sha)
+        found = await self._find_deployment(report.repository, report.environment, report.sha)
         if found is None:
-            found = await api.create_deployment(
-                report.repository,
-                report.sha,
-                report.environment,
-                production=is_production(report.environment),
-                description=f"Shipyard {report.environment} at {report.short_sha}",
-            )
+            production = is_production(report.environment)
+            body = {
+                "ref": report.sha,
+                "environment": report.environment,
+                "description": f"Shipyard {report.environment} at {report.short_sha}",
+                # Merging the default branch into a preview's head is not ours to do.
+                "auto_merge": False,
+                # Without it GitHub refuses (409) while our own status is still pending.
+                "required_contexts": [],
+                "transient_environment": not production,
+                "production_environment": production,
+            }
+            path = f"/repos/{report.repository}/deployments"
+            found = decode(await self.http.request("POST", path, json=body), _id)
         self._deployments[key] = (report.sha, found)
         return found
 
-    async def _comment(self, api: GitHubAPI, report: PreviewReport) -> None:
-        create = report.state != "torn_down"
-        body = comment_body(report)
-        for number in await self._pull_numbers(api, report):
-            await self._upsert_comment(api, report, number, body, create=create)
+    async def _find_deployment(
+        self, repository: str, environment: str, sha: str | None
+    ) -> int | None:
+        """The newest deployment of `environment` (at `sha` when given), if there is one."""
+        params = {"environment": environment, "per_page": "1"}
+        if sha:
+            params["sha"] = sha
+        response = await self.http.request("GET", f"/repos/{repository}/deployments", params=params)
+        items = decode(response, lambda data: [_id(item) for item in data])
+        return items[0] if items else None
 
-    async def _pull_numbers(self, api: GitHubAPI, report: PreviewReport) -> list[int]:
-        noted = self._noted_numbers(report)
-        if noted:
-            return noted
-        # Asked afresh for every report rather than cached: a branch's pull request can
-        # be closed and another opened, and without webhooks nothing else would tell us.
-        # A teardown usually follows a merge, which closes the PR: look at closed ones too.
-        state = "all" if report.state == "torn_down" else "open"
-        pulls = await api.pulls_from_branch(report.repository, report.branch, state=state)
-        return sorted(pull.number for pull in pulls)
-
-    async def _upsert_comment(
-        self, api: GitHubAPI, report: PreviewReport, number: int, body: str, *, create: bool
+    async def _deployment_status(
+        self,
+        report: PreviewReport,
+        deployment: int,
+        state: str,
+        description: str,
+        *,
+        environment_url: str | None = None,
     ) -> None:
-        repository = report.repository
-        key = (repository, number, report.environment)
-        marker = comment_marker(report.environment)
-        remembered = self._comments.pop(key, None)
-        if remembered is not None and await api.update_comment(repository, remembered, body):
-            self._comments[key] = remembered
-            return
-        if await self._adopt_existing(api, key, marker, body):
-            return
-        if not create:
-            return
-        for attempt in range(1, api.max_attempts + 1):
-            try:
-                self._comments[key] = await api.create_comment(repository, number, body)
-            except GitHubAmbiguous as error:
-                # The comment may exist now; posting again blindly could make two.
-                if attempt == api.max_attempts:
-                    raise GitHubUnavailable(str(error)) from None
-                await asyncio.sleep(api.backoff(attempt))
-                if await self._adopt_existing(api, key, marker, body):
-                    return
-            else:
-                return
-
-    async def _adopt_existing(
-        self, api: GitHubAPI, key: tuple[str, int, str], marker: str, body: str
-    ) -> bool:
-        repository, number, _ = key
-        found = await api.find_comment(repository, number, marker)
-        if found is not None and await api.update_comment(repository, found, body):
-            self._comments[key] = found
-            return True
-        return False
+        body: dict[str, Any] = {"state": state, "description": description}
+        if environment_url:
+            body["environment_url"] = environment_url
+        path = f"/repos/{report.repository}/deployments/{deployment}/statuses"
+        await self.http.request("POST", path, json=body)
 
 
-async def _part(what: str, report: PreviewReport, call: Awaitable[None]) -> None:
-    # One refused part (say, no permission to create deployments) must not cost the
-    # reviewer the others; an unreachable GitHub ends the whole report instead.
-    try:
-        await call
-    except GitHubUnavailable:
-        raise
-    except GitHubError as error:
-        log.warning(
-            "GitHub refused the %s for %s at %s: %s",
-            what,
-            report.environment,
-            report.short_sha,
-            error,
-        )
+class GitHubNotifier(ForgeNotifier):
+    """Pull request feedback on GitHub; see `preview.delivery.ForgeNotifier`."""
+
+    kind = GitHubForge
+
+
+def _number(data: object) -> int:
+    return integer(cast(dict[str, object], data)["number"])
+
+
+def _id(data: object) -> int:
+    return integer(cast(dict[str, object], data)["id"])
+
+
+def comment_of(data: object) -> tuple[int, str]:
+    """A comment's id and body (empty when it has none) from GitHub-shaped JSON."""
+    body = cast(_CommentJSON, data).get("body")
+    return _id(data), body if isinstance(body, str) else ""
 
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
@@ -253,7 +230,7 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def repository_from_remote(url: str) -> str | None:
-    """The `owner/name` of a GitHub (or GitHub Enterprise) remote URL, else None.
+    """The `owner/name` of a GitHub (or GitHub Enterprise, or Gitea) remote URL, else None.
 
     Accepts `https://host/o/n(.git)`, `ssh://[user@]host[:port]/o/n` and
     `[user@]host:o/n`; local paths, `file://` and paths of any other depth (GitLab

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from controller.reconciler.controller import Controller
 from controller.store.records import ReviewRequest
-from preview.delivery import QueuedNotifier
-from preview.github import GitHubNotifier
-from preview.gitlab import GitLabNotifier
+from preview.delivery import ForgeNotifier
 
 log = logging.getLogger("shipyard.webhooks")
-
-# Gitea has no notifier: its requests are never filed with another forge's.
-_NOTIFIER_OF: dict[str, type[QueuedNotifier[Any]]] = {
-    "github": GitHubNotifier,
-    "gitlab": GitLabNotifier,
-}
 
 
 class ControllerSink:
@@ -54,9 +45,12 @@ class ControllerSink:
             )
         )
         notifier, repository = self.controller.notifier, self.controller.repository
-        forge = _NOTIFIER_OF.get(provider)
         # A merge request number means nothing to GitHub's API, nor a pull request's to GitLab's.
-        if forge is None or not isinstance(notifier, forge) or repository is None:
+        if (
+            not isinstance(notifier, ForgeNotifier)
+            or notifier.provider != provider
+            or repository is None
+        ):
             log.info(
                 "%s request %d for %s not filed: no %s notifier", provider, number, branch, provider
             )

@@ -44,7 +44,7 @@ from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
 from controller.targets.local.processes import ProcessTable, RestartPolicy
 from controller.targets.local.target import LocalTarget
-from preview import gitlab
+from preview import gitea, gitlab
 from preview.feedback import Notifier
 from preview.github import DEFAULT_API_URL, GitHubNotifier
 
@@ -73,6 +73,8 @@ class ApiSettings:
     github_repo: str | None = None  # what GitHub deliveries must name [default: from the remote]
     gitlab_project: str | None = None  # the same for GitLab
     gitea_repo: str | None = None  # and for Gitea / Forgejo
+    gitea_api_url: str | None = None  # Gitea / Forgejo has no public default host
+    gitea_token: str | None = field(default=None, repr=False)
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0  # a connection must finish each request's headers in time
     otlp_endpoint: str | None = None  # where request spans go (OTLP/HTTP); None: kept in memory
@@ -83,6 +85,8 @@ class ApiSettings:
             return GitHubNotifier(self.github_api_url, self.github_token)
         if self.gitlab_token:
             return gitlab.GitLabNotifier(self.gitlab_api_url, self.gitlab_token)
+        if self.gitea_token:
+            return gitea.GiteaNotifier(self.gitea_api_url, self.gitea_token)
         return None
 
 

@@ -58,6 +58,8 @@ class ServeOptions:
     trusted_label: str
     allow_empty_production: bool = False
     gitea_repo: str | None = None
+    gitea_api_url: str | None = None
+    gitea_token: str | None = field(default=None, repr=False)
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
     otlp_endpoint: str | None = None
@@ -74,6 +76,8 @@ class ServeOptions:
             github_repo=self.github_repo,
             gitlab_project=self.gitlab_project,
             gitea_repo=self.gitea_repo,
+            gitea_api_url=self.gitea_api_url,
+            gitea_token=self.gitea_token,
             webhook_limits=self.webhook_limits,
             header_timeout=self.header_timeout,
             otlp_endpoint=self.otlp_endpoint,
@@ -299,6 +303,22 @@ _SHARED = [
         "[default: derived from --repo]",
     ),
     click.option(
+        "--gitea-api-url",
+        envvar="SHIPYARD_GITEA_API_URL",
+        help="Gitea or Forgejo REST API, https://HOST/api/v1 (needed with --gitea-token).",
+    ),
+    click.option(
+        "--gitea-token",
+        envvar="SHIPYARD_GITEA_TOKEN",
+        help="Token for Gitea/Forgejo pull request feedback (commit status, one comment per PR).",
+    ),
+    click.option(
+        "--gitea-token-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="SHIPYARD_GITEA_TOKEN_FILE",
+        help="File holding the Gitea/Forgejo token (instead of --gitea-token).",
+    ),
+    click.option(
         "--trusted-label",
         default="shipyard:trusted",
         show_default=True,
@@ -353,6 +373,8 @@ def gather(**values: Any) -> ServeOptions:
         trusted_label=values["trusted_label"],
         allow_empty_production=values["allow_empty_production"],
         gitea_repo=values["gitea_repo"],
+        gitea_api_url=values["gitea_api_url"],
+        gitea_token=_token(values["gitea_token"], values["gitea_token_file"], "--gitea-token"),
         header_timeout=values["header_timeout"],
         webhook_limits=IntakeLimits(
             body_timeout=values["webhook_body_timeout"],
@@ -582,14 +604,20 @@ def _own_credentials(repo: str, options: ServeOptions) -> frozenset[str]:
         *options.write_tokens,
         options.github_token,
         options.gitlab_token,
+        options.gitea_token,
         *credentials.split(repo).secrets(),
     )
     return frozenset(value for value in values if value)
 
 
 def _forge_repository(options: ServeOptions) -> str | None:
-    if options.github_token and options.gitlab_token:
-        raise click.UsageError("give a GitHub or a GitLab token, not both")
+    tokens = [options.github_token, options.gitlab_token, options.gitea_token]
+    if sum(bool(token) for token in tokens) > 1:
+        raise click.UsageError("give one forge token (GitHub, GitLab or Gitea), not several")
+    if options.gitea_token:
+        if not options.gitea_api_url:
+            raise click.UsageError("--gitea-token needs --gitea-api-url (https://HOST/api/v1)")
+        return options.gitea_repo
     if options.gitlab_token:
         return options.gitlab_project
     return options.github_repo

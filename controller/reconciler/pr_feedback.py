@@ -1,4 +1,4 @@
-"""Tells pull requests how their previews are doing, through a `GitHubNotifier`.
+"""Tells pull requests how their previews are doing, through the forge's notifier.
 
 The reconciler calls these at the three moments a reviewer cares about: a preview
 starts reconciling a commit (pending), finishes (success, or failure with the

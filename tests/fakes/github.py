@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.json_http import Call, Faults, JsonServer
 
 DEFAULT_TOKEN = "ghs_fake-token-for-tests-0123456789"
 WEB = "https://github.com"
@@ -41,29 +40,6 @@ DOCS = "https://docs.github.com/rest"
 MAX_COMMENT = 65_536
 
 Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as it arrived."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    headers: dict[str, str]  # lower-cased names
-
-    @property
-    def line(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class _Fault:
-    status: int
-    headers: dict[str, str]
-    match: re.Pattern[str] | None
-    processed: bool
 
 
 class _HTTPError(Exception):
@@ -85,7 +61,7 @@ class FakeGitHubState:
     statuses: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
     deployments: dict[int, Json] = field(default_factory=dict)
     deployment_statuses: dict[int, list[Json]] = field(default_factory=dict)
-    _faults: deque[_Fault] = field(default_factory=deque)
+    faults: Faults = field(default_factory=Faults)
     _next_id: int = 1000
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -145,15 +121,11 @@ class FakeGitHubState:
     ) -> None:
         """Answer the next `n` requests (matching the regex `match` on "METHOD /path", if
         given) with `status`; with `processed` the request takes effect first."""
-        pattern = re.compile(match) if match else None
-        with self._lock:
-            for _ in range(n):
-                self._faults.append(_Fault(status, {}, pattern, processed))
+        self.faults.fail_next(n, status, match=match, processed=processed)
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
         """Answer the next request with GitHub's secondary-rate-limit 429."""
-        with self._lock:
-            self._faults.append(_Fault(429, {"Retry-After": str(retry_after)}, None, False))
+        self.faults.rate_limit_next(retry_after)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -201,7 +173,7 @@ class FakeGitHubState:
             return 400, {"message": "Problems parsing JSON"}, {}
         with self._lock:
             self.calls.append(Call(method, parts.path, query, payload, headers))
-            fault = self._take_fault(f"{method} {parts.path}")
+        fault = self.faults.take(f"{method} {parts.path}")
         if fault is not None and not fault.processed:
             return fault.status, {"message": "Server Error"}, fault.headers
         try:
@@ -213,13 +185,6 @@ class FakeGitHubState:
         if fault is not None:
             return fault.status, {"message": "Server Error"}, fault.headers
         return status, response, extra
-
-    def _take_fault(self, line: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.match is None or fault.match.fullmatch(line):
-                self._faults.remove(fault)
-                return fault
-        return None
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
@@ -518,89 +483,23 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: FakeGitHubState) -> None:
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
-        self.state = state
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    # Without it every response waits ~40 ms for a delayed ACK (Nagle).
-    disable_nagle_algorithm = True
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        state = self.server.state
-        status, payload, extra = state.handle(self.command, self.path, headers, body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
-
-
 class FakeGitHub:
     """The server: `url` is the API base URL, `state` what it recorded and holds."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.state = FakeGitHubState(token=token)
-        self._server = _Server(self.state)
-        self._thread = threading.Thread(
-            # A short poll interval makes `stop` (and so every test's teardown) quick.
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-github",
-            daemon=True,
+        self._server = JsonServer(
+            self.state.handle, "fake-github", {"X-GitHub-Media-Type": "github.v3; format=json"}
         )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._running = False
+        self.url = self._server.origin
 
     def start(self) -> FakeGitHub:
-        self._thread.start()
-        self._running = True
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop listening and cut open connections: to a client, GitHub is gone."""
-        if not self._running:
-            return
-        self._running = False
-        self._server.shutdown()
-        self._server.server_close()
-        with self._server.connections_lock:
-            connections = list(self._server.connections)
-        for connection in connections:
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-            connection.close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 @contextmanager

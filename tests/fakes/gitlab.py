@@ -22,45 +22,21 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.json_http import Call, Faults, JsonServer
 
 DEFAULT_TOKEN = "glpat-fake-token-for-tests-0123456789"
 WEB = "https://gitlab.example.com"
 PREFIX = "/api/v4"
 
 Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as it arrived (`path` raw, still percent-encoded)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    headers: dict[str, str]  # lower-cased names
-
-    @property
-    def line(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class _Fault:
-    status: int
-    headers: dict[str, str]
-    match: re.Pattern[str] | None
-    processed: bool
 
 
 class _HTTPError(Exception):
@@ -83,7 +59,7 @@ class FakeGitLabState:
     merge_requests: dict[tuple[int, int], Json] = field(default_factory=dict)  # (project, iid)
     notes: dict[int, Json] = field(default_factory=dict)  # id → note (+ private keys)
     statuses: dict[tuple[int, str], list[Json]] = field(default_factory=dict)
-    _faults: deque[_Fault] = field(default_factory=deque)
+    faults: Faults = field(default_factory=Faults)
     _next_id: int = 5000
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -150,15 +126,11 @@ class FakeGitLabState:
     ) -> None:
         """Answer the next `n` requests (matching the regex `match` on "METHOD /path", if
         given) with `status`; with `processed` the request takes effect first."""
-        pattern = re.compile(match) if match else None
-        with self._lock:
-            for _ in range(n):
-                self._faults.append(_Fault(status, {}, pattern, processed))
+        self.faults.fail_next(n, status, match=match, processed=processed)
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
         """Answer the next request with GitLab's 429 and a Retry-After."""
-        with self._lock:
-            self._faults.append(_Fault(429, {"Retry-After": str(retry_after)}, None, False))
+        self.faults.rate_limit_next(retry_after)
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -193,7 +165,7 @@ class FakeGitLabState:
             return 400, {"error": "The provided content-type is not supported."}, {}
         with self._lock:
             self.calls.append(Call(method, parts.path, query, payload, headers))
-            fault = self._take_fault(f"{method} {parts.path}")
+        fault = self.faults.take(f"{method} {parts.path}")
         if fault is not None and not fault.processed:
             return fault.status, {"message": "502 Bad Gateway"}, fault.headers
         try:
@@ -206,13 +178,6 @@ class FakeGitLabState:
         if fault is not None:
             return fault.status, {"message": "502 Bad Gateway"}, fault.headers
         return result
-
-    def _take_fault(self, line: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.match is None or fault.match.fullmatch(line):
-                self._faults.remove(fault)
-                return fault
-        return None
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> _Result:
         if not path.startswith(PREFIX + "/"):
@@ -412,86 +377,21 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: FakeGitLabState) -> None:
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
-        self.state = state
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    # Without it every response waits ~40 ms for a delayed ACK (Nagle).
-    disable_nagle_algorithm = True
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        status, payload, extra = self.server.state.handle(self.command, self.path, headers, body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-
 class FakeGitLab:
     """The server: `url` is the API base URL (ending in `/api/v4`), `state` what it holds."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.state = FakeGitLabState(token=token)
-        self._server = _Server(self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-gitlab",
-            daemon=True,
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
-        self._running = False
+        self._server = JsonServer(self.state.handle, "fake-gitlab", None)
+        self.url = self._server.origin + PREFIX
 
     def start(self) -> FakeGitLab:
-        self._thread.start()
-        self._running = True
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop listening and cut open connections: to a client, GitLab is gone."""
-        if not self._running:
-            return
-        self._running = False
-        self._server.shutdown()
-        self._server.server_close()
-        with self._server.connections_lock:
-            connections = list(self._server.connections)
-        for connection in connections:
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-            connection.close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 @contextmanager

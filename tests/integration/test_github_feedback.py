@@ -365,23 +365,22 @@ def test_without_a_token_the_notifier_does_nothing(
     assert caplog.text.count("no GitHub token") == 1
 
 
-def test_pull_requests_from_forks_get_secrets_only_with_the_trusted_label() -> None:
-    notifier = GitHubNotifier(token=None)
-    fork_branch = "contrib/new-tool"
+def test_a_pull_request_a_webhook_named_gets_the_comment_without_a_lookup(
+    github: FakeGitHub,
+) -> None:
+    # Whether a fork's preview may have secrets is decided from the store (see
+    # test_secrets_boundary); the notifier only remembers where the comment goes.
+    github.state.add_pull(REPO, 12, BRANCH, head_repository="mallory/agents")
 
-    assert notifier.secrets_allowed(REPO, BRANCH)  # pushed to the repository itself
-    notifier.note_pull_request(REPO, BRANCH, 1, from_fork=False, labels=())
-    assert notifier.secrets_allowed(REPO, BRANCH)
+    async def scenario(notifier: GitHubNotifier) -> None:
+        notifier.note_pull_request(REPO, BRANCH, 12, from_fork=True, labels=["enhancement"])
+        await deliver(notifier, report("success"))
 
-    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=["enhancement"])
-    assert not notifier.secrets_allowed(REPO, fork_branch)
-    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=["Shipyard:Trusted"])
-    assert notifier.secrets_allowed(REPO, fork_branch)
-    assert not notifier.secrets_allowed(REPO, fork_branch, trusted_label="safe-to-test")
-    # Removing the label (an `unlabeled` event carries the remaining labels) revokes it.
-    notifier.note_pull_request(REPO, fork_branch, 2, from_fork=True, labels=[])
-    assert not notifier.secrets_allowed(REPO, fork_branch)
-    assert notifier.secrets_allowed("acme/other", fork_branch)
+    drive(github, scenario, notify_pr=False)
+
+    assert github.state.calls_to("GET", rf"/repos/{REPO}/pulls") == []
+    [comment] = github.state.pull_comments(REPO, 12)
+    assert str(comment["body"]).startswith(f"<!-- shipyard:preview:{ENV} -->")
 
 
 def test_a_burst_of_reports_for_one_branch_coalesces_to_the_newest(github: FakeGitHub) -> None:

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.gitea import DEFAULT_TOKEN as GITEA_TOKEN
+from tests.fakes.gitea import FakeGitea, fake_gitea
 from tests.fakes.github import DEFAULT_TOKEN, FakeGitHub, fake_github
 from tests.fakes.gitlab import DEFAULT_TOKEN as GITLAB_TOKEN
 from tests.fakes.gitlab import fake_gitlab
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, manifest, preview_of, seed, wait_for
+from tests.integration.webhook_payloads import gitea_pull_request_payload, signed_gitea
 
 REPOSITORY = "acme/agents"
 
@@ -146,3 +149,57 @@ def test_gitlab_merge_request_gets_a_status_and_one_note(
             assert len(notes) == 1
         finally:
             running.close()
+
+
+def test_gitea_pull_request_named_by_a_webhook_gets_a_status_and_one_comment(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    seed(upstream, "alpha")
+    secret = "whsec-gitea-e2e"
+    with fake_gitea() as gitea:
+        gitea.state.add_pull(REPOSITORY, 9, "feature/gt")
+        token_file = tmp_path / "gitea-token"
+        token_file.write_text(GITEA_TOKEN + "\n")
+        running = Shipyard(
+            upstream.bare, tmp_path / "state",
+            "--gitea-api-url", gitea.url, "--gitea-token-file", str(token_file),
+            "--gitea-repo", REPOSITORY, "--webhook-secret", secret,
+        ).start()  # fmt: skip
+        try:
+            first = upstream.commit(
+                {"agents/alpha.yaml": manifest("alpha", temperature=0.4)}, branch="feature/gt"
+            )
+            # The webhook names the pull request before the push is deployed: the comment
+            # goes there without asking Gitea which pull requests the branch has.
+            body, headers = signed_gitea(
+                secret, "pull_request", gitea_pull_request_payload("feature/gt", 9, first)
+            )
+            delivered = running.http.post(
+                running.api("/hooks/gitea"), content=body, headers=headers
+            )
+            assert delivered.status_code == 200, delivered.text
+            push_and_wait_for_success(upstream, gitea, first)
+            sha = upstream.commit(
+                {"agents/alpha.yaml": manifest("alpha", temperature=0.5)}, branch="feature/gt"
+            )
+            push_and_wait_for_success(upstream, gitea, sha)
+            wait_for(
+                lambda: any(sha[:7] in c["body"] for c in gitea.state.pull_comments(REPOSITORY, 9)),
+                what="the comment to mention the newest commit",
+            )
+            [comment] = gitea.state.pull_comments(REPOSITORY, 9)
+            assert preview_of("feature/gt") in comment["body"]
+            assert gitea.state.calls_to("GET", rf"/api/v1/repos/{REPOSITORY}/pulls") == []
+        finally:
+            running.close()
+
+
+def push_and_wait_for_success(upstream: Upstream, gitea: FakeGitea, sha: str) -> None:
+    upstream.push("feature/gt")
+    wait_for(
+        lambda: any(
+            s["status"] == "success" and s["context"] == "shipyard/preview"
+            for s in gitea.state.commit_statuses(REPOSITORY, sha)
+        ),
+        what="a success status on Gitea",
+    )

@@ -31,6 +31,16 @@ from controller.cli.main import cli
             "600s is longer than --restart-backoff-cap (300s)",
             id="restart-backoff-over-cap",
         ),
+        pytest.param(
+            ["--gitea-token", "t"],
+            "--gitea-token needs --gitea-api-url",
+            id="gitea-token-without-api-url",
+        ),
+        pytest.param(
+            ["--github-token", "a", "--gitea-token", "b", "--gitea-api-url", "http://h/api/v1"],
+            "give one forge token (GitHub, GitLab or Gitea), not several",
+            id="two-forge-tokens",
+        ),
     ],
 )
 def test_bad_settings_are_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
@@ -100,6 +110,28 @@ def test_credentials_come_from_files_and_are_known_as_the_controllers_own(
     }  # fmt: skip
     assert "tok-9a" not in repr(config)
     assert not {"whsec-from-file", "write-a"} & set(repr(options).split("'"))
+
+
+def test_a_gitea_token_from_a_file_feeds_gitea_feedback_and_is_the_controllers_own(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "gitea-token"
+    token.write_text("gitea-tok-42\n")
+    options = serve_command.gather(
+        **{
+            **_defaults(),
+            "gitea_token_file": token,
+            "gitea_api_url": "https://git.example/api/v1",
+            "gitea_repo": "acme/agents",
+        }
+    )
+    config = serve_command.build_config("https://git.example/acme/agents.git", options)
+    assert config.forge_repository == "acme/agents"
+    assert "gitea-tok-42" in config.credentials
+    assert "gitea-tok-42" not in repr(options)
+    notifier = options.api.notifier()
+    assert type(notifier).__name__ == "GiteaNotifier"
+    assert "https://git.example/api/v1" in repr(notifier)
 
 
 def _defaults() -> dict[str, object]:
