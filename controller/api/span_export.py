@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from opentelemetry.proto.common.v1 import common_pb2
@@ -146,6 +146,23 @@ _response_size = _int_attribute_encoder("http.response.body.size")
 _request_size = _int_attribute_encoder("http.request.body.size")
 
 
+class Batch:
+    """Encoded spans waiting to be sent, grouped by resource (agent, environment)."""
+
+    __slots__ = ("by_resource", "count")
+
+    def __init__(self) -> None:
+        self.by_resource: dict[tuple[str, str], list[bytes]] = {}
+        self.count = 0
+
+    def add(self, agent: str, environment: str, span: bytes) -> None:
+        encoded = self.by_resource.get((agent, environment))
+        if encoded is None:
+            encoded = self.by_resource[(agent, environment)] = []
+        encoded.append(b"\x12" + _varint(len(span)) + span)  # ScopeSpans.spans
+        self.count += 1
+
+
 class Encoder:
     """`ExportTraceServiceRequest` bytes for batches of `FinishedSpan`."""
 
@@ -157,18 +174,18 @@ class Encoder:
         self._scope = _field(1, scope.SerializeToString())
 
     def encode(self, spans: Iterable[FinishedSpan]) -> bytes:
-        by_resource: dict[tuple[str, str], list[bytes]] = {}
+        """One request holding `spans`."""
+        batch = Batch()
         for span in spans:
-            key = (span.agent, span.environment)
-            encoded = by_resource.get(key)
-            if encoded is None:
-                encoded = by_resource[key] = []
-            one = self.span(span)
-            encoded.append(b"\x12" + _varint(len(one)) + one)
+            batch.add(span.agent, span.environment, self.span(span))
+        return self.request(batch)
+
+    def request(self, batch: Batch) -> bytes:
+        """The `ExportTraceServiceRequest` of spans encoded one by one (`span`)."""
         body = []
-        for key, encoded in by_resource.items():
+        for (agent, environment), encoded in batch.by_resource.items():
             scope_spans = _field(2, self._scope + b"".join(encoded))
-            body.append(_field(1, self._resource(*key) + scope_spans))
+            body.append(_field(1, self._resource(agent, environment) + scope_spans))
         return b"".join(body)
 
     def span(self, span: FinishedSpan) -> bytes:
@@ -248,7 +265,7 @@ def export_headers() -> dict[str, str]:
 
 
 class Exporter:
-    """A thread posting encoded batches to one OTLP/HTTP traces URL."""
+    """A thread posting encoded requests to one OTLP/HTTP traces URL."""
 
     def __init__(self, url: str, *, timeout: float = EXPORT_TIMEOUT_SECONDS) -> None:
         parsed = urllib.parse.urlsplit(url)
@@ -258,9 +275,8 @@ class Exporter:
         self._path = parsed.path or "/v1/traces"
         self._timeout = timeout
         self._headers = export_headers()
-        self._encoder = Encoder()
         self._connection: http.client.HTTPConnection | None = None
-        self._queue: queue.Queue[Sequence[FinishedSpan] | None] = queue.Queue(QUEUED_BATCHES)
+        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(QUEUED_BATCHES)
         self.exported = 0
         self.dropped = 0
         self._submitted = 0  # batches, written by submit's caller only
@@ -269,13 +285,14 @@ class Exporter:
         self._thread = threading.Thread(target=self._run, name="shipyard-otlp", daemon=True)
         self._thread.start()
 
-    def submit(self, spans: Sequence[FinishedSpan]) -> None:
-        """Queue a batch; when the collector is too far behind, drop it (and say so)."""
+    def submit(self, body: bytes, count: int) -> None:
+        """Queue an encoded request of `count` spans; when the collector is too far behind,
+        drop it (and say so)."""
         try:
-            self._queue.put_nowait(spans)
+            self._queue.put_nowait((body, count))
             self._submitted += 1
         except queue.Full:
-            self._lost(len(spans), "the export queue is full")
+            self._lost(count, "the export queue is full")
 
     def flush(self, timeout: float = EXPORT_TIMEOUT_SECONDS) -> None:
         """Wait until every batch submitted so far is sent or dropped."""
@@ -298,13 +315,14 @@ class Exporter:
 
     def _run(self) -> None:
         while True:
-            spans = self._queue.get()
-            if spans is None:
+            batch = self._queue.get()
+            if batch is None:
                 break
+            body, count = batch
             try:
-                self._post(self._encoder.encode(spans), len(spans))
+                self._post(body, count)
             except Exception:  # never let one bad batch end exporting
-                _log.exception("could not export %d spans", len(spans))
+                _log.exception("could not export %d spans", count)
             finally:
                 with self._progress:
                     self._done += 1

@@ -260,8 +260,25 @@ class Exchange:
         self.start_ns = 0
 
 
-# A finished request waiting in the ring, and what `Recent` keeps of it.
-_Finished = tuple[Destination, Scope, Exchange]
+# What a span's shape needs of the request: Host, User-Agent, client address, scheme.
+_ShapeParts = tuple[bytes, bytes, str, str]
+# A finished request waiting in the ring: the upstream, method, path, status, response and
+# request bytes, latency, traceparent, parent span id, start, error, and (when its span is
+# exported) its shape parts.
+_Finished = tuple[
+    Destination,
+    str,
+    str,
+    int,
+    int,
+    int | None,
+    float,
+    bytes,
+    bytes | None,
+    int,
+    str | None,
+    _ShapeParts | None,
+]
 # start ns, method, path, status, latency, traceparent, request bytes, response bytes
 _Kept = tuple[int, str, str, int, float, bytes, int | None, int]
 _ShapeKey = tuple[str, str, str, str, str, bytes, bytes, str, str, str | None]
@@ -294,7 +311,8 @@ class Tracing:
         self._drain_lock = threading.Lock()
         self._shapes: dict[_ShapeKey, span_export.Shape] = {}
         self._exporter: span_export.Exporter | None = None
-        self._batch: list[span_export.FinishedSpan] = []
+        self._encoder = span_export.Encoder()
+        self._batch = span_export.Batch()
         self._batch_since = time.monotonic()
         self._export_delay = _export_delay()
         if otlp_endpoint is not None:
@@ -336,11 +354,30 @@ class Tracing:
             scope[TRACE_ID_KEY] = traceparent[3:35].decode()
 
     def finish(self, upstream: Destination, scope: Scope, exchange: Exchange) -> None:
-        """Note the finished request; everything else happens on the drain thread."""
+        """Note the finished request; everything else happens on the drain thread.
+
+        Only plain values go into the ring, not the scope or the exchange: those die here,
+        as they do untraced, instead of living on as containers for the garbage collector
+        to walk."""
         ring = self._ring
         if len(ring) == RING_SIZE:
             self.dropped += 1
-        ring.append((upstream, scope, exchange))
+        ring.append(
+            (
+                upstream,
+                scope["method"],
+                scope["path"],
+                exchange.status,
+                exchange.sent,
+                exchange.received,
+                exchange.latency,
+                exchange.traceparent or b"",
+                exchange.parent,
+                exchange.start_ns,
+                exchange.error,
+                _shape_parts(scope) if exchange.sampled and self._exporter else None,
+            )
+        )
 
     async def traced(
         self,
@@ -387,32 +424,23 @@ class Tracing:
             ring = self._ring
             kept: list[tuple[tuple[str, str, str], _Kept]] = []
             commits: dict[tuple[str, str, str], str | None] = {}
-            exporting = self._exporter is not None
             while ring:
-                upstream, scope, exchange = finished = ring.popleft()
-                assert exchange.traceparent is not None
+                finished = ring.popleft()
+                upstream = finished[0]
+                key = (upstream.agent, upstream.environment, upstream.version)
+                (_, method, path, status, sent, received, latency, traceparent, _, start_ns,
+                 _, parts) = finished  # fmt: skip
                 kept.append(
-                    (
-                        (upstream.agent, upstream.environment, upstream.version),
-                        (
-                            exchange.start_ns,
-                            scope["method"],
-                            scope["path"],
-                            exchange.status,
-                            exchange.latency,
-                            exchange.traceparent,
-                            exchange.received,
-                            exchange.sent,
-                        ),
-                    )
+                    (key, (start_ns, method, path, status, latency, traceparent, received, sent))
                 )
-                if exporting and exchange.sampled:
-                    self._batch.append(self._span(finished, commits))
-                    if len(self._batch) >= EXPORT_BATCH:
+                if parts is not None:
+                    span = self._span(finished, parts, commits)
+                    self._batch.add(upstream.agent, upstream.environment, self._encoder.span(span))
+                    if self._batch.count >= EXPORT_BATCH:
                         self._flush_batch()
             if kept:
                 self.recent.keep(kept)
-            if self._batch and time.monotonic() - self._batch_since >= self._export_delay:
+            if self._batch.count and time.monotonic() - self._batch_since >= self._export_delay:
                 self._flush_batch()
 
     def flush(self) -> None:
@@ -447,15 +475,19 @@ class Tracing:
                 _log.exception("could not process finished requests")
 
     def _flush_batch(self) -> None:
-        if self._batch and self._exporter is not None:
-            self._exporter.submit(self._batch)
-        self._batch = []
+        if self._batch.count and self._exporter is not None:
+            self._exporter.submit(self._encoder.request(self._batch), self._batch.count)
+        self._batch = span_export.Batch()
         self._batch_since = time.monotonic()
 
     def _span(
-        self, finished: _Finished, commits: dict[tuple[str, str, str], str | None]
+        self,
+        finished: _Finished,
+        parts: _ShapeParts,
+        commits: dict[tuple[str, str, str], str | None],
     ) -> span_export.FinishedSpan:
-        upstream, scope, exchange = finished
+        (upstream, method, path, status, sent, received, latency, traceparent, parent, start_ns,
+         error, _) = finished  # fmt: skip
         agent, environment, version = upstream.agent, upstream.environment, upstream.version
         commit: str | None = None
         if self._commit_of is not None:
@@ -464,34 +496,22 @@ class Tracing:
                 commit = commits[key]
             else:
                 commit = commits[key] = self._commit_of(*key)
-        host = user_agent = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"user-agent":
-                user_agent = value
-        client = scope.get("client")
-        method, path = str(scope["method"]), str(scope["path"])
-        shape_key = (agent, environment, version, method, path, host, user_agent,
-                     str(client[0]) if client else "", str(scope.get("scheme", "http")),
-                     commit)  # fmt: skip
+        shape_key = (agent, environment, version, method, path, *parts, commit)
         shape = self._shapes.get(shape_key) or self._shape(shape_key)
-        traceparent = exchange.traceparent
-        assert traceparent is not None
         return span_export.FinishedSpan(
             agent,
             environment,
             binascii.unhexlify(traceparent[3:35]),
             binascii.unhexlify(traceparent[36:52]),
-            binascii.unhexlify(exchange.parent) if exchange.parent else None,
-            exchange.start_ns,
-            exchange.start_ns + int(exchange.latency * 1e9),
+            binascii.unhexlify(parent) if parent else None,
+            start_ns,
+            start_ns + int(latency * 1e9),
             shape,
             path,
-            exchange.status,
-            exchange.sent,
-            exchange.received,
-            exchange.error,
+            status,
+            sent,
+            received,
+            error,
         )
 
     def _shape(self, key: _ShapeKey) -> span_export.Shape:
@@ -517,6 +537,17 @@ class Tracing:
             self._shapes.clear()
         shape = self._shapes[key] = span_export.Shape(f"{method} {route}", tuple(attributes))
         return shape
+
+
+def _shape_parts(scope: Scope) -> _ShapeParts:
+    host = user_agent = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+        elif name == b"user-agent":
+            user_agent = value
+    client = scope.get("client")
+    return host, user_agent, str(client[0]) if client else "", str(scope.get("scheme", "http"))
 
 
 def _record(key: tuple[str, str, str], kept: Any) -> RequestRecord:
