@@ -19,6 +19,7 @@ from typing import Any
 from controller.api import tracing as tracing_
 from controller.api import traffic_split, upstream_http
 from controller.api.tracing import Exchange
+from controller.api.write_coalescing import WRITES_KEY, CoalescedWrites
 from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -192,7 +193,7 @@ class Router:
         # A stream may never end by itself: stop reading it when the client leaves.
         watcher = asyncio.create_task(_on_disconnect(receive, reply)) if reply.streamed else None
         try:
-            await _relay(reply, upstream, send, exchange)
+            await _relay(reply, upstream, send, exchange, scope.get(WRITES_KEY))
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -257,18 +258,35 @@ def _forwarded(
 
 
 async def _relay(
-    reply: upstream_http.Reply, upstream: Upstream, send: Send, exchange: Exchange
+    reply: upstream_http.Reply,
+    upstream: Upstream,
+    send: Send,
+    exchange: Exchange,
+    writes: CoalescedWrites | None,
 ) -> None:
     """The agent's reply to the client, stamped with the version that answered."""
     out_headers = [pair for pair in reply.headers if pair[0].lower() not in _HOP_BY_HOP]
     out_headers += upstream.stamp
     exchange.status = reply.status
-    await send({"type": "http.response.start", "status": reply.status, "headers": out_headers})
+    start = {"type": "http.response.start", "status": reply.status, "headers": out_headers}
+    if not reply.streamed:
+        # A sized reply's head is no use without its body: wait for the body's first piece
+        # (agents often write head and body apart). A stream's head goes at once: a
+        # client may be waiting on it (server-sent events).
+        await reply.body_started()
     whole = reply.whole_body()
-    if whole is not None:  # the usual small answer: all there already, one message
+    if whole is not None:  # the usual small answer: all there, head and body in one write
         exchange.sent = len(whole)
-        await send({"type": "http.response.body", "body": whole, "more_body": False})
+        if writes is not None:
+            writes.hold()
+        try:
+            await send(start)
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+        finally:
+            if writes is not None:
+                writes.release()
         return
+    await send(start)
     # Each piece as it arrives, so streams stay live; the last one ends the reply.
     async for chunk, last in reply.body():
         exchange.sent += len(chunk)

@@ -50,6 +50,10 @@ class Reply:
         """Body pieces as they arrive, each with whether it is known to be the last."""
         return self._connection.body()
 
+    async def body_started(self) -> None:
+        """Wait until the first piece of the body (or its end) has arrived."""
+        await self._connection.body_started()
+
     def whole_body(self) -> bytes | None:
         """The whole body if it has already arrived with the head (most small replies),
         taken at once; None while more is to come (then read `body()`)."""
@@ -183,6 +187,11 @@ class _Connection(asyncio.Protocol):
             await self._writable.wait()
         if not self._lost:
             self._transport.write(pending + b"0\r\n\r\n" if chunked else pending)
+
+    async def body_started(self) -> None:
+        while not self._chunks and not self._complete and not self._lost:
+            self._wake.clear()
+            await self._wake.wait()
 
     def whole_body(self) -> bytes | None:
         if not self._complete:
