@@ -17,6 +17,11 @@ noisy neighbour slows them alike; each setup's median round counts:
 - off: no tracing, no recording (the router with metrics, as before);
 - tracing: a server span per request, exported in batches over OTLP/HTTP;
 - recording: tracing plus recording every request (`sampleRate: 1`) into SQLite.
+
+Spans are exported and records written off the request path; each round waits for that
+deferred work (`Tracing.flush`) so that its CPU counts in the round that caused it.
+`--sample-ratio` (as `serve --trace-sample-ratio`) and `--record-sample-rate` (the
+manifest's `sampleRate`) show the two levers.
 """
 
 from __future__ import annotations
@@ -194,7 +199,9 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory() as state,
     ):
         endpoint = f"http://127.0.0.1:{collector_port}"
-        policy = recording.Policy(model.RecordSettings(enabled=True))
+        policy = recording.Policy(
+            model.RecordSettings(enabled=True, sample_rate=arguments.record_sample_rate)
+        )
         recorder = recording.Recorder(
             Recordings(Path(state) / "db.sqlite", enforce_every_seconds=1.0), lambda *_: policy
         )
@@ -248,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sample-ratio", type=float, default=1.0, help="share of new traces exported (as serve's)"
     )
+    parser.add_argument(
+        "--record-sample-rate",
+        type=float,
+        default=1.0,
+        help="the manifest's spec.observability.record.sampleRate for the recording setup",
+    )
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args(argv)
     result = asyncio.run(measure(arguments))
@@ -258,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"router, {arguments.requests} requests x {arguments.rounds} rounds, "
         f"{arguments.concurrency} concurrent (median round), "
-        f"traces sampled for export: {arguments.sample_ratio:g}:"
+        f"traces sampled for export: {arguments.sample_ratio:g}, "
+        f"requests recorded: {arguments.record_sample_rate:g}:"
     )
     cpu = result["requests_per_cpu_second"]
     print(f"  {'':<10} {'req/s':>8} {'req/CPU-s':>10}")

@@ -28,7 +28,8 @@ from typing import Any
 
 from controller.api import tracing
 from controller.specs import model
-from controller.store.recordings import Recorded, Recordings, Retention
+from controller.store import recordings
+from controller.store.recordings import Recordings, Retention
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -245,13 +246,13 @@ class Recorder:
             batch = []
             retention: dict[tuple[str, str], Retention] = {}
             for pending in taken:
-                batch.append(_recorded(pending))
+                batch.append(_row(pending))
                 upstream, settings = pending[1], pending[10]
                 retention[(upstream.agent, upstream.environment)] = Retention(
                     settings.max_requests, settings.max_age_seconds
                 )
                 size += pending[4].kept + pending[7].kept
-            self.recordings.add(batch, retention)
+            self.recordings.add_rows(batch, retention)
         except Exception:
             # Never the bodies: they may hold personal data.
             _log.exception("could not store %d recorded requests", len(taken))
@@ -262,28 +263,22 @@ class Recorder:
                 self._progress.notify_all()
 
 
-def _recorded(pending: _Pending) -> Recorded:
+def _row(pending: _Pending) -> tuple[object, ...]:
     (arrived, upstream, trace_id, scope, request, status, response_headers, response, latency,
      complete, settings) = pending  # fmt: skip
     redacted = settings.redacted
-    return Recorded(
-        time=arrived,
-        agent=upstream.agent,
-        environment=upstream.environment,
-        version=upstream.version,
-        trace_id=trace_id,
-        method=str(scope["method"]),
-        path=str(scope["path"]),
-        query=bytes(scope.get("query_string", b"")).decode("latin-1"),
-        request_headers=_redacted(scope["headers"], redacted),
-        request_body=request.body(),
-        request_bytes=request.total,
-        status=status,
-        response_headers=_redacted(response_headers, redacted),
-        response_body=response.body(),
-        response_bytes=response.total,
-        latency=latency,
-        complete=complete,
+    return recordings.row(
+        arrived,
+        (upstream.agent, upstream.environment, upstream.version),
+        (
+            trace_id,
+            str(scope["method"]),
+            str(scope["path"]),
+            bytes(scope.get("query_string", b"")).decode("latin-1"),
+        ),
+        (_redacted(scope["headers"], redacted), request.body(), request.total),
+        (status, _redacted(response_headers, redacted), response.body(), response.total),
+        outcome=(latency, complete),
     )
 
 
