@@ -132,6 +132,7 @@ def serve_router(port: int, agent_port: int, stack: str) -> None:
         port=port,
         lifespan="off",
         log_level="warning",
+        access_log=False,  # as serve
         server_header=False,
         date_header=False,
         http=STACKS[stack](),

@@ -202,6 +202,9 @@ async def serve(
             lifespan="off",
             http=connections.protocol_with_header_timeout((api or ApiSettings()).header_timeout),
             log_level="warning",
+            # Its INFO lines are dropped at this level anyway, after their arguments were
+            # formatted per request (the path quoted again): ~2% of the router's CPU.
+            access_log=False,
             server_header=False,
             date_header=False,
             timeout_graceful_shutdown=int(shutdown.GRACEFUL_HTTP_SECONDS),
