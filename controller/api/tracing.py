@@ -325,6 +325,11 @@ class Tracing:
     def exporting(self) -> bool:
         return self._exporter is not None
 
+    @property
+    def spans_dropped(self) -> int:
+        """Spans that never reached the collector (refused, unreachable, queue full)."""
+        return self._exporter.dropped if self._exporter is not None else 0
+
     def start(self, scope: Scope, exchange: Exchange) -> None:
         """Give the request its trace context: the caller's trace continued, or a new one."""
         exchange.start_ns = time.time_ns()

@@ -14,8 +14,10 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +359,51 @@ def test_a_sample_ratio_outside_zero_to_one_is_refused() -> None:
     )
     assert result.exit_code == 2
     assert "--trace-sample-ratio" in result.output
+
+
+def test_resource_attributes_from_the_otel_variable_reach_the_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=support,region=eu")
+    with otlp.running() as receiver:
+        traced = tracing.Tracing(receiver.endpoint)
+        try:
+            _traced_requests(traced, [[]])
+            traced.flush()
+            (span,) = receiver.received()
+        finally:
+            traced.shutdown()
+    assert span.resource["team"] == "support"
+    assert span.resource["region"] == "eu"
+    assert span.resource["service.name"] == "bot"  # the agent, whatever the variables say
+    assert span.attributes["http.response.status_code"] == 200
+
+
+def test_a_collector_that_refuses_batches_loses_spans_not_requests() -> None:
+    """A 400 is not retried (the batch would be refused again): the spans are counted as
+    dropped, and every request is still answered and listed."""
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    traced = tracing.Tracing(f"http://127.0.0.1:{collector.server_address[1]}")
+    try:
+        seen = _traced_requests(traced, [[] for _ in range(20)])
+        traced.flush()
+        assert len(seen) == 20
+        assert len(traced.recent.of("bot", "production")) == 20
+        assert traced.spans_dropped == 20
+    finally:
+        traced.shutdown()
+        collector.shutdown()
+        collector.server_close()
