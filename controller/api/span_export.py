@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple
 
 from opentelemetry.proto.common.v1 import common_pb2
@@ -164,7 +164,8 @@ class Batch:
 
 
 class Encoder:
-    """`ExportTraceServiceRequest` bytes for batches of `FinishedSpan`."""
+    """Span bytes for each `FinishedSpan`, and the `ExportTraceServiceRequest` around a
+    `Batch` of them."""
 
     def __init__(self) -> None:
         self._resources: dict[tuple[str, str], bytes] = {}
@@ -172,13 +173,6 @@ class Encoder:
         self._statuses: dict[int, bytes] = {}
         scope = common_pb2.InstrumentationScope(name=SCOPE_NAME)
         self._scope = _field(1, scope.SerializeToString())
-
-    def encode(self, spans: Iterable[FinishedSpan]) -> bytes:
-        """One request holding `spans`."""
-        batch = Batch()
-        for span in spans:
-            batch.add(span.agent, span.environment, self.span(span))
-        return self.request(batch)
 
     def request(self, batch: Batch) -> bytes:
         """The `ExportTraceServiceRequest` of spans encoded one by one (`span`)."""
