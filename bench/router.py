@@ -31,12 +31,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from controller.api import proxy, route_table
+from controller.api import connections, proxy, route_table
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 
@@ -111,8 +112,18 @@ def _wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-def serve_router(port: int, agent_port: int) -> None:
-    """The production router and server stack, routing HOST to the agent (child process)."""
+STACKS: dict[str, Callable[[], type[asyncio.Protocol] | str]] = {
+    # What `shipyard serve` runs: uvicorn's httptools protocol with the header deadline
+    # and coalesced writes (controller/api/connections.py).
+    "serve": lambda: connections.protocol_with_header_timeout(60.0),
+    # For comparison: uvicorn's own protocols as they come (one write per ASGI message).
+    "httptools": lambda: "httptools",
+    "h11": lambda: "h11",
+}
+
+
+def serve_router(port: int, agent_port: int, stack: str) -> None:
+    """The production router on a server stack, routing HOST to the agent (child process)."""
     upstreams = {HOST: proxy.Upstream("bench", "production", "v1", agent_port)}
     router = proxy.Router(_not_found, lambda: upstreams, proxy.host_pattern(TEMPLATE), Metrics())
     config = uvicorn.Config(
@@ -121,8 +132,10 @@ def serve_router(port: int, agent_port: int) -> None:
         port=port,
         lifespan="off",
         log_level="warning",
+        access_log=False,  # as serve
         server_header=False,
         date_header=False,
+        http=STACKS[stack](),
     )
     asyncio.run(uvicorn.Server(config).serve())
 
@@ -130,7 +143,15 @@ def serve_router(port: int, agent_port: int) -> None:
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def _wrk(port: int, seconds: float, host: str | None) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, seconds: float, host: str | None, pid: int) -> dict[str, float]:
+    """wrk's requests/s and p50, and the CPU the server (`pid`) spent per request."""
+    cpu = _cpu_seconds(pid)
     command = ["wrk", "-t", "1", "-c", "8", "-d", f"{seconds:g}s", "--latency"]
     if host:
         command += ["-H", f"Host: {host}"]
@@ -143,11 +164,17 @@ def _wrk(port: int, seconds: float, host: str | None) -> dict[str, float]:
         raise SystemExit(f"could not read wrk's output:\n{output}")
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"requests failed:\n{output}")
-    return {"rps": float(rps.group(1)), "p50_ms": float(p50.group(1)) * _UNIT[p50.group(2)]}
+    requests = re.search(r"(\d+) requests in", output)
+    assert requests is not None
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": float(p50.group(1)) * _UNIT[p50.group(2)],
+        "cpu_us": (_cpu_seconds(pid) - cpu) / int(requests.group(1)) * 1e6,
+    }
 
 
-def throughput(seconds: float, rounds: int) -> dict[str, Any]:
-    agent_port, router_port = _free_port(), _free_port()
+def throughput(seconds: float, rounds: int, stacks: list[str]) -> dict[str, Any]:
+    agent_port = _free_port()
     environment = {**os.environ, "PORT": str(agent_port), "SHIPYARD_AGENT": "bench"}
     agent = subprocess.Popen(
         [sys.executable, str(AGENT)],
@@ -155,29 +182,44 @@ def throughput(seconds: float, rounds: int) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,  # wrk's closing connections make it print resets
     )
-    router = subprocess.Popen(
-        [sys.executable, __file__, "--serve-router", str(router_port), str(agent_port)]
-    )
+    routers = {}
+    for stack in stacks:
+        port = _free_port()
+        routers[stack] = (
+            port,
+            subprocess.Popen(
+                [sys.executable, __file__, "--serve-router", str(port), str(agent_port), stack]
+            ),
+        )
+    runs: dict[str, list[dict[str, float]]] = {"direct": [], **{stack: [] for stack in stacks}}
+    targets = [("direct", agent_port, None, agent.pid)] + [
+        (stack, port, HOST, process.pid) for stack, (port, process) in routers.items()
+    ]
     try:
         _wait_port(agent_port)
-        _wait_port(router_port)
-        _wrk(agent_port, 1, None)  # warm both up
-        _wrk(router_port, 1, HOST)
-        direct: list[dict[str, float]] = []
-        routed: list[dict[str, float]] = []
+        for port, _ in routers.values():
+            _wait_port(port)
+        for _, port, host, pid in targets:  # warm up
+            _wrk(port, 1, host, pid)
         for index in range(rounds):
-            order = [(direct, agent_port, None), (routed, router_port, HOST)]
-            for runs, port, host in order if index % 2 == 0 else order[::-1]:
-                runs.append(_wrk(port, seconds, host))
+            # Alternating order, so a noisy neighbour slows every setup alike.
+            for name, port, host, pid in targets if index % 2 == 0 else targets[::-1]:
+                runs[name].append(_wrk(port, seconds, host, pid))
     finally:
-        for process in (router, agent):
+        for _, process in routers.values():
             process.terminate()
             process.wait(10)
-    result: dict[str, Any] = {"direct": direct, "router": routed}
-    for name, runs in (("direct", direct), ("router", routed)):
-        result[f"{name}_rps"] = statistics.median(run["rps"] for run in runs)
-        result[f"{name}_p50_ms"] = statistics.median(run["p50_ms"] for run in runs)
-    result["ratio"] = result["router_rps"] / result["direct_rps"]
+        agent.terminate()
+        agent.wait(10)
+    result: dict[str, Any] = {"runs": runs}
+    for name, measured in runs.items():
+        result[name] = {
+            "rps": statistics.median(run["rps"] for run in measured),
+            "p50_ms": statistics.median(run["p50_ms"] for run in measured),
+            "cpu_us": statistics.median(run["cpu_us"] for run in measured),
+        }
+    for stack in stacks:
+        result[stack]["ratio"] = result[stack]["rps"] / result["direct"]["rps"]
     return result
 
 
@@ -186,14 +228,22 @@ def main() -> None:
     parser.add_argument("--routes", type=int, nargs="+", default=[1, 1000, 50000])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--stacks",
+        nargs="+",
+        choices=sorted(STACKS),
+        default=["serve", "httptools", "h11"],
+        help="server stacks to put the router on (serve: what shipyard serve runs)",
+    )
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--serve-router", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-router", nargs=3, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_router:
-        serve_router(*options.serve_router)
+        port, agent_port, stack = options.serve_router
+        serve_router(int(port), int(agent_port), stack)
         return
     lookups = lookup(options.routes)
-    speed = throughput(options.seconds, options.rounds)
+    speed = throughput(options.seconds, options.rounds, options.stacks)
     if options.json:
         print(json.dumps({"lookup": lookups, "throughput": speed}, indent=2))
         return
@@ -204,12 +254,21 @@ def main() -> None:
     print(f"lookup at most / at least: {flat:.2f}x (flat when near 1)")
     print()
     print(
-        f"wrk -c 8 -d {options.seconds:g}s (keep-alive), "
+        f"wrk -t1 -c8 -d{options.seconds:g}s (keep-alive), "
         f"median of {options.rounds} rounds, alternating"
     )
-    print(f"direct: {speed['direct_rps']:>8.0f} req/s   p50 {speed['direct_p50_ms']:.2f} ms")
-    print(f"router: {speed['router_rps']:>8.0f} req/s   p50 {speed['router_p50_ms']:.2f} ms")
-    print(f"router / direct: {speed['ratio']:.2f}x (goal >= 0.7x)")
+    direct = speed["direct"]
+    print(
+        f"direct:            {direct['rps']:>8.0f} req/s   p50 {direct['p50_ms']:.2f} ms   "
+        f"agent CPU {direct['cpu_us']:.0f} µs/request"
+    )
+    for stack in options.stacks:
+        row = speed[stack]
+        print(
+            f"router on {stack:<9}{row['rps']:>8.0f} req/s   p50 {row['p50_ms']:.2f} ms   "
+            f"router CPU {row['cpu_us']:.0f} µs/request   {row['ratio']:.2f}x direct"
+        )
+    print("goal: router (serve) / direct >= 0.7x, aim 0.9x")
 
 
 if __name__ == "__main__":

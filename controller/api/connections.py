@@ -7,6 +7,12 @@ processes of descriptors. Here every request gets `header_timeout` seconds, from
 connection's start or the end of the previous response, to complete its headers (as
 nginx's `client_header_timeout`). Bodies are not covered: each endpoint bounds its own
 (see `webhook_intake`), and agent traffic may stream for as long as it needs.
+
+The protocol is uvicorn's httptools one (llhttp, the parser the router's upstream client
+uses too), not its h11 one: h11 parses in Python and cost the router about a third of
+its throughput (docs/performance.md, "Router"). Its transport is wrapped in `CoalescedWrites`
+and offered to each request's scope, so an app can send a response's head and body in
+one syscall.
 """
 
 from __future__ import annotations
@@ -14,21 +20,27 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from controller.api.write_coalescing import WRITES_KEY, CoalescedWrites
 
 
 def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, closing connections that dawdle over their headers."""
+    """uvicorn's httptools protocol, closing connections that dawdle over their headers."""
 
-    class HeaderTimeoutProtocol(H11Protocol):
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
             self._armed_during: object = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(CoalescedWrites(transport))
             self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope[WRITES_KEY] = self.transport  # type: ignore[literal-required]
 
         def data_received(self, data: bytes) -> None:
             if self._header_timer is None and self._waiting_for_headers():
@@ -39,9 +51,9 @@ def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol
             self._disarm()
             super().connection_lost(exc)
 
-        def handle_websocket_upgrade(self, event: Any) -> None:
+        def handle_websocket_upgrade(self) -> None:
             self._disarm()  # the connection now belongs to the websocket protocol
-            super().handle_websocket_upgrade(event)
+            super().handle_websocket_upgrade()
 
         def _disarm(self) -> None:
             if self._header_timer is not None:

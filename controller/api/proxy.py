@@ -13,11 +13,13 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.api import tracing as tracing_
 from controller.api import traffic_split, upstream_http
+from controller.api.tracing import Exchange
+from controller.api.write_coalescing import WRITES_KEY, CoalescedWrites
 from controller.metrics.collector import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -56,14 +58,23 @@ class Upstream:
     canary: Upstream | None = None
     canary_weight: int = 0
     sticky_header: bytes | None = None  # lower-case; its value pins a caller to a version
+    # The headers stamped on each answer, made once here rather than per request.
+    stamp: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        stamp = (
+            (b"x-shipyard-version", self.version.encode()),
+            (b"x-shipyard-environment", self.environment.encode()),
+        )
+        object.__setattr__(self, "stamp", stamp)
 
 
 def host_pattern(url_template: str) -> re.Pattern[str]:
     """A regex matching the host part of the preview URL template, any agent or environment."""
     host = re.sub(r"^[a-z]+://", "", url_template).split("/", 1)[0].split(":", 1)[0]
     pattern = re.escape(host)
-    for field, group in (("agent", "agent"), ("env", "env"), ("environment", "env")):
-        placeholder = re.escape("{" + field + "}")
+    for part, group in (("agent", "agent"), ("env", "env"), ("environment", "env")):
+        placeholder = re.escape("{" + part + "}")
         # The first occurrence names its part (the 404 tells what would help), the rest match.
         named = f"(?P<{group}>[a-z0-9-]+)" if f"(?P<{group}>" not in pattern else "[a-z0-9-]+"
         pattern = pattern.replace(placeholder, named, 1).replace(placeholder, "[a-z0-9-]+")
@@ -99,10 +110,7 @@ class Router:
         if upstream is not None:
             if upstream.canary is not None:
                 upstream = traffic_split.choose(upstream, scope)
-            if self.tracing is not None:  # a span around the request, `traceparent` passed on
-                await self.tracing.traced(upstream, scope, receive, send, self._proxy_measured)
-            else:
-                await self._proxy_measured(upstream, scope, receive, send)
+            await self._serve(upstream, scope, receive, send)
         elif matched := self.agent_hosts.match(host):
             await self._unknown_host(host, matched, send)
         else:
@@ -115,58 +123,50 @@ class Router:
     async def aclose(self) -> None:
         self.pool.close()
 
-    async def _proxy_measured(
-        self, upstream: Upstream, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """`_proxy`, counting the request and its duration for the version that answered."""
-        if self.metrics is None:
-            await self._proxy(upstream, scope, receive, send)
-            return
-        status = 500  # what the server answers when the proxy raises before responding
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+    async def _serve(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy one request, counted for the version that answered and, when tracing, in a
+        span whose `traceparent` the agent receives (and, inside it, recorded if the version
+        records). Status and sizes are noted by `_proxy` itself, not by wrapping `send`: the
+        request path pays for no extra layer per message."""
+        tracing = self.tracing
+        exchange = Exchange()
+        if tracing is not None:
+            tracing.start(scope, exchange)
         started = time.perf_counter()
         try:
-            await self._proxy(upstream, scope, receive, sending)
+            inner = tracing.inner if tracing is not None else None
+            if inner is None:
+                await self._proxy(upstream, scope, receive, send, exchange)
+            else:
+                await inner.recorded(
+                    upstream,
+                    scope,
+                    receive,
+                    send,
+                    lambda s, r, w: self._proxy(upstream, s, r, w, exchange),
+                )
+        except BaseException as exc:
+            exchange.error = type(exc).__qualname__
+            raise
         finally:
-            self.metrics.observe_request(
-                upstream.agent,
-                upstream.environment,
-                upstream.version,
-                status,
-                time.perf_counter() - started,
-            )
+            latency = exchange.latency = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe_request(
+                    upstream.agent, upstream.environment, upstream.version, exchange.status, latency
+                )
+            if tracing is not None:
+                tracing.finish(upstream, scope, exchange)
 
-    async def _proxy(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
-        # Path and query as received: the agent sees the very target the client sent.
-        target = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        if query:
-            target += b"?" + query
-        headers: list[tuple[bytes, bytes]] = []
-        host = b""
-        body_length: int | None = None
-        has_body = False
-        for name, value in scope["headers"]:
-            lowered = name.lower()
-            if lowered == b"host":
-                host = value
-            elif lowered == b"content-length":
-                body_length, has_body = _length(value), True
-            elif lowered == b"transfer-encoding":
-                has_body = True
-            if lowered not in _NOT_FORWARDED:
-                headers.append((name, value))
-        client = scope.get("client")
-        if client:
-            headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
-        headers.append((b"x-forwarded-host", host))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
+    async def _proxy(
+        self,
+        upstream: Upstream,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+    ) -> None:
+        target, headers, has_body, body_length = _forwarded(scope, exchange.traceparent)
+        exchange.received = body_length
         try:
             reply = await self.pool.request(
                 upstream.port,
@@ -179,6 +179,7 @@ class Router:
         except upstream_http.ClientGone:
             return  # nobody is left to answer
         except upstream_http.UpstreamError as error:
+            exchange.status = 502
             await _json(
                 send,
                 502,
@@ -192,19 +193,7 @@ class Router:
         # A stream may never end by itself: stop reading it when the client leaves.
         watcher = asyncio.create_task(_on_disconnect(receive, reply)) if reply.streamed else None
         try:
-            out_headers = [
-                (name, value) for name, value in reply.headers if name.lower() not in _HOP_BY_HOP
-            ]
-            out_headers += _stamp(upstream)
-            await send(
-                {"type": "http.response.start", "status": reply.status, "headers": out_headers}
-            )
-            # Each piece as it arrives, so streams stay live; the last one ends the reply.
-            async for chunk, last in reply.body():
-                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
-                if last:
-                    return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await _relay(reply, upstream, send, exchange, scope.get(WRITES_KEY))
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -232,6 +221,79 @@ class Router:
             )
         body = {"error": error, "available": [f"http://{name}" for name in related]}
         await _json(send, 404, body, None)
+
+
+def _forwarded(
+    scope: Scope, traceparent: bytes | None
+) -> tuple[bytes, list[tuple[bytes, bytes]], bool, int | None]:
+    """Target, headers, whether a body follows and its length, as the agent is sent them."""
+    # Path and query as received: the agent sees the very target the client sent.
+    target = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    if query:
+        target += b"?" + query
+    headers: list[tuple[bytes, bytes]] = []
+    host = b""
+    body_length: int | None = None
+    has_body = False
+    for pair in scope["headers"]:
+        lowered = pair[0].lower()
+        if lowered in _NOT_FORWARDED:
+            if lowered == b"host":
+                host = pair[1]
+            elif lowered == b"content-length":
+                body_length, has_body = _length(pair[1]), True
+            elif lowered == b"transfer-encoding":
+                has_body = True
+        elif lowered != b"traceparent" or traceparent is None:
+            headers.append(pair)
+    if traceparent is not None:  # the router's span, in place of the caller's
+        headers.append((b"traceparent", traceparent))
+    client = scope.get("client")
+    if client:
+        headers.append((b"x-forwarded-for", client[0].encode("latin-1")))
+    headers.append((b"x-forwarded-host", host))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
+    return target, headers, has_body, body_length
+
+
+async def _relay(
+    reply: upstream_http.Reply,
+    upstream: Upstream,
+    send: Send,
+    exchange: Exchange,
+    writes: CoalescedWrites | None,
+) -> None:
+    """The agent's reply to the client, stamped with the version that answered."""
+    out_headers = [pair for pair in reply.headers if pair[0].lower() not in _HOP_BY_HOP]
+    out_headers += upstream.stamp
+    exchange.status = reply.status
+    start = {"type": "http.response.start", "status": reply.status, "headers": out_headers}
+    if not reply.streamed:
+        # A sized reply's head is no use without its body: wait for the body's first piece
+        # (agents often write head and body apart). A stream's head goes at once: a
+        # client may be waiting on it (server-sent events).
+        await reply.body_started()
+    whole = reply.whole_body()
+    if whole is not None:  # the usual small answer: all there, head and body in one write
+        exchange.sent = len(whole)
+        if writes is not None:
+            writes.hold()
+        try:
+            await send(start)
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+        finally:
+            if writes is not None:
+                writes.release()
+        return
+    await send(start)
+    # Each piece as it arrives, so streams stay live; the last one ends the reply.
+    async for chunk, last in reply.body():
+        exchange.sent += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+        if last:
+            return
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
@@ -264,13 +326,6 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _stamp(upstream: Upstream) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"x-shipyard-version", upstream.version.encode()),
-        (b"x-shipyard-environment", upstream.environment.encode()),
-    ]
-
-
 async def _json(send: Send, status: int, body: dict[str, Any], upstream: Upstream | None) -> None:
     payload = json.dumps(body, indent=2).encode() + b"\n"
     headers = [
@@ -278,6 +333,6 @@ async def _json(send: Send, status: int, body: dict[str, Any], upstream: Upstrea
         (b"content-length", str(len(payload)).encode()),
     ]
     if upstream is not None:
-        headers += _stamp(upstream)
+        headers += upstream.stamp
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})

@@ -7,25 +7,29 @@ manifest's `redactHeaders`), at most `maxBodyBytes` of each body, the status, th
 and the trace id. Health checks are never recorded.
 
 Bodies stream through untouched: the tee copies at most the cap and counts the rest, so a
-huge or endless body costs bounded memory and is marked truncated. Writing happens on a
-thread of its own, fed by a bounded queue; the request path only enqueues, and when the
-writer falls behind, records are dropped (and counted), never the request delayed.
+huge or endless body costs bounded memory and is marked truncated. The request path only
+appends one tuple (the copied bodies, references to the headers) to a pending list;
+a writer thread wakes a few times a second and does the rest in batches: redaction, the
+`Recorded` rows, one SQLite transaction per batch. The pending list is bounded by count
+and by bytes; when the writer falls behind, records are dropped (and counted), never the
+request delayed.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from controller.api import tracing
 from controller.specs import model
-from controller.store.recordings import Recorded, Recordings, Retention
+from controller.store import recordings
+from controller.store.recordings import Recordings, Retention
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,9 +37,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 REDACTED = "[REDACTED]"
-QUEUE_SIZE = 1000
+QUEUE_SIZE = 10_000  # records waiting for the writer, at most
+QUEUE_BYTES = 64 * 1024 * 1024  # and at most this much of their bodies
 _BATCH = 500
-_BATCH_WINDOW_SECONDS = 0.25
+_BATCH_WINDOW_SECONDS = 0.1
 _SETTINGS_CACHED = 4096
 
 _log = logging.getLogger(__name__)
@@ -86,13 +91,34 @@ class _Tee:
         return b"".join(self.chunks)
 
 
+_Pending = tuple[
+    float,  # time the request arrived
+    tracing.Destination,
+    str,  # trace id
+    Scope,
+    _Tee,  # request body
+    int,  # status
+    Any,  # response headers as the agent sent them
+    _Tee,  # response body
+    float,  # latency
+    bool,  # complete
+    model.RecordSettings,
+]
+
+
 class Recorder:
     def __init__(self, recordings: Recordings, policy_of: PolicyOf) -> None:
         self.recordings = recordings
         self._policy_of = policy_of
         self._policies: dict[tuple[str, str, str], Policy] = {}
-        self._queue: queue.Queue[Recorded | None] = queue.Queue(QUEUE_SIZE)
-        self._retention: dict[tuple[str, str], Retention] = {}
+        self._pending: deque[_Pending] = deque()
+        # Each counter has one writer (the request path or the writer thread), so neither
+        # needs a lock; what waits is their difference.
+        self._enqueued = self._enqueued_bytes = 0
+        self._written = self._written_bytes = 0
+        self._progress = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self.dropped = 0
         self._writer = threading.Thread(target=self._write, name="shipyard-recorder", daemon=True)
         self._writer.start()
@@ -129,7 +155,8 @@ class Recorder:
             return
         request = _Tee(settings.max_body_bytes)
         response = _Tee(settings.max_body_bytes)
-        answer: dict[str, Any] = {"status": 0, "headers": []}
+        status = 0
+        response_headers: Any = ()
 
         async def receiving() -> Message:
             message = await receive()
@@ -138,13 +165,15 @@ class Recorder:
             return message
 
         async def sending(message: Message) -> None:
+            nonlocal status, response_headers
             if message["type"] == "http.response.start":
-                answer["status"] = int(message["status"])
-                answer["headers"] = message.get("headers", [])
+                status = int(message["status"])
+                response_headers = message.get("headers", ())
             else:
                 response.add(message.get("body", b""))
             await send(message)
 
+        arrived = time.time()
         started = time.perf_counter()
         complete = False
         try:
@@ -152,86 +181,105 @@ class Recorder:
             complete = True
         finally:
             self._enqueue(
-                Recorded(
-                    time=time.time() - (time.perf_counter() - started),
-                    agent=upstream.agent,
-                    environment=upstream.environment,
-                    version=upstream.version,
-                    trace_id=str(scope.get(tracing.TRACE_ID_KEY, "")),
-                    method=str(scope["method"]),
-                    path=str(scope["path"]),
-                    query=bytes(scope.get("query_string", b"")).decode("latin-1"),
-                    request_headers=_redacted(scope["headers"], settings.redacted),
-                    request_body=request.body(),
-                    request_bytes=request.total,
-                    status=answer["status"],
-                    response_headers=_redacted(answer["headers"], settings.redacted),
-                    response_body=response.body(),
-                    response_bytes=response.total,
-                    latency=time.perf_counter() - started,
-                    complete=complete,
+                (
+                    arrived,
+                    upstream,
+                    str(scope.get(tracing.TRACE_ID_KEY, "")),
+                    scope,
+                    request,
+                    status,
+                    response_headers,
+                    response,
+                    time.perf_counter() - started,
+                    complete,
+                    settings,
                 ),
-                settings,
+                request.kept + response.kept,
             )
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything enqueued so far is written."""
-        self._queue.join()
+        target = self._enqueued
+        self._wake.set()
+        with self._progress:
+            self._progress.wait_for(lambda: self._written >= target, timeout)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer (once)."""
         if self._writer.is_alive():
-            self._queue.put(None)
+            self._stop.set()
+            self._wake.set()
             self._writer.join(timeout=30)
             self.recordings.close()
 
-    def _enqueue(self, record: Recorded, settings: model.RecordSettings) -> None:
-        self._retention[(record.agent, record.environment)] = Retention(
-            settings.max_requests, settings.max_age_seconds
-        )
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+    def _enqueue(self, pending: _Pending, size: int) -> None:
+        if (
+            self._enqueued - self._written >= QUEUE_SIZE
+            or self._enqueued_bytes - self._written_bytes + size > QUEUE_BYTES
+        ):
             self.dropped += 1
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 _log.warning("recorder falling behind: %d recorded requests dropped", self.dropped)
+            return
+        self._pending.append(pending)
+        self._enqueued_bytes += size
+        self._enqueued += 1
 
     def _write(self) -> None:
-        stop = False
-        while not stop:
-            # One wake-up and one transaction per batch: block for the first record, let
-            # more arrive for a moment, then take what is there. Waking for every record
-            # would take the interpreter lock from the event loop once per request.
-            first = self._queue.get()
-            taken = 1
-            batch: list[Recorded] = []
-            if first is None:
-                stop = True
-            else:
-                batch.append(first)
-                time.sleep(_BATCH_WINDOW_SECONDS)
-            while not stop and len(batch) < _BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                taken += 1
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-            try:
-                retention = {
-                    (r.agent, r.environment): self._retention[(r.agent, r.environment)]
-                    for r in batch
-                }
-                self.recordings.add(batch, retention)
-            except Exception:
-                # Never the bodies: they may hold personal data.
-                _log.exception("could not store %d recorded requests", len(batch))
-            finally:
-                for _ in range(taken):
-                    self._queue.task_done()
+        # Woken a few times a second (or by flush and close), never per record: waking for
+        # every record would take the interpreter lock from the event loop once per request.
+        while True:
+            self._wake.wait(_BATCH_WINDOW_SECONDS)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            while self._pending:
+                self._write_batch()
+            if stopping:
+                return
+
+    def _write_batch(self) -> None:
+        taken: list[_Pending] = []
+        while self._pending and len(taken) < _BATCH:
+            taken.append(self._pending.popleft())
+        size = 0
+        try:
+            batch = []
+            retention: dict[tuple[str, str], Retention] = {}
+            for pending in taken:
+                batch.append(_row(pending))
+                upstream, settings = pending[1], pending[10]
+                retention[(upstream.agent, upstream.environment)] = Retention(
+                    settings.max_requests, settings.max_age_seconds
+                )
+                size += pending[4].kept + pending[7].kept
+            self.recordings.add_rows(batch, retention)
+        except Exception:
+            # Never the bodies: they may hold personal data.
+            _log.exception("could not store %d recorded requests", len(taken))
+        finally:
+            self._written_bytes += size
+            with self._progress:
+                self._written += len(taken)
+                self._progress.notify_all()
+
+
+def _row(pending: _Pending) -> tuple[object, ...]:
+    (arrived, upstream, trace_id, scope, request, status, response_headers, response, latency,
+     complete, settings) = pending  # fmt: skip
+    redacted = settings.redacted
+    return recordings.row(
+        arrived,
+        (upstream.agent, upstream.environment, upstream.version),
+        (
+            trace_id,
+            str(scope["method"]),
+            str(scope["path"]),
+            bytes(scope.get("query_string", b"")).decode("latin-1"),
+        ),
+        (_redacted(scope["headers"], redacted), request.body(), request.total),
+        (status, _redacted(response_headers, redacted), response.body(), response.total),
+        outcome=(latency, complete),
+    )
 
 
 def _redacted(headers: Any, redacted: frozenset[str]) -> tuple[tuple[str, str], ...]:

@@ -50,6 +50,15 @@ class Reply:
         """Body pieces as they arrive, each with whether it is known to be the last."""
         return self._connection.body()
 
+    async def body_started(self) -> None:
+        """Wait until the first piece of the body (or its end) has arrived."""
+        await self._connection.body_started()
+
+    def whole_body(self) -> bytes | None:
+        """The whole body if it has already arrived with the head (most small replies),
+        taken at once; None while more is to come (then read `body()`)."""
+        return self._connection.whole_body()
+
     def abort(self) -> None:
         """Drop the reply: the connection closes and `body()` ends."""
         self._connection.close()
@@ -152,24 +161,49 @@ class _Connection(asyncio.Protocol):
         self._head = asyncio.get_running_loop().create_future()
         self._head_only = head.startswith(b"HEAD ")
         try:
-            self._transport.write(head)
-            if body is not None:
-                async for piece in body:
-                    if self._lost:
-                        break
-                    self._transport.write(
-                        b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
-                    )
-                    # An agent reading slower than the client uploads: wait, do not buffer.
-                    await self._writable.wait()
-                if chunked and not self._lost:
-                    self._transport.write(b"0\r\n\r\n")
+            if body is None:
+                self._transport.write(head)
+            else:
+                await self._send_body(head, body, chunked)
             status = await self._head
         except BaseException:
             # Half a request on the wire (client gone, cancelled): the connection is spent.
             self.close()
             raise
         return Reply(status, self._headers, self)
+
+    async def _send_body(self, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
+        """Head and body, the head written with the first piece: a request whose body came
+        in one piece (most do) costs one write, not two."""
+        assert self._transport is not None
+        pending = head
+        async for piece in body:
+            if self._lost:
+                return
+            framed = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+            self._transport.write(pending + framed if pending else framed)
+            pending = b""
+            # An agent reading slower than the client uploads: wait, do not buffer.
+            await self._writable.wait()
+        if not self._lost:
+            self._transport.write(pending + b"0\r\n\r\n" if chunked else pending)
+
+    async def body_started(self) -> None:
+        while not self._chunks and not self._complete and not self._lost:
+            self._wake.clear()
+            await self._wake.wait()
+
+    def whole_body(self) -> bytes | None:
+        if not self._complete:
+            return None
+        chunks = self._chunks
+        whole = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        return whole
 
     async def body(self) -> AsyncIterator[tuple[bytes, bool]]:
         while True:

@@ -63,6 +63,7 @@ class ServeOptions:
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
     otlp_endpoint: str | None = None
+    trace_sample_ratio: float | None = None
 
     @property
     def api(self) -> server.ApiSettings:
@@ -81,6 +82,7 @@ class ServeOptions:
             webhook_limits=self.webhook_limits,
             header_timeout=self.header_timeout,
             otlp_endpoint=self.otlp_endpoint,
+            trace_sample_ratio=self.trace_sample_ratio,
         )
 
 
@@ -175,6 +177,13 @@ _SHARED = [
         callback=lambda _ctx, _param, value: _otlp_endpoint(value),
         help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318) for request spans. "
         "[default: none; recent requests are kept in memory]",
+    ),
+    click.option(
+        "--trace-sample-ratio",
+        type=click.FloatRange(0.0, 1.0),
+        envvar="SHIPYARD_TRACE_SAMPLE_RATIO",
+        help="Share of new traces exported, parent-based: a caller's sampled flag is followed. "
+        "[default: 1, or OTEL_TRACES_SAMPLER(_ARG)]",
     ),
     click.option(
         "--url-template",
@@ -381,6 +390,7 @@ def gather(**values: Any) -> ServeOptions:
             max_pending=values["webhook_max_pending"],
         ),
         otlp_endpoint=values["otlp_endpoint"],
+        trace_sample_ratio=values["trace_sample_ratio"],
     )
 
 

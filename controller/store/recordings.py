@@ -126,9 +126,15 @@ class Recordings:
 
     def add(self, records: Sequence[Recorded], retention: dict[tuple[str, str], Retention]) -> None:
         """Store `records`, then apply retention to their agents and the total size cap."""
-        if not records:
+        self.add_rows([_row(record) for record in records], retention)
+
+    def add_rows(
+        self, rows: Sequence[tuple[object, ...]], retention: dict[tuple[str, str], Retention]
+    ) -> None:
+        """`add` for rows already in `row`'s shape (the recorder's writer makes them
+        straight from what it queued: no `Recorded` object per request)."""
+        if not rows:
             return
-        rows = [_row(record) for record in records]
         now = time.time()
         self._pending_retention.update(retention)
         due = (
@@ -213,25 +219,43 @@ class Recordings:
 
 
 def _row(record: Recorded) -> tuple[object, ...]:
-    size = len(record.request_body) + len(record.response_body) + 512
-    return (
+    return row(
         record.time,
-        record.agent,
-        record.environment,
-        record.version,
-        record.trace_id,
-        record.method,
-        record.path,
-        record.query,
-        json.dumps(record.request_headers),
-        record.request_body,
-        record.request_bytes,
-        record.status,
-        json.dumps(record.response_headers),
-        record.response_body,
-        record.response_bytes,
-        record.latency,
-        int(record.complete),
+        (record.agent, record.environment, record.version),
+        (record.trace_id, record.method, record.path, record.query),
+        (record.request_headers, record.request_body, record.request_bytes),
+        (record.status, record.response_headers, record.response_body, record.response_bytes),
+        outcome=(record.latency, record.complete),
+    )
+
+
+def row(
+    when: float,
+    owner: tuple[str, str, str],
+    request: tuple[str, str, str, str],
+    request_body: tuple[Headers, bytes, int],
+    response: tuple[int, Headers, bytes, int],
+    *,
+    outcome: tuple[float, bool],
+) -> tuple[object, ...]:
+    """One `recorded_requests` row: time; (agent, environment, version); (trace id,
+    method, path, query); (request headers, body, full size); (status, response headers,
+    body, full size); (latency, complete)."""
+    request_headers, request_bytes, request_size = request_body
+    status, response_headers, response_bytes, response_size = response
+    size = len(request_bytes) + len(response_bytes) + 512
+    return (
+        when,
+        *owner,
+        *request,
+        json.dumps(request_headers),
+        request_bytes,
+        request_size,
+        status,
+        json.dumps(response_headers),
+        response_bytes,
+        response_size,
+        *outcome,
         size,
     )
 

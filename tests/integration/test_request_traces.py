@@ -9,19 +9,23 @@ agent process echoing what it received, and the real CLI.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from controller.api import tracing
+from controller.api import proxy, tracing
 from controller.cli.main import cli
 from controller.errors import ShipyardError
 from tests.fakes import otlp
@@ -269,3 +273,137 @@ def test_new_commands_and_flags_have_help_with_examples(command: str, flag: str)
     assert result.exit_code == 0, result.output
     assert "Examples:" in result.output
     assert flag in result.output
+
+
+def _traced_requests(
+    traced: tracing.Tracing, headers: list[list[tuple[bytes, bytes]]]
+) -> list[str]:
+    """Send one request per header list through `traced` (an agent answering 200 in
+    process) and return the `traceparent` each request passed on."""
+    seen: list[str] = []
+    upstream = proxy.Upstream("bot", "production", "v1", 1)
+
+    async def agent(_: Any, scope: Any, receive: Any, send: Any) -> None:
+        seen.append(dict(scope["headers"])[b"traceparent"].decode())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_: Any) -> None:
+        pass
+
+    async def requests() -> None:
+        for number, extra in enumerate(headers):
+            scope = {"type": "http", "method": "GET", "path": f"/n/{number}",
+                     "query_string": b"", "headers": [(b"host", b"bot"), *extra]}  # fmt: skip
+            await traced.traced(upstream, scope, receive, send, agent)
+
+    asyncio.run(requests())
+    return seen
+
+
+def test_head_sampling_follows_the_parent_and_else_the_ratio() -> None:
+    sampled_parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    unsampled_parent = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
+    with otlp.running() as receiver:
+        traced = tracing.Tracing(receiver.endpoint, sample_ratio=0.0)
+        try:
+            seen = _traced_requests(
+                traced,
+                [
+                    [],  # a new trace: the ratio (0) decides
+                    [(b"traceparent", sampled_parent.encode())],
+                    [(b"traceparent", unsampled_parent.encode())],
+                    [(b"traceparent", b"ff-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01")],  # invalid
+                ],
+            )
+            traced.flush()
+            exported = {span.trace_id for span in receiver.received()}
+        finally:
+            traced.shutdown()
+    new, continued, unsampled, invalid = (value.split("-") for value in seen)
+    assert [new[3], continued[3], unsampled[3], invalid[3]] == ["00", "01", "00", "00"]
+    assert [continued[1], unsampled[1]] == ["a" * 32, "c" * 32]
+    assert invalid[1] != "a" * 32  # not continued: a new (and, at ratio 0, unsampled) trace
+    assert exported == {"a" * 32}  # only the trace its caller sampled
+    listed = traced.recent.of("bot", "production")
+    everything = [value[1] for value in (new, continued, unsampled, invalid)]
+    assert [record.trace_id for record in listed] == everything
+
+
+def test_a_sample_ratio_exports_about_that_share_of_new_traces() -> None:
+    with otlp.running() as receiver:
+        traced = tracing.Tracing(receiver.endpoint, sample_ratio=0.5)
+        try:
+            seen = _traced_requests(traced, [[] for _ in range(1000)])
+            traced.flush()
+            exported = {span.trace_id for span in receiver.received()}
+        finally:
+            traced.shutdown()
+    flagged = {value.split("-")[1] for value in seen if value.endswith("-01")}
+    assert exported == flagged  # exported exactly when the agent was told "sampled"
+    assert 350 < len(flagged) < 650  # binomial(1000, 0.5): far outside is a broken sampler
+    assert len(traced.recent.of("bot", "production")) == KEPT_LISTED
+
+
+KEPT_LISTED = tracing.KEPT_PER_VERSION  # every request is listed, sampled or not (newest 200)
+
+
+def test_a_sample_ratio_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ShipyardError, match="from 0 to 1"):
+        tracing.Tracing(None, sample_ratio=1.5)
+    result = CliRunner().invoke(
+        cli, ["serve", "--repo", "/nonexistent", "--trace-sample-ratio", "2"]
+    )
+    assert result.exit_code == 2
+    assert "--trace-sample-ratio" in result.output
+
+
+def test_resource_attributes_from_the_otel_variable_reach_the_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=support,region=eu")
+    with otlp.running() as receiver:
+        traced = tracing.Tracing(receiver.endpoint)
+        try:
+            _traced_requests(traced, [[]])
+            traced.flush()
+            (span,) = receiver.received()
+        finally:
+            traced.shutdown()
+    assert span.resource["team"] == "support"
+    assert span.resource["region"] == "eu"
+    assert span.resource["service.name"] == "bot"  # the agent, whatever the variables say
+    assert span.attributes["http.response.status_code"] == 200
+
+
+def test_a_collector_that_refuses_batches_loses_spans_not_requests() -> None:
+    """A 400 is not retried (the batch would be refused again): the spans are counted as
+    dropped, and every request is still answered and listed."""
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    traced = tracing.Tracing(f"http://127.0.0.1:{collector.server_address[1]}")
+    try:
+        seen = _traced_requests(traced, [[] for _ in range(20)])
+        traced.flush()
+        assert len(seen) == 20
+        assert len(traced.recent.of("bot", "production")) == 20
+        assert traced.spans_dropped == 20
+    finally:
+        traced.shutdown()
+        collector.shutdown()
+        collector.server_close()

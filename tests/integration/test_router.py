@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from controller.api import proxy, route_table
+from controller.api import connections, proxy, route_table
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 from preview import naming
@@ -161,6 +161,8 @@ class RouterServer:
                 lifespan="off",
                 log_level="warning",
                 loop="asyncio",  # as `shipyard serve` runs: asyncio.run's own loop
+                # and serve's protocol: httptools, the header deadline, coalesced writes
+                http=connections.protocol_with_header_timeout(60.0),
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
