@@ -1,0 +1,169 @@
+"""`shipyard gateway` routing real HTTP to pods the fake kubelet runs as processes.
+
+The fake API server, its test-only kubelet and the gateway are real processes or
+threads talking HTTP on loopback; agent versions are deployed by the real Kubernetes
+target (stable Deployment, canary Deployment, weights published as annotations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import kubernetes
+import pytest
+
+from controller.targets.kubernetes import canaries
+from controller.targets.kubernetes.client import KubeClient
+from controller.targets.kubernetes.target import KubernetesTarget
+from tests.fake_apiserver.kubelet import Kubelet
+from tests.fake_apiserver.server import FakeApiServer
+from tests.integration import gateway_cluster
+from tests.integration.gateway_cluster import NAMESPACE, Gateway, request, wait_for
+
+AGENT = "support-bot"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(ready_delay=0.05).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
+    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
+        yield running
+
+
+@pytest.fixture
+def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
+    return fake.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def target(kubeconfig: Path) -> Iterator[KubernetesTarget]:
+    cluster = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
+    yield cluster
+    asyncio.run(cluster.close())
+
+
+@pytest.fixture
+def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
+    with gateway_cluster.gateway(kubeconfig, tmp_path / "gateway.log") as running:
+        yield running
+
+
+def answers(gateway: Gateway, count: int) -> list[httpx.Response]:
+    with httpx.Client(timeout=10) as client:
+        return [gateway.get(AGENT, "/", client) for _ in range(count)]
+
+
+def ok(response: httpx.Response) -> httpx.Response | None:
+    return response if response.status_code == 200 else None
+
+
+def both_pods(replies: list[httpx.Response]) -> list[str] | None:
+    pods = sorted({r.json()["pod"] for r in replies})
+    return pods if len(pods) == 2 else None
+
+
+def test_canary_takes_its_weight_and_each_version_is_counted(
+    target: KubernetesTarget, gateway: Gateway
+) -> None:
+    deployed = asyncio.run(target.deploy(request(AGENT, "v1", replicas=2), 30))
+    assert deployed.healthy, deployed.message
+    first = wait_for(lambda: ok(gateway.get(AGENT)), what="v1 answering")
+    assert first.headers["x-shipyard-version"] == "v1"
+    assert first.json()["version"] == "v1"
+
+    started = asyncio.run(target.start_canary(request(AGENT, "v2"), 30))
+    assert started.healthy, started.message
+    # At weight 0 the canary runs but answers nothing.
+    assert {r.headers["x-shipyard-version"] for r in answers(gateway, 50)} == {"v1"}
+
+    target.set_canary_weight("production", AGENT, 30)
+    assert target.weights.settled(10)
+    wait_for(lambda: any(r.headers["x-shipyard-version"] == "v2" for r in answers(gateway, 20)),
+             what="the canary's first answer")  # fmt: skip
+    replies = answers(gateway, 400)
+    assert all(r.status_code == 200 for r in replies)
+    versions = collections.Counter(r.headers["x-shipyard-version"] for r in replies)
+    assert versions["v1"] + versions["v2"] == 400
+    assert 80 <= versions["v2"] <= 160, versions  # 30 % of 400 is 120; 4 standard deviations
+    # Both stable pods share the stable traffic (load-balanced, not pinned to one pod).
+    stable_pods = {r.json()["pod"] for r in replies if r.json()["version"] == "v1"}
+    assert len(stable_pods) == 2, stable_pods
+    # The body agrees with the stamp: the version named is the version that answered.
+    assert all(r.json()["version"] == r.headers["x-shipyard-version"] for r in replies)
+
+    metrics = httpx.get(gateway.url + "/metrics", timeout=10).text
+    counted = {
+        version: float(value)
+        for version, value in re.findall(
+            r'shipyard_agent_requests_total\{agent="support-bot",code="200",'
+            r'environment="production",version="(v\d)"\} ([0-9.e+]+)',
+            metrics,
+        )
+    }
+    assert counted["v2"] >= versions["v2"]
+    assert counted["v1"] >= versions["v1"] + 50
+    assert 'shipyard_agent_request_duration_seconds_count{agent="support-bot",' in metrics
+    assert "shipyard_agent_version_info" not in metrics  # the controller's to export
+
+
+def test_abort_sends_everything_back_to_stable_and_promotion_moves_it(
+    target: KubernetesTarget, gateway: Gateway, fake: FakeApiServer
+) -> None:
+    assert asyncio.run(target.deploy(request(AGENT, "v1"), 30)).healthy
+    assert asyncio.run(target.start_canary(request(AGENT, "v2"), 30)).healthy
+    target.set_canary_weight("production", AGENT, 100)
+    wait_for(lambda: all(r.headers["x-shipyard-version"] == "v2" for r in answers(gateway, 10)),
+             what="all traffic on the canary")  # fmt: skip
+    assert [c.weight for c in target.canaries()] == [100]
+
+    asyncio.run(target.abort_canary("production", AGENT))
+    assert fake.get_object("apps/v1", "deployments", canaries.canary_name(AGENT), NAMESPACE) is None
+    wait_for(lambda: all(r.headers["x-shipyard-version"] == "v1" for r in answers(gateway, 10)),
+             what="all traffic back on stable")  # fmt: skip
+    assert target.canaries() == []
+
+    assert asyncio.run(target.start_canary(request(AGENT, "v3"), 30)).healthy
+    target.set_canary_weight("production", AGENT, 100)
+    assert asyncio.run(target.promote_canary("production", AGENT))
+    # The stable Deployment now runs v3 and the canary is gone; nothing answers v1 again.
+    assert fake.get_object("apps/v1", "deployments", canaries.canary_name(AGENT), NAMESPACE) is None
+    assert target.running("production") == {AGENT: "v3"}
+    wait_for(lambda: all(r.headers["x-shipyard-version"] == "v3" for r in answers(gateway, 20)),
+             what="v3 answering as stable")  # fmt: skip
+    assert all(r.status_code == 200 for r in answers(gateway, 20))
+
+
+def test_a_pod_that_goes_away_drops_out_of_rotation(
+    target: KubernetesTarget, gateway: Gateway, kubelet: Kubelet, fake: FakeApiServer
+) -> None:
+    assert asyncio.run(target.deploy(request(AGENT, "v1", replicas=2), 30)).healthy
+    pods = wait_for(lambda: both_pods(answers(gateway, 30)), what="both pods answering")
+    gone = pods[0]
+    # As an operator would (`kubectl delete pod`): Shipyard itself never deletes pods.
+    api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=fake.url))
+    kubernetes.client.CoreV1Api(api).delete_namespaced_pod(gone, NAMESPACE)
+    wait_for(lambda: (NAMESPACE, gone) not in kubelet.running(), what="the pod's process to stop")
+
+    def settled() -> list[httpx.Response] | None:
+        replies = answers(gateway, 50)
+        ok = all(r.status_code == 200 and r.json()["pod"] != gone for r in replies)
+        return replies if ok else None
+
+    wait_for(settled, what="the gateway to stop sending to the deleted pod")
+    # The process is dead: a request routed to it would fail with 502, not skip it.
+    replies = answers(gateway, 200)
+    assert [r.status_code for r in replies] == [200] * 200
+    assert gone not in {r.json()["pod"] for r in replies}
