@@ -17,11 +17,17 @@ import httpx
 import kubernetes
 import pytest
 
+from controller.reconciler import drivers, kube_workloads, steering
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.controller import Controller
+from controller.source.mirror import Mirror
+from controller.store.sqlite import Store
 from controller.targets.kubernetes import canaries
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
+from tests.gitrepos import Upstream
 from tests.integration import gateway_cluster
 from tests.integration.gateway_cluster import NAMESPACE, Gateway, request, wait_for
 
@@ -167,3 +173,93 @@ def test_a_pod_that_goes_away_drops_out_of_rotation(
     replies = answers(gateway, 200)
     assert [r.status_code for r in replies] == [200] * 200
     assert gone not in {r.json()["pod"] for r in replies}
+
+
+def canary_manifest(prompt: str) -> str:
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata:
+  name: {AGENT}
+spec:
+  image: {gateway_cluster.IMAGE}
+  model:
+    provider: fake
+    name: echo
+  prompt:
+    system: {prompt}
+  rollout:
+    progressDeadlineSeconds: 30
+    strategy: Canary
+    steps:
+      - setWeight: 30
+      - pause: {{}}
+"""
+
+
+def test_the_controller_runs_a_canary_manifest_through_the_gateway(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, gateway: Gateway, fake: FakeApiServer
+) -> None:
+    upstream.commit({f"agents/{AGENT}.yaml": canary_manifest("You help.")}, branch="main")
+    upstream.push("main")
+    config = ControllerConfig(
+        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
+    )
+    options = kube_workloads.ClusterOptions(
+        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
+    )
+
+    async def scenario() -> None:
+        store = Store(config.database)
+        target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
+        controller = Controller(
+            config,
+            Mirror(config.repo, config.mirror_dir),
+            store,
+            target,
+            driver=drivers.KubernetesDriver(target, options, config.repo),
+        )
+        try:
+            await controller.sync_once()
+            await controller.wait_idle()
+            stable = target.running("production")[AGENT]
+            upstream.commit(
+                {f"agents/{AGENT}.yaml": canary_manifest("You help kindly.")}, branch="main"
+            )
+            upstream.push("main")
+            await controller.sync_once()  # the rollout runs on in the controller's work queue
+            give_up = asyncio.get_running_loop().time() + 60
+            while not (target.canaries() and target.canaries()[0].weight == 30):
+                assert asyncio.get_running_loop().time() < give_up, "no canary at 30 %"
+                await asyncio.sleep(0.05)
+            canary = target.canaries()[0].serving.version
+            assert canary != stable
+            replies = await asyncio.to_thread(measured_split, gateway, canary)
+            assert 80 <= replies[canary] <= 160, replies
+            assert replies[stable] + replies[canary] == 400
+            progress = controller.canaries.as_dict("production", AGENT)
+            assert progress is not None
+            assert (progress["step"], progress["weight"], progress["phase"]) == (2, 30, "Paused")
+
+            steering.steer_canary(
+                store, controller.canaries, "production", AGENT, intent="promote", actor="test"
+            )
+            await controller.wait_idle()
+            assert target.running("production") == {AGENT: canary}
+            assert target.canaries() == []
+            name = canaries.canary_name(AGENT)
+            assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is None
+            after = await asyncio.to_thread(answers, gateway, 20)
+            assert {r.headers["x-shipyard-version"] for r in after} == {canary}
+        finally:
+            await controller.close()
+            store.close()
+
+    asyncio.run(scenario())
+
+
+def measured_split(gateway: Gateway, canary: str) -> collections.Counter[str]:
+    """400 answers counted by version, once the canary has answered (its weight is in)."""
+    wait_for(lambda: any(r.headers["x-shipyard-version"] == canary for r in answers(gateway, 20)),
+             what="the canary's first answer")  # fmt: skip
+    return collections.Counter(r.headers["x-shipyard-version"] for r in answers(gateway, 400))
