@@ -12,6 +12,7 @@ import collections
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import kubernetes
@@ -22,7 +23,7 @@ from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
 from controller.store.sqlite import Store
-from controller.targets.kubernetes import canaries
+from controller.targets.kubernetes import canaries, gateway_rendering, rendering
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.kubelet import Kubelet
@@ -263,3 +264,63 @@ def measured_split(gateway: Gateway, canary: str) -> collections.Counter[str]:
     wait_for(lambda: any(r.headers["x-shipyard-version"] == canary for r in answers(gateway, 20)),
              what="the canary's first answer")  # fmt: skip
     return collections.Counter(r.headers["x-shipyard-version"] for r in answers(gateway, 400))
+
+
+HTTP_ROUTE_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+    "spec": {
+        "group": "gateway.networking.k8s.io",
+        "scope": "Namespaced",
+        "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute",
+                  "listKind": "HTTPRouteList"},
+        "versions": [{
+            "name": "v1", "served": True, "storage": True,
+            "schema": {"openAPIV3Schema": {"type": "object",
+                                           "x-kubernetes-preserve-unknown-fields": True}},
+        }],
+    },
+}  # fmt: skip
+
+
+def test_httproute_weights_apply_to_a_cluster_with_gateway_api(tmp_path: Path) -> None:
+    """Where a cluster has Gateway API: the rendered HTTPRoute applies, and re-applying it
+    with a new weight changes only the backends' weights."""
+    with FakeApiServer(crds=(HTTP_ROUTE_CRD,)) as server:
+        api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=server.url))
+        routes = kubernetes.client.CustomObjectsApi(api)
+        stable = request(AGENT, "v1")
+        (workload_service,) = [o for o in stable.objects if o["kind"] == "Service"]
+        parent = gateway_rendering.GatewayRef("public", "gateways")
+        workload = rendering.Workload(
+            name=AGENT, environment="production", version="v1", commit="0" * 40,
+            image=gateway_cluster.IMAGE, model_provider="fake", model_name="echo", prompt="p",
+            host=f"{AGENT}--production.agents.test",
+        )  # fmt: skip
+        settings = rendering.EnvironmentSettings("production", NAMESPACE, is_preview=False)
+        core = kubernetes.client.CoreV1Api(api)
+        # Plain dicts go out as they are (the typed models only describe them).
+        core.create_namespace(cast(Any, {"metadata": {"name": NAMESPACE}}))
+        canary_service = gateway_rendering.canary_service(
+            workload_service, canaries.canary_name(AGENT)
+        )
+        core.create_namespaced_service(NAMESPACE, cast(Any, canary_service))
+        for weight in (10, 30):
+            route = gateway_rendering.http_route(
+                workload, settings, parent=parent, canary=(canaries.canary_name(AGENT), weight)
+            )
+            routes.patch_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes", AGENT, route,
+                field_manager="shipyard", force=True,
+                _content_type="application/apply-patch+yaml",
+            )  # fmt: skip
+            stored = server.get_object(
+                "gateway.networking.k8s.io/v1", "httproutes", AGENT, NAMESPACE
+            )
+            assert stored is not None
+            weights = {
+                ref["name"]: ref["weight"] for ref in stored["spec"]["rules"][0]["backendRefs"]
+            }
+            assert weights == {AGENT: 100 - weight, canaries.canary_name(AGENT): weight}
+            assert stored["spec"]["hostnames"] == [f"{AGENT}--production.agents.test"]
