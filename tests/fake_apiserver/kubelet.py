@@ -22,6 +22,8 @@ process that answers requests, so Shipyard's gateway can be tested with real tra
   that exits is restarted with a doubling back-off (CrashLoopBackOff meanwhile, with
   `lastState.terminated` and `restartCount`), as `restartPolicy: Always` does.
 - **Stopping**: a deleted pod's process gets SIGTERM, then SIGKILL after a grace period.
+- **Crashes a test sets** (`fake.pods.set_crash`) win: such pods are not run, and keep
+  the crash status the pod controller gives them.
 
 Attaching it (`Kubelet(fake, images).start()`) tells the fake's pod controller to leave
 healthy pods' status to the kubelet (the hook in `pods.py`). Output goes to
@@ -219,6 +221,9 @@ class Kubelet:
         containers = (pod.get("spec") or {}).get("containers") or []
         if not containers:
             return
+        owners = [ref.get("name", "") for ref in meta.get("ownerReferences") or []]
+        if any(self.fake.pods.crashing(meta["namespace"], owner) for owner in owners):
+            return  # a crash the test set: the pod controller shows it, nothing runs
         container = containers[0]
         image = self.images.get(str(container.get("image", "")))
         command = [*(container.get("command") or []), *(container.get("args") or [])]
