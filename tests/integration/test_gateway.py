@@ -324,3 +324,21 @@ def test_httproute_weights_apply_to_a_cluster_with_gateway_api(tmp_path: Path) -
             }
             assert weights == {AGENT: 100 - weight, canaries.canary_name(AGENT): weight}
             assert stored["spec"]["hostnames"] == [f"{AGENT}--production.agents.test"]
+
+
+def test_a_canary_left_by_a_restart_goes_with_the_next_plain_rollout(
+    target: KubernetesTarget, kubeconfig: Path, kubelet: Kubelet, fake: FakeApiServer
+) -> None:
+    assert asyncio.run(target.deploy(request(AGENT, "v1"), 30)).healthy
+    assert asyncio.run(target.start_canary(request(AGENT, "v2"), 30)).healthy
+    name = canaries.canary_name(AGENT)
+    assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is not None
+    # A controller started afresh knows no canary; its next rollout of the agent must not
+    # leave the orphan taking its weight at the gateway.
+    restarted = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
+    try:
+        assert asyncio.run(restarted.deploy(request(AGENT, "v3"), 30)).healthy
+        assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is None
+        assert restarted.running("production") == {AGENT: "v3"}
+    finally:
+        asyncio.run(restarted.close())

@@ -257,6 +257,8 @@ class KubernetesTarget:
                 state.commits[request.agent] = _commit(request)
                 self._last_good[slot] = request
                 await asyncio.to_thread(self._prune_config_maps, request, state)
+                if slot not in self._canaries:
+                    await asyncio.to_thread(self._drop_stray_canary, request)
                 return DeployResult(True)
             if previous is None or previous.version == request.version:
                 return DeployResult(False, message)
@@ -346,6 +348,15 @@ class KubernetesTarget:
             state = self._environments.get(environment)
             if canary is not None and state is not None:
                 await asyncio.to_thread(self._delete_canary, canary, state)
+
+    def _drop_stray_canary(self, request: KubeRequest) -> None:
+        """A canary Deployment no canary loop owns (left by a restart mid-canary) would
+        keep its weight at the gateway: a plain rollout of its agent deletes it. Read from
+        the watch, so a rollout without one costs no call."""
+        name = canaries.canary_name(request.agent)
+        if self._deployment_informer().get(request.namespace, name) is not None:
+            self.client.delete("apps/v1", "Deployment", name, request.namespace)
+            self._environments[request.environment].live.pop(("Deployment", name), None)
 
     def _delete_canary(self, canary: _Canary, state: _Environment) -> None:
         name = canary.deployment
