@@ -342,3 +342,23 @@ def test_a_canary_left_by_a_restart_goes_with_the_next_plain_rollout(
         assert restarted.running("production") == {AGENT: "v3"}
     finally:
         asyncio.run(restarted.close())
+
+
+def test_a_canary_that_crashes_never_starts_and_leaves_nothing_behind(
+    kubeconfig: Path, kubelet: Kubelet, fake: FakeApiServer
+) -> None:
+    cluster = KubernetesTarget(
+        KubeClient.from_config(str(kubeconfig)), poll_interval=0.05, crash_grace=0.2
+    )
+    try:
+        assert asyncio.run(cluster.deploy(request(AGENT, "v1"), 30)).healthy
+        name = canaries.canary_name(AGENT)
+        fake.pods.set_crash(f"{NAMESPACE}/{name}", "CrashLoopBackOff")
+        started = asyncio.run(cluster.start_canary(request(AGENT, "v2"), 30))
+        assert not started.healthy
+        assert "CrashLoopBackOff" in started.message
+        assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is None
+        assert cluster.canaries() == []
+        assert cluster.running("production") == {AGENT: "v1"}
+    finally:
+        asyncio.run(cluster.close())

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ AGENT_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
 )
 _AGENT_KIND_NAMES = frozenset(kind for _, kind in AGENT_KINDS)
+_log = logging.getLogger(__name__)
 # What the watch knows of a Deployment Shipyard applied, besides the object itself.
 _UNSEEN = object()
 _VANISHED = object()
@@ -71,7 +73,6 @@ class _Canary:
     """A canary Deployment this target runs beside an agent's stable one."""
 
     request: KubeRequest  # the new version's own objects (what promotion applies)
-    applied: KubeRequest  # the same objects as the canary (`canaries.canary_objects`)
     weight: int
     sticky_header: str | None
 
@@ -287,7 +288,7 @@ class KubernetesTarget:
             applied = dataclasses.replace(
                 request, objects=canaries.canary_objects(request.agent, request.objects)
             )
-            canary = _Canary(request, applied, 0, sticky_header)
+            canary = _Canary(request, 0, sticky_header)
             try:
                 await asyncio.to_thread(self._apply, applied, state)
                 await asyncio.to_thread(
@@ -299,7 +300,7 @@ class KubernetesTarget:
                 )
                 healthy, message = await self._wait_available(applied, deadline_seconds)
             except (errors.Transient, errors.Conflict) as error:
-                await asyncio.to_thread(self._delete_canary, canary, state)
+                await asyncio.to_thread(self._discard_canary, canary, state)
                 raise errors.Transient(
                     f"canary of {request.agent} {request.version} interrupted by the "
                     f"Kubernetes API: {error}",
@@ -310,7 +311,7 @@ class KubernetesTarget:
             if healthy:
                 self._canaries[slot] = canary
                 return DeployResult(True)
-            await asyncio.to_thread(self._delete_canary, canary, state)
+            await asyncio.to_thread(self._discard_canary, canary, state)
             return DeployResult(False, message)
 
     def set_canary_weight(self, environment: str, agent: str, weight: int) -> None:
@@ -358,12 +359,20 @@ class KubernetesTarget:
             self.client.delete("apps/v1", "Deployment", name, request.namespace)
             self._environments[request.environment].live.pop(("Deployment", name), None)
 
+    def _discard_canary(self, canary: _Canary, state: _Environment) -> None:
+        """`_delete_canary` after a canary that never started; an API failure here must not
+        hide the failure being reported (a next plain rollout removes what is left)."""
+        try:
+            self._delete_canary(canary, state)
+        except errors.ApiError as error:
+            _log.warning("leaving canary %s of %s: %s", canary.deployment, canary.request.agent,
+                         error)  # fmt: skip
+
     def _delete_canary(self, canary: _Canary, state: _Environment) -> None:
         name = canary.deployment
         self.weights.forget(canary.request.namespace, name)
         self.client.delete("apps/v1", "Deployment", name, canary.request.namespace)
-        for key in (("Deployment", name),):
-            state.live.pop(key, None)
+        state.live.pop(("Deployment", name), None)
         state.generations.pop(name, None)
         state.uids.pop(name, None)
         # Its ConfigMap, unless the stable version uses it now (after a promotion).
