@@ -12,21 +12,27 @@ nginx's `client_header_timeout`). Bodies are not covered: each endpoint bounds i
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, closing connections that dawdle over their headers."""
+def protocol_with_header_timeout(
+    header_timeout: float, *, parser: Literal["h11", "httptools"] = "h11"
+) -> type[asyncio.Protocol]:
+    """uvicorn's h11 (or httptools) protocol, closing connections that dawdle over their
+    headers. `shipyard gateway` takes httptools: it only proxies, and llhttp parses a
+    request in a fraction of h11's time (`bench/gateway.py`)."""
+    base = H11Protocol if parser == "h11" else HttpToolsProtocol
 
-    class HeaderTimeoutProtocol(H11Protocol):
+    class HeaderTimeoutProtocol(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
             self._armed_during: object = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -39,9 +45,9 @@ def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol
             self._disarm()
             super().connection_lost(exc)
 
-        def handle_websocket_upgrade(self, event: Any) -> None:
+        def handle_websocket_upgrade(self, *event: Any) -> None:
             self._disarm()  # the connection now belongs to the websocket protocol
-            super().handle_websocket_upgrade(event)
+            super().handle_websocket_upgrade(*event)
 
         def _disarm(self) -> None:
             if self._header_timer is not None:

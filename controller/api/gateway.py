@@ -25,7 +25,7 @@ from controller.targets.kubernetes.client import KubeClient
 from preview import naming
 
 log = logging.getLogger("shipyard.gateway")
-HEADER_TIMEOUT = 30.0
+DEFAULT_HEADER_TIMEOUT = 30.0
 
 
 def host_maker(url_template: str) -> gateway_routes.HostOf:
@@ -78,7 +78,13 @@ def build(
     return router, routes
 
 
-async def serve(client: KubeClient, url_template: str, host: str, port: int) -> None:
+async def serve(
+    client: KubeClient,
+    url_template: str,
+    host: str,
+    port: int,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+) -> None:
     router, routes = build(client, url_template)
     routes.start()
     server = shutdown.Server(
@@ -87,7 +93,7 @@ async def serve(client: KubeClient, url_template: str, host: str, port: int) -> 
             host=host,
             port=port,
             lifespan="off",
-            http=connections.protocol_with_header_timeout(HEADER_TIMEOUT),
+            http=connections.protocol_with_header_timeout(header_timeout, parser="httptools"),
             log_level="warning",
             server_header=False,
             date_header=False,
@@ -104,9 +110,9 @@ async def serve(client: KubeClient, url_template: str, host: str, port: int) -> 
             await router.aclose()
 
 
-def run(client: KubeClient, url_template: str, host: str, port: int) -> None:
+def run(client: KubeClient, url_template: str, host: str, port: int, header_timeout: float) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(client, url_template, host, port))
+        asyncio.run(serve(client, url_template, host, port, header_timeout))
 
 
 async def _reply(send: proxy.Send, status: int, body: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import logging
 import click
 
 from controller.api import gateway
+from controller.cli import durations
 from controller.reconciler import kube_workloads
 from controller.targets.kubernetes.client import KubeClient
 
@@ -35,8 +36,21 @@ from controller.targets.kubernetes.client import KubeClient
     "--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
     envvar="SHIPYARD_GATEWAY_PORT",
 )  # fmt: skip
-def gateway_command(
-    kubeconfig: str | None, kube_context: str | None, url_template: str, host: str, port: int
+@click.option(
+    "--header-timeout",
+    callback=durations.option_callback,
+    default="30s",
+    show_default=True,
+    envvar="SHIPYARD_GATEWAY_HEADER_TIMEOUT",
+    help="Time a client may take to send a request's headers; then the connection closes.",
+)
+def gateway_command(  # noqa: PLR0917 - click passes one argument per flag
+    kubeconfig: str | None,
+    kube_context: str | None,
+    url_template: str,
+    host: str,
+    port: int,
+    header_timeout: float,
 ) -> None:
     """Route agent hosts to their versions' ready pods, splitting canaries by weight.
 
@@ -56,4 +70,4 @@ def gateway_command(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--url-template") from error
     client = KubeClient.from_config(kubeconfig, kube_context)
-    gateway.run(client, url_template, host, port)
+    gateway.run(client, url_template, host, port, header_timeout)

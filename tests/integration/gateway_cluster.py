@@ -82,12 +82,12 @@ class Gateway:
 
 
 @contextmanager
-def gateway(kubeconfig: Path, log: Path) -> Iterator[Gateway]:
+def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             [str(SHIPYARD), "gateway", "--kubeconfig", str(kubeconfig), "--port", str(port),
-             "--url-template", URL_TEMPLATE],
+             "--url-template", URL_TEMPLATE, *extra],
             stdout=output,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

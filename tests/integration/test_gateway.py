@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -362,3 +363,32 @@ def test_a_canary_that_crashes_never_starts_and_leaves_nothing_behind(
         assert cluster.running("production") == {AGENT: "v1"}
     finally:
         asyncio.run(cluster.close())
+
+
+def test_connections_that_never_finish_their_headers_are_closed(
+    kubeconfig: Path, tmp_path: Path, target: KubernetesTarget, kubelet: Kubelet
+) -> None:
+    assert asyncio.run(target.deploy(request(AGENT, "v1"), 30)).healthy
+    log = tmp_path / "gateway.log"
+    with gateway_cluster.gateway(kubeconfig, log, "--header-timeout", "1s") as running:
+        wait_for(lambda: ok(running.get(AGENT)), what="v1 answering")
+        port = int(running.url.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port), timeout=60)
+        partial = socket.create_connection(("127.0.0.1", port), timeout=60)
+        partial.sendall(b"GET / HTTP/1.1\r\nhost: support-bot--production.agents.test\r\n")
+        for connection in (silent, partial):
+            # Read until the gateway closes (a socket timeout here fails the test).
+            assert read_until_closed(connection) == b""
+        # Requests that finish their headers in time are served as before.
+        assert ok(running.get(AGENT)) is not None
+    assert "Traceback" not in log.read_text()
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := connection.recv(65536):
+            data += chunk
+    finally:
+        connection.close()
+    return data
