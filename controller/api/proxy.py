@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
@@ -58,6 +59,9 @@ class Upstream:
     canary: Upstream | None = None
     canary_weight: int = 0
     sticky_header: bytes | None = None  # lower-case; its value pins a caller to a version
+    # Where the gateway reaches this version: its ready pods' (address, port). Empty for
+    # a local process, which listens on 127.0.0.1 at `port`.
+    endpoints: tuple[tuple[str, int], ...] = ()
     # The headers stamped on each answer, made once here rather than per request.
     stamp: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
 
@@ -167,14 +171,18 @@ class Router:
     ) -> None:
         target, headers, has_body, body_length = _forwarded(scope, exchange.traceparent)
         exchange.received = body_length
+        address, port = "127.0.0.1", upstream.port
+        if upstream.endpoints:  # the gateway: any ready pod of the version
+            address, port = random.choice(upstream.endpoints)  # noqa: S311 - spreading load
         try:
             reply = await self.pool.request(
-                upstream.port,
+                port,
                 scope["method"],
                 target,
                 headers,
                 body=_body(receive) if has_body else None,
                 body_length=body_length,
+                host=address,
             )
         except upstream_http.ClientGone:
             return  # nobody is left to answer

@@ -6,7 +6,9 @@ loopback hop to a known agent does not need (redirects, cookies, proxies, TLS,
 decompression). This one writes the request head in one write, parses the reply with
 llhttp (through httptools, the parser uvicorn uses) and hands body pieces on as they
 arrive, so server-sent events and chunked replies pass through unbuffered. Connections
-go back to a per-port pool when a reply ends cleanly and the agent keeps them alive.
+go back to a per-address pool when a reply ends cleanly and the agent keeps them alive.
+Local agents listen on 127.0.0.1 (a port each); the gateway reaches pods at their own
+address and container port.
 """
 
 from __future__ import annotations
@@ -69,9 +71,9 @@ class Reply:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, pool: UpstreamPool, port: int) -> None:
+    def __init__(self, pool: UpstreamPool, address: tuple[str, int]) -> None:
         self._pool = pool
-        self._port = port
+        self._address = address
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
@@ -229,7 +231,7 @@ class _Connection(asyncio.Protocol):
         )
         if reusable:
             self._reset()
-            self._pool.release(self._port, self)
+            self._pool.release(self._address, self)
         elif self._transport is not None:
             self._transport.close()
 
@@ -259,11 +261,11 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """Keep-alive connections to agents on 127.0.0.1, kept per port."""
+    """Keep-alive connections to agents, kept per address (127.0.0.1 and a port, locally)."""
 
     def __init__(self, connect_timeout: float = 5.0) -> None:
         self._connect_timeout = connect_timeout
-        self._idle: dict[int, collections.deque[_Connection]] = {}
+        self._idle: dict[tuple[str, int], collections.deque[_Connection]] = {}
 
     async def request(
         self,
@@ -274,13 +276,17 @@ class UpstreamPool:
         *,
         body: AsyncIterator[bytes] | None = None,
         body_length: int | None = None,
+        host: str = "127.0.0.1",
     ) -> Reply:
         """Send one request; `body_length` None with a body means chunked.
 
         `headers` must not carry hop-by-hop fields, Host or Content-Length: those are
         this function's to write.
         """
-        lines = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (method.encode(), target, port)]
+        address = (host, port)
+        lines = [
+            b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (method.encode(), target, host.encode(), port)
+        ]
         lines += [b"%s: %s\r\n" % pair for pair in headers]
         chunked = body is not None and body_length is None
         if chunked:
@@ -289,7 +295,7 @@ class UpstreamPool:
             lines.append(b"content-length: %d\r\n" % body_length)
         lines.append(b"\r\n")
         head = b"".join(lines)
-        connection = self._idle_connection(port)
+        connection = self._idle_connection(address)
         if connection is not None and body is None:
             try:
                 return await connection.exchange(head, None, chunked)
@@ -298,10 +304,10 @@ class UpstreamPool:
         elif connection is not None:
             # A body can be sent only once, so it goes on a connection known to be open.
             return await connection.exchange(head, body, chunked)
-        return await (await self._connect(port)).exchange(head, body, chunked)
+        return await (await self._connect(address)).exchange(head, body, chunked)
 
-    def release(self, port: int, connection: _Connection) -> None:
-        idle = self._idle.setdefault(port, collections.deque())
+    def release(self, address: tuple[str, int], connection: _Connection) -> None:
+        idle = self._idle.setdefault(address, collections.deque())
         if len(idle) < _IDLE_PER_PORT:
             idle.append(connection)
         else:
@@ -313,21 +319,22 @@ class UpstreamPool:
                 connection.close()
         self._idle.clear()
 
-    def _idle_connection(self, port: int) -> _Connection | None:
-        idle = self._idle.get(port)
+    def _idle_connection(self, address: tuple[str, int]) -> _Connection | None:
+        idle = self._idle.get(address)
         while idle:
             connection = idle.pop()
             if connection.usable:
                 return connection
         return None
 
-    async def _connect(self, port: int) -> _Connection:
+    async def _connect(self, address: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
+        host, port = address
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, port), "127.0.0.1", port),
+                loop.create_connection(lambda: _Connection(self, address), host, port),
                 self._connect_timeout,
             )
         except (OSError, TimeoutError) as error:
-            raise UpstreamError(f"cannot connect to 127.0.0.1:{port}: {error}") from error
+            raise UpstreamError(f"cannot connect to {host}:{port}: {error}") from error
         return connection

@@ -68,6 +68,10 @@ COMMANDS = {
         "controller.cli.serve_command:serve",
         "Run the controller: previews for every branch, production from the default branch.",
     ),
+    "gateway": (
+        "controller.cli.gateway_command:gateway_command",
+        "Route agent hosts to their versions' ready pods, splitting canaries by weight.",
+    ),
     "up": (
         "controller.cli.up_command:up",
         "Serve the example agents with a production and a preview environment.",

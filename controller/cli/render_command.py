@@ -15,7 +15,7 @@ from typing import Any
 import click
 import yaml
 
-from controller.cli import printers, repositories
+from controller.cli import gateway_option, printers, repositories
 from controller.reconciler import kube_workloads
 from controller.source.mirror import Mirror
 from controller.specs import loading
@@ -83,6 +83,12 @@ from preview import naming
     metavar="NAME",
     help="Namespace of the ingress controller, admitted by a preview's NetworkPolicy (repeatable).",
 )
+@click.option(
+    "--gateway",
+    metavar="SERVICE.NAMESPACE",
+    callback=lambda _ctx, _param, value: gateway_option.parse(value),
+    help="Point Ingresses through `shipyard gateway` (as `serve --gateway`).",
+)
 def render(
     *,
     repo: str | None,
@@ -96,6 +102,7 @@ def render(
     production_namespace: str,
     namespace_prefix: str,
     ingress_namespaces: tuple[str, ...],
+    gateway: tuple[str, str] | None,
 ) -> None:
     """Print the Kubernetes objects of a branch's environment, as Shipyard applies them.
 
@@ -118,6 +125,7 @@ def render(
         production_namespace=production_namespace,
         namespace_prefix=namespace_prefix,
         ingress_namespaces=tuple(ingress_namespaces),
+        gateway=gateway,
     )
     location = repositories.location(repo)
     with tempfile.TemporaryDirectory(prefix="shipyard-render-") as scratch:

@@ -16,7 +16,7 @@ import click
 
 from controller.api import auth, server, tracing
 from controller.api.webhook_intake import IntakeLimits
-from controller.cli import durations, startup
+from controller.cli import durations, gateway_option, startup
 from controller.errors import ShipyardError
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
@@ -458,6 +458,15 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
     help="TLS Secret for rendered Ingresses (kubernetes target).",
 )
 @click.option(
+    "--gateway",
+    metavar="SERVICE.NAMESPACE",
+    envvar="SHIPYARD_GATEWAY",
+    callback=lambda _ctx, _param, value: gateway_option.parse(value),
+    help="Send agent Ingresses through `shipyard gateway` (canary weights, per-version "
+    "metrics), e.g. shipyard-gateway.shipyard-system (kubernetes target). "
+    "[default: Ingresses point at the agents' Services]",
+)
+@click.option(
     "--production-namespace",
     default="shipyard-production",
     show_default=True,
@@ -486,6 +495,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
     kube_context: str | None,
     ingress_class: str | None,
     tls_secret: str | None,
+    gateway: tuple[str, str] | None,
     production_namespace: str,
     leader_election: bool,
     leader_election_namespace: str,
@@ -514,6 +524,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
                 ingress_class=ingress_class,
                 tls_secret=tls_secret,
                 production_namespace=production_namespace,
+                gateway=gateway,
             ),
             leader_election=leader_election,
             leader_namespace=leader_election_namespace,

@@ -39,7 +39,10 @@ _VERSION = ("agent", "environment", "version")
 class Metrics:
     """Everything Shipyard exports, recorded by the reconciler and the router."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, exports_state: bool = True) -> None:
+        # False in the gateway: it records requests, while the version info and the
+        # other state series are the controller's (exported twice, PromQL joins break).
+        self._exports_state = exports_state
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._source: Callable[[], State] | None = None
@@ -197,7 +200,7 @@ class Metrics:
             families += self._request_seconds.collect()
             families += self._rollouts.collect()
             last_sync = dict(self._last_sync)
-        if state is not None:
+        if state is not None and self._exports_state:
             families += _state_families(state, last_sync)
         return families
 

@@ -1,4 +1,4 @@
-"""A canary rollout on the local target: steps, weights, analysis, promote or abort.
+"""A canary rollout: steps, weights, analysis, promote or abort (local or Kubernetes target).
 
 The new version starts beside the stable one and takes the share of requests each
 `setWeight` step sets; pauses wait for a duration or for `rollout promote`; the rollout-wide
@@ -21,10 +21,9 @@ from typing import Any
 from controller.metrics.windows import RequestWindows, Sample
 from controller.reconciler import canary_analysis
 from controller.reconciler.canary_analysis import Result, Verdict
-from controller.reconciler.target import ProcessTarget
+from controller.reconciler.target import CanaryRequest, CanaryTarget
 from controller.specs.model import Analysis, CanaryStep, RolloutSettings
 from controller.store.sqlite import Store
-from controller.targets.local.processes import LaunchSpec
 
 PROMOTE = "promote"
 PROMOTE_FULL = "promote-full"
@@ -125,11 +124,11 @@ class CanaryRun:
     def __init__(
         self,
         *,
-        target: ProcessTarget,
+        target: CanaryTarget,
         store: Store,
         book: Book,
         windows: RequestWindows,
-        launch: LaunchSpec,
+        launch: CanaryRequest,
         settings: RolloutSettings,
         stable: str,
     ) -> None:

@@ -2,7 +2,8 @@
 
 A canary needs a version to compare against (the first deploy of an agent has none and
 rolls out plainly) and a target that runs both versions side by side behind Shipyard's
-router: the local target, so far.
+router: the local target, or the Kubernetes target behind `shipyard gateway` (a second
+Deployment, its weight published for the gateway).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from controller.reconciler import canary, drivers
 from controller.reconciler.canary import Ending
 from controller.specs.model import Agent
 from controller.store.sqlite import Store
+from controller.targets.kubernetes.target import KubeRequest
 from controller.targets.local.processes import LaunchSpec
 from controller.targets.local.target import DeployResult
 
@@ -28,7 +30,7 @@ def applies(agent: Agent, current: str | None, driver: drivers.Driver) -> bool:
     return (
         agent.spec.rollout.is_canary
         and current is not None
-        and isinstance(driver, drivers.LocalDriver)
+        and isinstance(driver, (drivers.LocalDriver, drivers.KubernetesDriver))
     )
 
 
@@ -39,11 +41,11 @@ async def deploy(
     book: canary.Book,
     windows: RequestWindows,
     agent: Agent,
-    request: LaunchSpec,
+    request: LaunchSpec | KubeRequest,
     stable: str,
     deadline_seconds: float,
 ) -> CanaryOutcome:
-    assert isinstance(driver, drivers.LocalDriver)
+    assert isinstance(driver, (drivers.LocalDriver, drivers.KubernetesDriver))
     run = canary.CanaryRun(
         target=driver.target,
         store=store,

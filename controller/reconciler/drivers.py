@@ -200,6 +200,8 @@ class KubernetesDriver:
                     },
                 }
             ]
+            if not settings.is_preview and settings.gateway is not None:
+                namespace_objects.append(rendering.gateway_service(settings))
         except (kube_workloads.NotRenderable, rendering.RenderError) as error:
             raise launching.NotLaunchable(str(error)) from error
         return KubeRequest(

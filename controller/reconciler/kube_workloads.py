@@ -41,6 +41,8 @@ class ClusterOptions:
     production_namespace: str = rendering.DEFAULT_PRODUCTION_NAMESPACE
     namespace_prefix: str = ""
     ingress_namespaces: tuple[str, ...] = rendering.DEFAULT_INGRESS_NAMESPACES
+    # `shipyard gateway`'s Service (name, namespace): agent Ingresses point through it.
+    gateway: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def environment_settings(
         ingress_class=options.ingress_class,
         tls_secret=options.tls_secret,
         ingress_namespaces=options.ingress_namespaces,
+        gateway=options.gateway,
     )
 
 

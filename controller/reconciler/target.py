@@ -6,7 +6,7 @@ depends on this protocol only, never on a concrete target.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from controller.targets.local.processes import AgentProcess, LaunchSpec
 from controller.targets.local.target import CanaryServing, DeployResult, Serving
@@ -49,6 +49,36 @@ class ProcessTarget(Target, Protocol):
         self, launch: LaunchSpec, deadline_seconds: float, sticky_header: str | None = None
     ) -> DeployResult:
         """Start `launch`'s version beside the serving one, taking no traffic yet."""
+        ...
+
+    def set_canary_weight(self, environment: str, agent: str, weight: int) -> None: ...
+
+    async def promote_canary(self, environment: str, agent: str) -> bool: ...
+
+    async def abort_canary(self, environment: str, agent: str) -> None: ...
+
+
+class CanaryRequest(Protocol):
+    """What the canary loop reads of a target's request (a launch spec, a KubeRequest)."""
+
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+class CanaryTarget(Protocol):
+    """A target that runs a canary beside the serving version and splits traffic by weight:
+    the local target behind its router, the Kubernetes target behind `shipyard gateway`."""
+
+    async def start_canary(
+        self, request: Any, deadline_seconds: float, sticky_header: str | None = None
+    ) -> DeployResult:
+        """Start `request`'s version beside the serving one, taking no traffic yet."""
         ...
 
     def set_canary_weight(self, environment: str, agent: str, weight: int) -> None: ...

@@ -161,6 +161,9 @@ class DeploymentController:
         # becomes available (set by the pod controller).
         self.crashing: Callable[[str, str], bool] = lambda namespace, replicaset: False
         self.events: Recorder | None = None  # set by the server: where events are recorded
+        # (namespace, ReplicaSet) → whether all its pods are ready; set by a test-only
+        # kubelet (kubelet.py), which runs pods for real: available only once they answer.
+        self.pods_ready: Callable[[str, str], bool] | None = None
 
     @property
     def rt(self) -> ResourceType:
@@ -322,6 +325,10 @@ class DeploymentController:
             if d is None or int(d["metadata"].get("generation", 1)) != generation:
                 return
             if action == "ready":
+                replicaset = f"{name}-{pod_hash}"
+                if self.pods_ready is not None and not self.pods_ready(namespace, replicaset):
+                    self._schedule(namespace, name, generation, "ready", 0.05, pod_hash)
+                    return
                 self._become_ready(namespace, name, generation, pod_hash)
             else:
                 self._write_status(d, self._stuck_status(d, pod_hash))

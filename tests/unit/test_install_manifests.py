@@ -23,6 +23,7 @@ KUBERNETES_VERSIONS = ("1.30", "1.32", "1.34")
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 CONTROLLER_NAMESPACE = "shipyard-system"
 SERVICE_ACCOUNT = "shipyard-controller"
+GATEWAY = "shipyard-gateway"
 
 
 KUBERNETES_FILES = sorted(
@@ -155,7 +156,9 @@ def test_secrets_are_read_only_in_the_production_namespace() -> None:
     role = find("Role", "shipyard-source-secrets")
     assert role["metadata"]["namespace"] == "shipyard-production"
     assert granted(role) == permissions.SOURCE_SECRETS
-    cluster = {p for p in granted(find("ClusterRole")) if p.resource == "secrets"}
+    cluster = {
+        p for p in granted(find("ClusterRole", "shipyard-controller")) if p.resource == "secrets"
+    }
     # Cluster-wide only the copies into preview namespaces: written, never read back.
     assert (
         cluster
@@ -198,16 +201,19 @@ def test_bindings_give_the_roles_to_the_controllers_service_account() -> None:
     assert account["metadata"]["namespace"] == CONTROLLER_NAMESPACE
     subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": CONTROLLER_NAMESPACE}
     bindings = [
-        item for item in base_objects() if item["kind"] in {"ClusterRoleBinding", "RoleBinding"}
+        item
+        for item in base_objects()
+        if item["kind"] in {"ClusterRoleBinding", "RoleBinding"}
+        and item["metadata"]["name"] != GATEWAY
     ]
-    assert len(bindings) == len(roles()) == 3
+    assert len(bindings) == len([r for r in roles() if r["metadata"]["name"] != GATEWAY]) == 3
     for binding in bindings:
         role_kind = binding["kind"].removesuffix("Binding")
         assert binding["subjects"] == [subject]
         assert binding["roleRef"]["kind"] == role_kind
         role = find(role_kind, binding["roleRef"]["name"])
         assert role["metadata"].get("namespace") == binding["metadata"].get("namespace")
-    pod = find("Deployment")["spec"]["template"]["spec"]
+    pod = find("Deployment", "shipyard-controller")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
 
 
@@ -277,11 +283,20 @@ def test_the_controller_deployment_runs_the_kubernetes_target_hardened() -> None
 
 def test_service_and_servicemonitor_agree_with_the_deployment() -> None:
     service = find("Service", "shipyard-controller")
-    pod_labels = find("Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = find("Deployment", "shipyard-controller")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
-    (monitor,) = objects_in(MANIFESTS / "servicemonitor.yaml")
+    monitors = {m["metadata"]["name"]: m for m in objects_in(MANIFESTS / "servicemonitor.yaml")}
+    assert set(monitors) == {"shipyard-controller", GATEWAY}
+    monitor = monitors["shipyard-controller"]
+    gateway = monitors[GATEWAY]
+    gateway_labels = find("Service", GATEWAY)["metadata"]["labels"]
+    assert gateway["spec"]["selector"]["matchLabels"].items() <= gateway_labels.items()
+    assert (
+        not gateway["spec"]["selector"]["matchLabels"].items()
+        <= service["metadata"]["labels"].items()
+    )
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
@@ -299,3 +314,37 @@ def test_install_objects_are_never_labelled_as_shipyard_managed() -> None:
 def test_production_namespace_matches_the_renderers_default() -> None:
     names = {item["metadata"]["name"] for item in base_objects() if item["kind"] == "Namespace"}
     assert names == {CONTROLLER_NAMESPACE, rendering.DEFAULT_PRODUCTION_NAMESPACE}
+
+
+# The gateway -------------------------------------------------------------------------------
+
+
+def test_the_gateway_may_only_watch_pods_and_deployments() -> None:
+    role = find("ClusterRole", GATEWAY)
+    assert granted(role) == permissions.GATEWAY
+    assert permissions.GATEWAY <= permissions.REQUIRED  # calls the shared client declares
+    binding = find("ClusterRoleBinding", GATEWAY)
+    assert binding["roleRef"]["name"] == GATEWAY
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": GATEWAY, "namespace": CONTROLLER_NAMESPACE}
+    ]
+
+
+def test_the_gateway_runs_the_same_image_behind_its_service() -> None:
+    deployment = find("Deployment", GATEWAY)
+    controller = find("Deployment", "shipyard-controller")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    (controller_container,) = controller["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == controller_container["image"]
+    assert container["args"] == ["gateway"]
+    assert pod["spec"]["serviceAccountName"] == GATEWAY
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {item["name"]: item for item in container["env"]}
+    assert env["SHIPYARD_GATEWAY_HOST"]["value"] == "0.0.0.0"
+    # Hosts are matched with the controller's template, read from the same ConfigMap.
+    reference = env["SHIPYARD_URL_TEMPLATE"]["valueFrom"]["configMapKeyRef"]
+    assert reference == {"name": "shipyard-config", "key": "SHIPYARD_URL_TEMPLATE"}
+    service = find("Service", GATEWAY)
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"

@@ -72,7 +72,10 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
 
 
 def test_servicemonitor_scrapes_the_controllers_metrics_endpoint() -> None:
-    document = yaml.safe_load((promql.ROOT / "manifests" / "servicemonitor.yaml").read_text())
+    # The first document; the second scrapes the gateway (test_install_manifests.py).
+    document = next(
+        yaml.safe_load_all((promql.ROOT / "manifests" / "servicemonitor.yaml").read_text())
+    )
     assert document["apiVersion"] == "monitoring.coreos.com/v1"
     assert document["kind"] == "ServiceMonitor"
     (endpoint,) = document["spec"]["endpoints"]

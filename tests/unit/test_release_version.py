@@ -42,7 +42,8 @@ def check_module() -> ModuleType:
 
 def test_the_manifests_run_the_image_of_the_package_version() -> None:
     tags = check_module().manifest_image_tags()
-    assert tags == [version()]
+    assert tags  # the controller and the gateway run the same image
+    assert set(tags) == {version()}
 
 
 def test_the_tag_of_this_version_passes() -> None:

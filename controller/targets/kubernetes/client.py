@@ -103,7 +103,11 @@ class KubeClient:
 
     # Calls --------------------------------------------------------------------------
 
-    def apply(self, obj: KubeObject, *, force: bool = True) -> KubeObject:
+    def apply(
+        self, obj: KubeObject, *, force: bool = True, field_manager: str = FIELD_MANAGER
+    ) -> KubeObject:
+        """Server-side apply `obj` as `field_manager` (a second manager owns fields the
+        main one's applies must leave alone, such as a canary's weight)."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
         self._declared(resource, "patch")
         namespace = obj["metadata"].get("namespace")
@@ -113,7 +117,7 @@ class KubeClient:
                 resource,
                 body=obj,
                 namespace=namespace,
-                field_manager=FIELD_MANAGER,
+                field_manager=field_manager,
                 force_conflicts=force,
                 serializer=_raw,
                 _request_timeout=self.timeout,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from controller.targets.kubernetes import errors
 from controller.targets.kubernetes.client import KubeClient, KubeObject, WatchStream
@@ -38,6 +39,7 @@ class Informer:
         *,
         watch_timeout: int = 300,
         retry_cap: float = 10.0,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.api_version = api_version
@@ -45,6 +47,9 @@ class Informer:
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
         self.retry_cap = retry_cap
+        # Called from the watch thread after each change to the cache (the gateway
+        # rebuilds its routes then); it must not block.
+        self.on_change = on_change
         self._objects: dict[Key, KubeObject] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
@@ -97,6 +102,7 @@ class Informer:
                     )
                     self._replace(items)
                     self._synced.set()
+                    self._changed()
                 version = self._follow(version)
                 delay = 0.2
             except errors.Expired:
@@ -131,14 +137,23 @@ class Informer:
                 version = str(metadata.get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED"):
                     self._put(obj)
+                    self._changed()
                 elif kind == "DELETED":
                     self._delete(obj)
+                    self._changed()
                 if self._stopping.is_set():
                     break
         finally:
             with self._lock:
                 self._stream = None
         return version
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # a listener's bug must not end the watch
+                log.exception("a listener of the %s watch failed", self.kind)
 
     def _put(self, obj: KubeObject) -> None:
         metadata = obj.get("metadata") or {}

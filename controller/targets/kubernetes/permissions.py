@@ -72,6 +72,18 @@ LEADER_ELECTION: frozenset[Permission] = frozenset(
 
 REQUIRED: frozenset[Permission] = CLUSTER | LEADER_ELECTION | SOURCE_SECRETS
 
+# `shipyard gateway`, cluster-wide and read-only: it watches Shipyard's pods (ready
+# addresses) and Deployments (stable version, canary weight); its own ClusterRole in
+# manifests/gateway.yaml grants exactly these.
+GATEWAY: frozenset[Permission] = frozenset(
+    {
+        Permission("", "pods", "list"),
+        Permission("", "pods", "watch"),
+        Permission("apps", "deployments", "list"),
+        Permission("apps", "deployments", "watch"),
+    }
+)
+
 
 def allowed(group: str, resource: str, verb: str) -> bool:
     """Whether the target may make this call (the applier asserts it before each one)."""

@@ -32,6 +32,7 @@ PROMPT_FILE = "prompt.txt"
 MODEL_FILE = "model.json"
 CONTAINER = "agent"
 PORT_NAME = "http"
+GATEWAY_SERVICE = "shipyard-gateway"  # per namespace, naming the gateway (ExternalName)
 SERVICE_PORT = 80
 CHANGE_CAUSE_LIMIT = 256
 SHORT_SHA = 12
@@ -153,6 +154,9 @@ class EnvironmentSettings:
     ingress_class: str | None = None
     tls_secret: str | None = None
     ingress_namespaces: tuple[str, ...] = DEFAULT_INGRESS_NAMESPACES
+    # The `shipyard gateway` Service as (name, namespace): Ingresses then send agent
+    # traffic through it (`gateway_rendering`); None points them at the agents' Services.
+    gateway: tuple[str, str] | None = None
     revision_history_limit: int = 10
     quota: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_QUOTA))
     default_requests: Mapping[str, str] = field(
@@ -176,6 +180,8 @@ def render_environment(
     if duplicates:
         raise RenderError(f"agents rendered twice in {settings.name}: {', '.join(duplicates)}")
     objects = namespace_objects(settings)
+    if not settings.is_preview and settings.gateway is not None:
+        objects.append(gateway_service(settings))
     for workload in ordered:
         objects.extend(workload_objects(workload, settings))
     return objects
@@ -186,12 +192,32 @@ def namespace_objects(settings: EnvironmentSettings) -> list[KubeObject]:
     check_settings(settings)
     if not settings.is_preview:
         return []
-    return [
+    objects = [
         namespace(settings),
         resource_quota(settings),
         limit_range(settings),
         network_policy(settings),
     ]
+    if settings.gateway is not None:
+        objects.append(gateway_service(settings))
+    return objects
+
+
+def gateway_service(settings: EnvironmentSettings) -> KubeObject:
+    """`shipyard-gateway` in the environment's namespace, naming the gateway's Service
+    (an Ingress may only name Services of its own namespace)."""
+    assert settings.gateway is not None
+    name, namespace_ = settings.gateway
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(GATEWAY_SERVICE, settings.namespace, environment_labels(settings)),
+        "spec": {
+            "type": "ExternalName",
+            "externalName": f"{name}.{namespace_}.svc.cluster.local",
+            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "protocol": "TCP"}],
+        },
+    }
 
 
 def workload_objects(workload: Workload, settings: EnvironmentSettings) -> list[KubeObject]:
@@ -345,6 +371,8 @@ def ingress(workload: Workload, settings: EnvironmentSettings) -> KubeObject:
     if settings.tls_secret:
         spec["tls"] = [{"hosts": [workload.host], "secretName": settings.tls_secret}]
     backend = {"service": {"name": workload.name, "port": {"name": PORT_NAME}}}
+    if settings.gateway is not None:  # the gateway's ExternalName Service in this namespace
+        backend = {"service": {"name": GATEWAY_SERVICE, "port": {"number": SERVICE_PORT}}}
     spec["rules"] = [
         {
             "host": workload.host,
@@ -507,9 +535,12 @@ def limit_range(settings: EnvironmentSettings) -> KubeObject:
 
 def network_policy(settings: EnvironmentSettings) -> KubeObject:
     """Deny ingress except from the ingress controller and the namespace; allow egress."""
+    admitted = list(settings.ingress_namespaces)
+    if settings.gateway is not None:  # requests to the pods come from the gateway
+        admitted.append(settings.gateway[1])
     peers: list[dict[str, Any]] = [
         {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
-        for name in settings.ingress_namespaces
+        for name in dict.fromkeys(admitted)
     ]
     peers.append({"podSelector": {}})
     return {
@@ -589,6 +620,8 @@ def _settings_problems(settings: EnvironmentSettings) -> Sequence[str]:
             problems.append(f"ingress namespace {name!r} is not a DNS-1123 label")
     if settings.tls_secret is not None and not is_dns_subdomain(settings.tls_secret):
         problems.append(f"TLS secret {settings.tls_secret!r} is not a DNS-1123 subdomain")
+    if settings.gateway is not None and not all(map(is_dns_label, settings.gateway)):
+        problems.append(f"gateway {'.'.join(settings.gateway)!r} is not SERVICE.NAMESPACE")
     if settings.ingress_class is not None and not is_dns_subdomain(settings.ingress_class):
         problems.append(f"ingress class {settings.ingress_class!r} is not a DNS-1123 subdomain")
     return problems

@@ -16,13 +16,22 @@ back. Previews live in their own namespace, deleted on teardown.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.targets.kubernetes import errors, informer, pod_logs, pod_states, rendering
+from controller.targets.kubernetes import (
+    canaries,
+    errors,
+    informer,
+    pod_logs,
+    pod_states,
+    rendering,
+)
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import CanaryServing, DeployResult, Serving
@@ -40,6 +49,7 @@ AGENT_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
 )
 _AGENT_KIND_NAMES = frozenset(kind for _, kind in AGENT_KINDS)
+_log = logging.getLogger(__name__)
 # What the watch knows of a Deployment Shipyard applied, besides the object itself.
 _UNSEEN = object()
 _VANISHED = object()
@@ -56,6 +66,19 @@ class KubeRequest:
     objects: tuple[KubeObject, ...]
     namespace_objects: tuple[KubeObject, ...] = ()
     is_preview: bool = False
+
+
+@dataclass
+class _Canary:
+    """A canary Deployment this target runs beside an agent's stable one."""
+
+    request: KubeRequest  # the new version's own objects (what promotion applies)
+    weight: int
+    sticky_header: str | None
+
+    @property
+    def deployment(self) -> str:
+        return canaries.canary_name(self.request.agent)
 
 
 @dataclass
@@ -94,6 +117,8 @@ class KubernetesTarget:
         # How long a Deployment may stay unseen by the watch before a GET looks for it.
         self.straggler_after = max(2.0, poll_interval * 10)
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
+        self._canaries: dict[tuple[str, str], _Canary] = {}
+        self.weights = canaries.WeightPublisher(client)
 
     # Observing --------------------------------------------------------------------------
 
@@ -121,6 +146,8 @@ class KubernetesTarget:
                     present.setdefault(agent, set()).add(kind)
                 if kind == "Deployment":
                     state.uids[name] = str(metadata.get("uid", ""))
+                if (metadata.get("labels") or {}).get(canaries.TRACK) == canaries.CANARY_TRACK:
+                    continue  # a canary beside the agent: not what it runs
                 if kind == "Deployment" and agent:
                     edited = (
                         name in state.generations
@@ -158,7 +185,16 @@ class KubernetesTarget:
         return set(self._environments)
 
     def canaries(self) -> list[CanaryServing]:
-        return []  # weighted canaries run on the local target only, so far
+        """Every canary Deployment this target runs, with the weight published for it."""
+        return [
+            CanaryServing(
+                Serving(agent, environment, canary.request.version, 0, "Healthy",
+                        _commit(canary.request)),
+                canary.weight,
+                canary.sticky_header,
+            )
+            for (environment, agent), canary in sorted(self._canaries.items())
+        ]  # fmt: skip
 
     def serving(self) -> list[Serving]:
         return [
@@ -222,6 +258,8 @@ class KubernetesTarget:
                 state.commits[request.agent] = _commit(request)
                 self._last_good[slot] = request
                 await asyncio.to_thread(self._prune_config_maps, request, state)
+                if slot not in self._canaries:
+                    await asyncio.to_thread(self._drop_stray_canary, request)
                 return DeployResult(True)
             if previous is None or previous.version == request.version:
                 return DeployResult(False, message)
@@ -234,6 +272,115 @@ class KubernetesTarget:
                 state.running[request.agent] = previous.version
                 state.commits[request.agent] = _commit(previous)
             return DeployResult(False, message)
+
+    # Canaries ---------------------------------------------------------------------------
+
+    async def start_canary(
+        self, request: KubeRequest, deadline_seconds: float, sticky_header: str | None = None
+    ) -> DeployResult:
+        """Run `request`'s version as `<agent>-canary` beside the stable Deployment, at
+        weight 0, and wait for it to be available (`canaries`)."""
+        slot = (request.environment, request.agent)
+        async with self._locks.setdefault(slot, asyncio.Lock()):
+            state = self._environments.setdefault(
+                request.environment, _Environment(request.namespace, request.is_preview)
+            )
+            applied = dataclasses.replace(
+                request, objects=canaries.canary_objects(request.agent, request.objects)
+            )
+            canary = _Canary(request, 0, sticky_header)
+            try:
+                await asyncio.to_thread(self._apply, applied, state)
+                await asyncio.to_thread(
+                    self.weights.write_now,
+                    request.namespace,
+                    canary.deployment,
+                    0,
+                    sticky_header,
+                )
+                healthy, message = await self._wait_available(applied, deadline_seconds)
+            except (errors.Transient, errors.Conflict) as error:
+                await asyncio.to_thread(self._discard_canary, canary, state)
+                raise errors.Transient(
+                    f"canary of {request.agent} {request.version} interrupted by the "
+                    f"Kubernetes API: {error}",
+                    error.status,
+                ) from error
+            except errors.ApiError as error:
+                healthy, message = False, str(error)
+            if healthy:
+                self._canaries[slot] = canary
+                return DeployResult(True)
+            await asyncio.to_thread(self._discard_canary, canary, state)
+            return DeployResult(False, message)
+
+    def set_canary_weight(self, environment: str, agent: str, weight: int) -> None:
+        """Publish the canary's share; written in the background (newest wins)."""
+        canary = self._canaries.get((environment, agent))
+        if canary is None:
+            return
+        canary.weight = max(0, min(100, weight))
+        self.weights.publish(
+            canary.request.namespace, canary.deployment, canary.weight, canary.sticky_header
+        )
+
+    async def promote_canary(self, environment: str, agent: str) -> bool:
+        """The stable Deployment rolls to the canary's version; then the canary goes.
+
+        The canary keeps its weight (100 when the steps ran out) while the stable one
+        rolls, so no request meets a version on its way out.
+        """
+        canary = self._canaries.get((environment, agent))
+        if canary is None:
+            return False
+        deadline = _progress_deadline(canary.request)
+        result = await self.deploy(canary.request, deadline)
+        state = self._environments.get(environment)
+        async with self._locks.setdefault((environment, agent), asyncio.Lock()):
+            self._canaries.pop((environment, agent), None)
+            if state is not None:
+                await asyncio.to_thread(self._delete_canary, canary, state)
+        return result.healthy
+
+    async def abort_canary(self, environment: str, agent: str) -> None:
+        """Delete the canary Deployment: its weight goes with it, all traffic to stable."""
+        async with self._locks.setdefault((environment, agent), asyncio.Lock()):
+            canary = self._canaries.pop((environment, agent), None)
+            state = self._environments.get(environment)
+            if canary is not None and state is not None:
+                await asyncio.to_thread(self._delete_canary, canary, state)
+
+    def _drop_stray_canary(self, request: KubeRequest) -> None:
+        """A canary Deployment no canary loop owns (left by a restart mid-canary) would
+        keep its weight at the gateway: a plain rollout of its agent deletes it. Read from
+        the watch, so a rollout without one costs no call."""
+        name = canaries.canary_name(request.agent)
+        if self._deployment_informer().get(request.namespace, name) is not None:
+            self.client.delete("apps/v1", "Deployment", name, request.namespace)
+            self._environments[request.environment].live.pop(("Deployment", name), None)
+
+    def _discard_canary(self, canary: _Canary, state: _Environment) -> None:
+        """`_delete_canary` after a canary that never started; an API failure here must not
+        hide the failure being reported (a next plain rollout removes what is left)."""
+        try:
+            self._delete_canary(canary, state)
+        except errors.ApiError as error:
+            _log.warning("leaving canary %s of %s: %s", canary.deployment, canary.request.agent,
+                         error)  # fmt: skip
+
+    def _delete_canary(self, canary: _Canary, state: _Environment) -> None:
+        name = canary.deployment
+        self.weights.forget(canary.request.namespace, name)
+        self.client.delete("apps/v1", "Deployment", name, canary.request.namespace)
+        state.live.pop(("Deployment", name), None)
+        state.generations.pop(name, None)
+        state.uids.pop(name, None)
+        # Its ConfigMap, unless the stable version uses it now (after a promotion).
+        config = _config_map(canary.request)
+        stable = self._last_good.get((canary.request.environment, canary.request.agent))
+        if config is not None and stable is not None and _config_map(stable) != config:
+            self.client.delete("v1", "ConfigMap", config, canary.request.namespace)
+            state.live.pop(("ConfigMap", config), None)
 
     def remember_healthy(self, request: KubeRequest) -> None:
         """What to roll `request.agent` back to, for a target that lost it in a restart;
@@ -397,11 +544,19 @@ class KubernetesTarget:
             del self._last_good[slot]
 
     async def close(self) -> None:
+        self.weights.stop()
+        self._canaries.clear()
         self._environments.clear()
         for watched in (self._deployments, self._pods):
             if watched is not None:
                 watched.stop()
         self._deployments = self._pods = None
+
+
+def _progress_deadline(request: KubeRequest) -> float:
+    """How long promotion waits for the stable Deployment: its own progress deadline."""
+    deployment = next((o for o in request.objects if o["kind"] == "Deployment"), {})
+    return float((deployment.get("spec") or {}).get("progressDeadlineSeconds") or 600)
 
 
 def _config_map(request: KubeRequest) -> str | None:

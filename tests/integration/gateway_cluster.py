@@ -1,0 +1,132 @@
+"""A cluster on this machine for gateway tests: fake API server, fake kubelet, gateway.
+
+The kubelet runs `pod_agent.py` for the image `IMAGE`; `shipyard gateway` runs as a
+real process against the fake API server; agent versions are deployed by the real
+Kubernetes target from objects rendered as the controller renders them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from controller.targets.kubernetes import rendering
+from controller.targets.kubernetes.target import KubeRequest
+from tests.fake_apiserver.kubelet import Image, Kubelet
+from tests.fake_apiserver.server import FakeApiServer
+from tests.integration.controller_harness import free_port
+
+IMAGE = "registry.test/pod-agent:1"
+URL_TEMPLATE = "http://{agent}--{env}.agents.test/"
+NAMESPACE = "shipyard-production"
+POD_AGENT = Path(__file__).with_name("pod_agent.py")
+SHIPYARD = Path(sys.executable).with_name("shipyard")
+T = TypeVar("T")
+
+
+def images() -> dict[str, Image]:
+    return {IMAGE: Image((sys.executable, str(POD_AGENT)))}
+
+
+def request(agent: str, version: str, replicas: int = 1) -> KubeRequest:
+    """One version of `agent` in production, rendered as the controller renders it."""
+    workload = rendering.Workload(
+        name=agent,
+        environment="production",
+        version=version,
+        commit="0" * 40,
+        image=IMAGE,
+        model_provider="fake",
+        model_name="echo",
+        prompt=f"You are {agent} {version}.",
+        replicas=replicas,
+        host=f"{agent}--production.agents.test",
+        progress_deadline_seconds=30,
+    )
+    settings = rendering.EnvironmentSettings("production", NAMESPACE, is_preview=False)
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE},
+    }
+    return KubeRequest(
+        environment="production",
+        agent=agent,
+        version=version,
+        namespace=NAMESPACE,
+        objects=tuple(rendering.workload_objects(workload, settings)),
+        namespace_objects=(namespace,),
+    )
+
+
+@dataclass
+class Gateway:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def get(
+        self, agent: str, path: str = "/", client: httpx.Client | None = None
+    ) -> httpx.Response:
+        host = f"{agent}--production.agents.test"
+        if client is not None:
+            return client.get(self.url + path, headers={"host": host})
+        return httpx.get(self.url + path, headers={"host": host}, timeout=10)
+
+
+@contextmanager
+def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(SHIPYARD), "gateway", "--kubeconfig", str(kubeconfig), "--port", str(port),
+             "--url-template", URL_TEMPLATE, *extra],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = Gateway(f"http://127.0.0.1:{port}", process)
+    try:
+        wait_for(lambda: _ready(running), what=f"the gateway to be ready ({log})")
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def kubelet(fake: FakeApiServer, log_dir: Path) -> Iterator[Kubelet]:
+    running = Kubelet(fake, images(), log_dir=log_dir).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _ready(running: Gateway) -> bool:
+    if running.process.poll() is not None:
+        raise AssertionError(f"the gateway exited with {running.process.returncode}")
+    try:
+        return httpx.get(running.url + "/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
