@@ -402,6 +402,19 @@ def _tokens_file(path: Path | None) -> tuple[str, ...]:
     )
 
 
+def _repository_url(repo: str | None, repo_file: Path | None) -> str:
+    url = _token(repo, repo_file, "--repo")
+    if url is None:
+        where = f"{repo_file} is empty" if repo_file is not None else "it is missing"
+        raise click.UsageError(f"give the agents repository with --repo or --repo-file ({where})")
+    if "\n" in url:
+        raise click.BadParameter(
+            f"{repo_file} holds more than one line; give the repository URL alone",
+            param_hint="--repo-file",
+        )
+    return url
+
+
 def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
     if token and token_file:
         raise click.UsageError(f"give {flag} or {flag}-file, not both")
@@ -413,9 +426,14 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
 @click.command()
 @click.option(
     "--repo",
-    required=True,
     envvar="SHIPYARD_REPO",
-    help="Git URL or local path of the agents repository.",
+    help="Git URL or local path of the agents repository (required, or --repo-file).",
+)
+@click.option(
+    "--repo-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="SHIPYARD_REPO_FILE",
+    help="File holding the repository URL (keeps a token in it out of the environment).",
 )
 @click.option(
     "--target",
@@ -470,7 +488,8 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
 )
 @serve_options
 def serve(  # noqa: PLR0917 - click passes one argument per flag
-    repo: str,
+    repo: str | None,
+    repo_file: Path | None,
     target: str,
     kubeconfig: str | None,
     kube_context: str | None,
@@ -490,6 +509,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
       shipyard serve --repo URL --target kubernetes --kubeconfig ~/.kube/config \\
         --url-template 'https://{agent}--{env}.preview.example.com/' --ingress-class nginx
     """
+    repo = _repository_url(repo, repo_file)
     options = gather(**values)
     kubernetes = None
     if target == "kubernetes":

@@ -128,6 +128,26 @@ def test_serve_shows_the_repository_without_credentials(
     assert TOKEN not in shipyard.log.read_text()
 
 
+def test_serve_reads_the_repository_url_from_a_file(server: GitHttpServer, tmp_path: Path) -> None:
+    url_file = tmp_path / "repo-url"
+    url_file.write_text(url_of(server) + "\n")
+    url_file.chmod(0o600)
+    shipyard = Shipyard("", tmp_path / "state", "--repo-file", str(url_file)).start()
+    try:
+        assert shipyard.process is not None
+        own = Path("/proc") / str(shipyard.process.pid)
+        assert TOKEN not in (own / "cmdline").read_bytes().decode(errors="replace")
+        assert TOKEN not in (own / "environ").read_bytes().decode(errors="replace")
+        listing = shipyard.http.get(shipyard.api("/api/v1/environments")).json()
+        assert listing["source"]["repo"] == server.url("remote.git").replace(
+            "http://", "http://***@"
+        )
+        assert [item["branch"] for item in listing["items"]] == ["main"]
+        assert server.authorized >= 2
+    finally:
+        shipyard.close()
+
+
 def test_a_redirect_to_another_server_gets_no_credentials(
     upstream: Upstream, tmp_path: Path
 ) -> None:
