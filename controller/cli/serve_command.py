@@ -63,6 +63,7 @@ class ServeOptions:
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
     otlp_endpoint: str | None = None
+    prune_interval: float = 3600.0
 
     @property
     def api(self) -> server.ApiSettings:
@@ -168,6 +169,15 @@ _SHARED = [
         show_default=True,
         envvar="SHIPYARD_RESTART_BACKOFF_RESET",
         help="A local agent running this long starts its restart delay over.",
+    ),
+    click.option(
+        "--prune-interval",
+        callback=durations.option_callback,
+        default="1h",
+        show_default=True,
+        envvar="SHIPYARD_PRUNE_INTERVAL",
+        help="How often checkouts and blobs no environment or retained revision needs "
+        "are deleted (also once at start-up).",
     ),
     click.option(
         "--otlp-endpoint",
@@ -381,6 +391,7 @@ def gather(**values: Any) -> ServeOptions:
             max_pending=values["webhook_max_pending"],
         ),
         otlp_endpoint=values["otlp_endpoint"],
+        prune_interval=values["prune_interval"],
     )
 
 
@@ -580,6 +591,7 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         restart_backoff=options.restart_backoff,
         restart_backoff_cap=options.restart_backoff_cap,
         restart_backoff_reset=options.restart_backoff_reset,
+        prune_interval=options.prune_interval,
         forge_repository=_forge_repository(options),
         credentials=_own_credentials(repo, options),
         trusted_label=options.trusted_label,
