@@ -8,9 +8,10 @@ after the first sync (what ran before a restart is restored by then) and then ev
 
 A commit is needed while an environment that still exists has it as its current commit
 (set before its checkout is made, so a rollout in progress keeps its tree) or runs it,
-or while it is one of the newest `RETAINED_REVISIONS` revisions of an agent of such an
-environment: what `rollout history` shows and `rollout undo` returns to without a new
-export. An undo to an older revision exports its commit again from the mirror.
+while a rollout of it is open, or while it is one of the newest `RETAINED_REVISIONS`
+revisions of an agent of such an environment: what `rollout history` shows and
+`rollout undo` returns to without a new export. An undo to an older revision exports its
+commit again from the mirror.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def needed_commits(controller: Controller) -> set[str]:
     for record in controller.store.deployed():
         needed.add(record.commit)
         agents.setdefault(record.environment, set()).add(record.agent)
+    # In flight (an undo to an old revision among them), or left open by a crash.
+    needed.update(rollout.commit for rollout in controller.store.open_rollouts())
     for environment, names in agents.items():
         for agent in names:
             revisions = controller.store.revisions(agent, environment, limit=RETAINED_REVISIONS)

@@ -6,6 +6,7 @@ disk under the state directory is read as an operator would (`ls`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import threading
@@ -15,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from controller.reconciler import disk_pruning
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.controller import Controller
+from controller.reconciler.status import EnvironmentStatus
 from controller.source import export_pruning
 from controller.source.mirror import Mirror
+from controller.store.records import Deployed
+from controller.store.sqlite import Store
+from controller.targets.local.target import LocalTarget
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import (
     Shipyard,
@@ -175,3 +183,41 @@ def test_blob_pruning_never_breaks_an_export_running_beside_it(
         source.close()
     assert passes > 1
     assert deleted > 0, "the pruner must have removed blobs between exports"
+
+
+def test_what_counts_as_needed(tmp_path: Path) -> None:
+    commit = {name: name * 40 for name in "abcdefg"}
+    config = ControllerConfig(repo=str(tmp_path / "none"), state_dir=tmp_path / "state")
+
+    async def main() -> set[str]:
+        store = Store(config.database)
+        controller = Controller(
+            config, Mirror(config.repo, config.mirror_dir), store, LocalTarget()
+        )
+        try:
+            # production runs b, and revisions a and b of alpha are in its history
+            for sha in (commit["a"], commit["b"]):
+                store.record_revision(
+                    agent="alpha", environment="production", version=sha[:6], commit=sha,
+                    branch="main", author="t", message="m", manifest_json="{}",
+                )  # fmt: skip
+            store.set_deployed(Deployed("alpha", "production", "v", commit["b"], "main", 0.0))
+            # a preview being reconciled at c, not running anything yet
+            controller.statuses["pr-1"] = EnvironmentStatus("pr-1", "x", commit=commit["c"])
+            # an undo in flight to d in production
+            store.begin_rollout(
+                agent="alpha", environment="production", from_version="v", to_version="old",
+                commit=commit["d"], author="t",
+            )  # fmt: skip
+            # a torn-down preview's history: e
+            store.record_revision(
+                agent="alpha", environment="pr-gone", version="v", commit=commit["e"],
+                branch="gone", author="t", message="m", manifest_json="{}",
+            )  # fmt: skip
+            return disk_pruning.needed_commits(controller)
+        finally:
+            await controller.close()
+            store.close()
+
+    needed = asyncio.run(main())
+    assert needed == {commit[name] for name in "abcd"}
