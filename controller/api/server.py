@@ -32,7 +32,7 @@ from controller.api import (
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
 from controller.metrics.collector import Metrics
-from controller.reconciler import drivers, kube_workloads
+from controller.reconciler import disk_pruning, drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.reconciler.target import Target
@@ -223,12 +223,15 @@ async def serve(
     else:
         loop_task = asyncio.create_task(work(), name="shipyard-controller")
     ready_task = asyncio.create_task(_announce(controller, on_ready)) if on_ready else None
+    prune_task = asyncio.create_task(
+        disk_pruning.run(controller, config.prune_interval), name="shipyard-disk-pruning"
+    )
     signals = shutdown.Signals(server, on_request=loop_task.cancel)
     with signals.installed():
         try:
             await server.serve()
         finally:
-            for task in (loop_task, ready_task):
+            for task in (loop_task, ready_task, prune_task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -64,6 +64,7 @@ class ServeOptions:
     header_timeout: float = 60.0
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = None
+    prune_interval: float = 3600.0
 
     @property
     def api(self) -> server.ApiSettings:
@@ -170,6 +171,15 @@ _SHARED = [
         show_default=True,
         envvar="SHIPYARD_RESTART_BACKOFF_RESET",
         help="A local agent running this long starts its restart delay over.",
+    ),
+    click.option(
+        "--prune-interval",
+        callback=durations.option_callback,
+        default="1h",
+        show_default=True,
+        envvar="SHIPYARD_PRUNE_INTERVAL",
+        help="How often checkouts and blobs no environment or retained revision needs "
+        "are deleted (also once at start-up).",
     ),
     click.option(
         "--otlp-endpoint",
@@ -391,6 +401,7 @@ def gather(**values: Any) -> ServeOptions:
         ),
         otlp_endpoint=values["otlp_endpoint"],
         trace_sample_ratio=values["trace_sample_ratio"],
+        prune_interval=values["prune_interval"],
     )
 
 
@@ -412,6 +423,19 @@ def _tokens_file(path: Path | None) -> tuple[str, ...]:
     )
 
 
+def _repository_url(repo: str | None, repo_file: Path | None) -> str:
+    url = _token(repo, repo_file, "--repo")
+    if url is None:
+        where = f"{repo_file} is empty" if repo_file is not None else "it is missing"
+        raise click.UsageError(f"give the agents repository with --repo or --repo-file ({where})")
+    if "\n" in url:
+        raise click.BadParameter(
+            f"{repo_file} holds more than one line; give the repository URL alone",
+            param_hint="--repo-file",
+        )
+    return url
+
+
 def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
     if token and token_file:
         raise click.UsageError(f"give {flag} or {flag}-file, not both")
@@ -423,9 +447,14 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
 @click.command()
 @click.option(
     "--repo",
-    required=True,
     envvar="SHIPYARD_REPO",
-    help="Git URL or local path of the agents repository.",
+    help="Git URL or local path of the agents repository (required, or --repo-file).",
+)
+@click.option(
+    "--repo-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="SHIPYARD_REPO_FILE",
+    help="File holding the repository URL (keeps a token in it out of the environment).",
 )
 @click.option(
     "--target",
@@ -489,7 +518,8 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
 )
 @serve_options
 def serve(  # noqa: PLR0917 - click passes one argument per flag
-    repo: str,
+    repo: str | None,
+    repo_file: Path | None,
     target: str,
     kubeconfig: str | None,
     kube_context: str | None,
@@ -510,6 +540,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
       shipyard serve --repo URL --target kubernetes --kubeconfig ~/.kube/config \\
         --url-template 'https://{agent}--{env}.preview.example.com/' --ingress-class nginx
     """
+    repo = _repository_url(repo, repo_file)
     options = gather(**values)
     kubernetes = None
     if target == "kubernetes":
@@ -581,6 +612,7 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         restart_backoff=options.restart_backoff,
         restart_backoff_cap=options.restart_backoff_cap,
         restart_backoff_reset=options.restart_backoff_reset,
+        prune_interval=options.prune_interval,
         forge_repository=_forge_repository(options),
         credentials=_own_credentials(repo, options),
         trusted_label=options.trusted_label,

@@ -36,6 +36,7 @@ class ControllerConfig:
     restart_backoff: float = 10.0
     restart_backoff_cap: float = 300.0
     restart_backoff_reset: float = 600.0  # a run this long forgets earlier crashes
+    prune_interval: float = 3600.0  # unneeded checkouts and blobs are removed this often
 
     def __repr__(self) -> str:
         # The repository URL may carry a token; reprs end up in logs and tracebacks.

@@ -26,6 +26,7 @@ import git
 
 _BLOB, _EXECUTABLE, _SYMLINK, _SUBMODULE = b"100644", b"100755", b"120000", b"160000"
 _READ_ONLY, _READ_ONLY_EXECUTABLE = 0o444, 0o555
+_STORE_ATTEMPTS = 5
 
 
 def materialize(repo: git.Repo, sha: str, destination: Path, store: Path) -> None:
@@ -70,13 +71,26 @@ def _link(repo: git.Repo, blob: str, executable: bool, stored: str, target: str)
         stored += "x"
     try:
         os.link(stored, target)
-    except FileNotFoundError:  # first time this content is seen
-        _store(repo, blob, executable, stored)
-        os.link(stored, target)
+    except FileNotFoundError:  # first time this content is seen (or pruned since)
+        _store_and_link(repo, blob, executable, stored, target)
     except OSError as error:
         if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
         _write(repo, blob, executable, target)  # no hard links here: a plain copy
+
+
+def _store_and_link(repo: git.Repo, blob: str, executable: bool, stored: str, target: str) -> None:
+    # Pruning (`export_pruning`) deletes store files no export links to, which a blob
+    # just stored is until linked: if it went in between, it is stored again.
+    for _ in range(_STORE_ATTEMPTS - 1):
+        _store(repo, blob, executable, stored)
+        try:
+            os.link(stored, target)
+        except FileNotFoundError:
+            continue
+        return
+    _store(repo, blob, executable, stored)
+    os.link(stored, target)
 
 
 def _store(repo: git.Repo, blob: str, executable: bool, stored: str) -> None:

@@ -8,6 +8,13 @@ its user information and hands the user name and password to git through a crede
 helper that reads them from the environment of that one git process. The helper's
 command line holds no secret, and an empty `credential.helper` first clears the user's
 own helpers, so git never stores the token anywhere (`credential-store`, a keychain).
+
+git asks its helpers for every server that challenges it, not only the repository's: a
+redirect, or a submodule or LFS URL naming another host, would be handed the token too.
+The helper therefore reads what git asks for (`protocol=` and `host=` lines on stdin,
+the host with its port when the URL names one) and answers only when both are exactly
+those of the repository URL it was given; for anything else it says nothing, and git
+goes on without credentials.
 """
 
 from __future__ import annotations
@@ -18,8 +25,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 USERNAME_VARIABLE = "SHIPYARD_GIT_USERNAME"
 PASSWORD_VARIABLE = "SHIPYARD_GIT_PASSWORD"  # noqa: S105 - a variable name, not a password
+PROTOCOL_VARIABLE = "SHIPYARD_GIT_PROTOCOL"
+HOST_VARIABLE = "SHIPYARD_GIT_HOST"
 _HELPER = (
-    '!f() { test "$1" = get || exit 0; '
+    '!f() { test "$1" = get || exit 0; protocol=; host=; '
+    'while IFS= read -r line && test -n "$line"; do case "$line" in '
+    'protocol=*) protocol="${line#protocol=}";; host=*) host="${line#host=}";; esac; done; '
+    f'test "$protocol" = "${PROTOCOL_VARIABLE}" && test "$host" = "${HOST_VARIABLE}" || exit 0; '
     f'printf "username=%s\\npassword=%s\\n" "${USERNAME_VARIABLE}" "${PASSWORD_VARIABLE}"; '
     "}; f"
 )
@@ -51,6 +63,7 @@ class Remote:
         """
         if not self.has_credentials:
             return {}
+        parts = urlsplit(self.url)
         # After any entries the controller's own environment already configures this way.
         inherited = os.environ.get("GIT_CONFIG_COUNT", "")
         first = int(inherited) if inherited.isdigit() else 0
@@ -62,6 +75,9 @@ class Remote:
             f"GIT_CONFIG_VALUE_{first + 1}": _HELPER,
             USERNAME_VARIABLE: self.username or "",
             PASSWORD_VARIABLE: self.password or "",
+            # The one server these credentials are for, as git names it to helpers.
+            PROTOCOL_VARIABLE: parts.scheme.lower(),
+            HOST_VARIABLE: parts.netloc,
         }
 
 

@@ -33,6 +33,7 @@ class GitHttpServer:
         self.expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.authorized = 0
         self.refused = 0
+        self.presented: list[str] = []  # every Authorization header received, right or wrong
         self.probe: Callable[[], list[str]] | None = None
         self.seen: list[str] = []
         self._lock = threading.Lock()
@@ -56,6 +57,9 @@ class GitHttpServer:
                 self._serve()
 
             def _serve(self) -> None:
+                if self.headers.get("authorization") is not None:
+                    with fake._lock:
+                        fake.presented.append(self.headers["authorization"])
                 if self.headers.get("authorization") != fake.expected:
                     with fake._lock:
                         fake.refused += 1
@@ -112,6 +116,43 @@ class GitHttpServer:
 
     @contextmanager
     def running(self) -> Iterator[GitHttpServer]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            thread.join(timeout=5)
+
+
+class RedirectServer:
+    """Answers every request with a redirect to the same path on another server."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.requests = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.requests += 1
+                self.send_response(302)
+                self.send_header("location", fake.target + self.path)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+
+    def url(self, repository: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{repository}"
+
+    @contextmanager
+    def running(self) -> Iterator[RedirectServer]:
         thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         thread.start()
         try:

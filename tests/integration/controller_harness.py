@@ -112,7 +112,8 @@ class Shipyard:
     def _launch(self) -> None:
         executable = Path(sys.executable).parent / "shipyard"
         command = [
-            str(executable), "serve", "--repo", str(self.repo), "--state-dir", str(self.state),
+            str(executable), "serve", *(["--repo", str(self.repo)] if self.repo else []),
+            "--state-dir", str(self.state),
             "--port", str(self.port), "--poll-interval", self.poll_interval, "-v", *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.source import credentials, mirror
-from tests.fakes.git_http import GitHttpServer, available
+from tests.fakes.git_http import GitHttpServer, RedirectServer, available
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, seed
 
@@ -126,6 +126,78 @@ def test_serve_shows_the_repository_without_credentials(
     finally:
         shipyard.close()
     assert TOKEN not in shipyard.log.read_text()
+
+
+def test_serve_reads_the_repository_url_from_a_file(server: GitHttpServer, tmp_path: Path) -> None:
+    url_file = tmp_path / "repo-url"
+    url_file.write_text(url_of(server) + "\n")
+    url_file.chmod(0o600)
+    shipyard = Shipyard("", tmp_path / "state", "--repo-file", str(url_file)).start()
+    try:
+        assert shipyard.process is not None
+        own = Path("/proc") / str(shipyard.process.pid)
+        assert TOKEN not in (own / "cmdline").read_bytes().decode(errors="replace")
+        assert TOKEN not in (own / "environ").read_bytes().decode(errors="replace")
+        listing = shipyard.http.get(shipyard.api("/api/v1/environments")).json()
+        assert listing["source"]["repo"] == server.url("remote.git").replace(
+            "http://", "http://***@"
+        )
+        assert [item["branch"] for item in listing["items"]] == ["main"]
+        assert server.authorized >= 2
+    finally:
+        shipyard.close()
+
+
+def test_a_redirect_to_another_server_gets_no_credentials(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    # The other server would accept the token, so only the helper's silence keeps the
+    # fetch from succeeding there; the repository's own server redirects everything to it.
+    seed(upstream, "alpha")
+    elsewhere = GitHttpServer(upstream.bare.parent, USER, TOKEN)
+    with elsewhere.running():
+        redirector = RedirectServer(f"http://127.0.0.1:{elsewhere.port}")
+        with redirector.running():
+            url = redirector.url("remote.git").replace("http://", f"http://{USER}:{TOKEN}@")
+            source = mirror.Mirror(url, tmp_path / "mirror.git")
+            with pytest.raises(mirror.SourceUnavailable):
+                source.fetch()
+            source.close()
+        assert redirector.requests >= 1
+        assert elsewhere.refused >= 1  # git did reach it, and was asked to authenticate
+    assert elsewhere.presented == []
+    assert elsewhere.authorized == 0
+
+
+def _credential_fill(remote: credentials.Remote, asked: str) -> str:
+    """What git's credential machinery answers for `asked` with the remote's environment."""
+    result = subprocess.run(
+        ["git", "credential", "fill"],
+        input=f"url={asked}\n\n",
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **remote.git_environment()},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "https://other.example:8443/x.git",  # another host
+        "https://host.example/x.git",  # same host, another port
+        "http://host.example:8443/x.git",  # same host and port, another protocol
+        "https://host.example:8443.evil/x.git",  # the repository's host as a prefix
+    ],
+    ids=["host", "port", "protocol", "prefix"],
+)
+def test_the_helper_answers_only_the_repositorys_protocol_host_and_port(asked: str) -> None:
+    remote = credentials.split(f"https://{USER}:{TOKEN}@host.example:8443/agents.git")
+    answered = _credential_fill(remote, "https://host.example:8443/other/path.git")
+    assert f"password={TOKEN}" in answered  # the same server, whatever the path
+    assert TOKEN not in _credential_fill(remote, asked)
 
 
 @pytest.mark.parametrize(

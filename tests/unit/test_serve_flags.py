@@ -71,6 +71,39 @@ def test_github_token_and_token_file_exclude_each_other(tmp_path: Path) -> None:
     assert "not both" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "with_repo", "message"),
+    [
+        ("https://u:tok-9f3a@host/x.git\n", True, "give --repo or --repo-file, not both"),
+        ("  \n", False, "is empty"),
+        ("https://host/x.git\nhttps://other/y.git\n", False, "holds more than one line"),
+    ],
+    ids=["both", "empty", "two-lines"],
+)
+def test_a_repository_file_that_cannot_be_used_is_a_usage_error(
+    content: str, with_repo: bool, message: str, tmp_path: Path
+) -> None:
+    url_file = tmp_path / "repo-url"
+    url_file.write_text(content)
+    repo = ["--repo", str(tmp_path)] if with_repo else []
+    result = CliRunner().invoke(
+        cli,
+        ["serve", *repo, "--repo-file", str(url_file), "--state-dir", str(tmp_path / "s")],
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "tok-9f3a" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_serve_without_a_repository_says_how_to_give_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["serve", "--state-dir", str(tmp_path / "s")], env={"SHIPYARD_REPO": None}
+    )
+    assert result.exit_code == 2, result.output
+    assert "give the agents repository with --repo or --repo-file" in result.stderr
+
+
 def test_a_secrets_file_that_does_not_parse_stops_serve_without_echoing_it(
     tmp_path: Path,
 ) -> None:
