@@ -10,7 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.ui import charts, version_diff
 from controller.api.ui.markup import age, attr, path_part, short, text, timestamp
+from controller.api.ui.rates import Traffic
 from controller.store.records import Event, Pin, Revision, Rollout
 
 ACTIONS = {
@@ -131,6 +133,8 @@ class AgentView:
     logs: Sequence[tuple[float | None, str, str]]
     logs_note: str
     previous: bool
+    comparison: version_diff.Comparison | None = None
+    traffic: Traffic | None = None
 
 
 def agent(view: AgentView, *, may_write: bool) -> str:
@@ -152,7 +156,10 @@ def agent(view: AgentView, *, may_write: bool) -> str:
     return (
         f"<h1>{text(name)} <span class=muted>in {text(view.environment)}</span></h1>"
         f"{summary}{_pin(view.pin)}{_actions(href, view.pin, may_write)}"
-        f"{_timeline(view.rollouts, view.revisions)}{_requests(view.requests)}"
+        f"{_timeline(view.rollouts, view.revisions)}"
+        f"{_comparison(href, view)}"
+        f"{charts.section(view.traffic) if view.traffic is not None else ''}"
+        f"{_requests(view.requests)}"
         f"{_logs(href, view)}<h2>Events</h2>{events_table(view.events[-20:], with_names=False)}"
     )
 
@@ -192,6 +199,12 @@ def _timeline(rollouts: Sequence[Rollout], revisions: Sequence[Revision]) -> str
         for r in reversed(rollouts)
     )
     return f'<h2>Rollouts</h2><ol class="timeline" reversed>{items}</ol>'
+
+
+def _comparison(href: str, view: AgentView) -> str:
+    if view.comparison is None:
+        return ""
+    return version_diff.section(href, view.revisions, view.comparison)
 
 
 def _requests(requests: Sequence[dict[str, Any]] | None) -> str:

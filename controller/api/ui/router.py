@@ -14,11 +14,11 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from controller.api import auth, crash_output, tracing
-from controller.api.ui import live, pages, session
+from controller.api.ui import live, pages, rates, session, version_diff
 from controller.api.ui.markup import page
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
 from controller.reconciler import agent_logs
@@ -40,6 +40,8 @@ class Dashboard:
         self.controller = controller
         self.sessions = session.Sessions(tokens)
         self.traced = traced
+        self.rates = rates.RateHistory(controller.metrics.registry)
+        self.rates.start()  # when built inside the running controller; else at a first page
         self.stylesheet = (
             resources.files("controller.api.ui").joinpath("static/dashboard.css").read_bytes()
         )
@@ -64,6 +66,7 @@ class Dashboard:
 
     def looking(self, request: Request) -> session.Viewer | Response:
         """The viewer, or the way to the sign-in form when they may not read."""
+        self.rates.start()
         viewer = self.sessions.viewer(request)
         if viewer.scope is None:
             response = RedirectResponse("/ui/login", status_code=303)
@@ -104,8 +107,13 @@ def create_router(
         return board.respond(request, viewer, "Overview", body, live_page=True)
 
     @router.get("/environments/{environment}/agents/{agent}")
-    async def agent_page(
-        request: Request, environment: str, agent: str, previous: bool = False
+    async def agent_page(  # noqa: PLR0917 - FastAPI passes one argument per query field
+        request: Request,
+        environment: str,
+        agent: str,
+        previous: bool = False,
+        compare_from: str | None = Query(default=None, alias="from"),
+        compare_to: str | None = Query(default=None, alias="to"),
     ) -> Response:
         viewer = board.looking(request)
         if isinstance(viewer, Response):
@@ -119,11 +127,12 @@ def create_router(
         store = controller.store
         pins = [p for p in store.pins(environment) if p.agent == agent]
         lines, note = await _logs(controller, environment, agent, previous=previous)
+        revisions = store.revisions(agent, environment)
         view = pages.AgentView(
             environment=environment,
             status=status.as_dict(),
             rollouts=store.rollouts(agent, environment),
-            revisions=store.revisions(agent, environment),
+            revisions=revisions,
             pin=pins[0] if pins else None,
             events=store.events(environment, agent),
             requests=[
@@ -135,6 +144,10 @@ def create_router(
             logs=lines,
             logs_note=note,
             previous=previous,
+            comparison=version_diff.choose(
+                agent, revisions, status.version, compare_from, compare_to
+            ),
+            traffic=board.rates.of(agent, environment),
         )
         body = pages.agent(view, may_write=viewer.may_write)
         return board.respond(request, viewer, f"{agent} in {environment}", body, live_page=True)
