@@ -375,6 +375,13 @@ class Store:
         rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
         return [Event(*row) for row in rows]  # type: ignore[arg-type]
 
+    def newest_event_id(self, environment: str | None = None, agent: str | None = None) -> int:
+        """The newest matching event's id (0 for none): a cheap "anything new?" for a
+        page that shows events live."""
+        where, args = _matching(environment=environment, agent=agent)
+        rows = self._query(f"SELECT COALESCE(MAX(id), 0) FROM events {where}", *args)  # noqa: S608
+        return int(str(rows[0][0]))
+
     # Webhook deliveries ----------------------------------------------------------------
 
     def record_delivery(self, provider: str, delivery: str) -> bool:

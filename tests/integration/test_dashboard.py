@@ -224,6 +224,169 @@ def test_the_live_stream_announces_a_push(open_world: World) -> None:
                 break
 
 
+def wait_serving(world: World, agent: str, version: str) -> None:
+    """Until the controller's status (what pages show) says `agent` serves `version`."""
+
+    def serving() -> bool:
+        agents = world.shipyard.environments()["production"]["agents"]
+        return any(a["name"] == agent and a["version"] == version for a in agents)
+
+    wait_for(serving, what=f"{agent} serving {version}")
+
+
+def canary_manifest(name: str, temperature: float) -> str:
+    """`name` rolled out as a canary: 30 %, wait for promote, 60 %, wait for promote."""
+    return manifest(name, temperature=temperature).replace(
+        "    progressDeadlineSeconds: 20\n",
+        "    progressDeadlineSeconds: 20\n    strategy: Canary\n    steps:\n"
+        "      - setWeight: 30\n      - pause: {}\n      - setWeight: 60\n      - pause: {}\n",
+    )
+
+
+def canary_of(world: World, agent: str) -> dict[str, object] | None:
+    described = world.shipyard.http.get(
+        world.url(f"/api/v1/environments/production/agents/{agent}")
+    ).json()
+    progress = described["canary"]
+    return progress if isinstance(progress, dict) else None
+
+
+def canary_paused_at(world: World, agent: str, step: int) -> dict[str, object] | None:
+    progress = canary_of(world, agent)
+    if progress is None or (progress["phase"], progress["step"]) != ("Paused", step):
+        return None
+    return progress
+
+
+def start_canary(world: World, agent: str) -> str:
+    """`agent` serving in production, then a canary of a new version paused at 30 %."""
+    world.push({f"agents/{agent}.yaml": manifest(agent)}, f"Add {agent}")
+    wait_for(lambda: world.shipyard.serving(agent, "production"), what=f"{agent} serving")
+    sha = world.push(
+        {f"agents/{agent}.yaml": canary_manifest(agent, 0.6)}, f"Try {agent} as a canary"
+    )
+    canary = world.shipyard.wait_desired(agent, "production", sha)
+    wait_for(lambda: canary_paused_at(world, agent, 2), what="the canary paused at 30 %")
+    return canary
+
+
+def test_agent_page_diffs_any_two_versions_semantically(open_world: World) -> None:
+    open_world.push({"agents/delta.yaml": manifest("delta")}, "Add delta")
+    first = wait_for(lambda: open_world.shipyard.serving("delta", "production"), what="delta")
+    changed = manifest("delta", temperature=0.35).replace("You are delta.", "You are delta, kind.")
+    sha = open_world.push({"agents/delta.yaml": changed}, "Kinder, warmer delta")
+    second = open_world.shipyard.wait_desired("delta", "production", sha)
+    wait_serving(open_world, "delta", second)
+
+    browser = open_world.browser()
+    page = browser.get(agent_page(open_world, "delta")).text
+    section = page[page.index('id="diff"') :]
+    assert f"<code>{first['version']}</code>" in section
+    assert f"<code>{second}</code>" in section
+    assert "<code>spec.model.parameters.temperature</code></th><td><code>0.2</code></td>" in section
+    assert "<td><code>0.35</code></td>" in section
+    assert '<span class="removed">-You are delta.</span>' in section
+    assert '<span class="added">+You are delta, kind.</span>' in section
+
+    same = browser.get(agent_page(open_world, "delta"), params={"from": "2", "to": "2"}).text
+    assert "Same version: nothing differs." in same
+    bad = browser.get(agent_page(open_world, "delta"), params={"from": "new", "to": "99"})
+    assert bad.status_code == 200
+    assert "is not a revision number" in bad.text
+    assert "Revision 99 is not among" in bad.text
+
+
+def test_agent_page_charts_its_traffic_by_version(open_world: World) -> None:
+    for _ in range(5):
+        open_world.shipyard.agent("alpha", "production", "/charted")
+
+    def charted() -> str | None:
+        page = open_world.browser().get(agent_page(open_world, "alpha")).text
+        return page if page.count('role="img"') == 3 else None
+
+    page = wait_for(charted, timeout=90.0, what="two samples of alpha's traffic")
+    section = page[page.index('id="traffic"') :]
+    version = open_world.shipyard.version_of("alpha", "production")
+    assert f'<desc id="chart-rate-desc">{version}: latest' in section
+    assert "<caption>Intervals with requests, newest first</caption>" in section
+
+
+def test_logs_follow_streams_new_lines(open_world: World) -> None:
+    page = open_world.browser().get(agent_page(open_world, "alpha") + "?follow=1").text
+    assert 'id="log-lines"' in page
+    assert "data-follow=" in page
+    stream_url = agent_page(open_world, "alpha") + "/logs/stream"
+    with (
+        open_world.browser() as browser,
+        browser.stream("GET", stream_url, timeout=60.0) as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        open_world.shipyard.agent("alpha", "production", "/followed-path")
+        for line in lines:
+            if line.startswith("data:") and "/followed-path" in line:
+                break
+    unknown = open_world.browser().get(agent_page(open_world, "nobody") + "/logs/stream")
+    assert unknown.status_code == 404
+
+
+def test_the_events_page_stream_follows_its_filter(open_world: World) -> None:
+    page = open_world.browser().get(open_world.url("/ui/events"), params={"agent": "epsilon"})
+    assert 'data-stream="/ui/events/stream?events=1&amp;environment=&amp;agent=epsilon"' in (
+        page.text
+    )
+    url = open_world.url("/ui/events/stream?events=1&agent=epsilon")
+    with (
+        open_world.browser() as browser,
+        browser.stream("GET", url, timeout=60.0) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        open_world.push({"agents/epsilon.yaml": manifest("epsilon")}, "Add epsilon")
+        for line in lines:
+            if line == "event: change":
+                break
+    shown = open_world.browser().get(open_world.url("/ui/events"), params={"agent": "epsilon"})
+    assert "<td>epsilon</td>" in shown.text
+
+
+def test_overview_shows_a_running_canary_and_promote_then_abort_steer_it(
+    open_world: World,
+) -> None:
+    canary = start_canary(open_world, "zeta")
+    browser = open_world.browser()
+    overview = browser.get(open_world.url("/ui/")).text
+    assert "<th scope=col>Canary</th>" in overview
+    assert f"<td><strong>30%</strong> to <code>{canary}</code>" in overview
+    page = browser.get(agent_page(open_world, "zeta")).text
+    assert "Promote…" in page
+    assert "Abort…" in page
+    assert "<strong>30%</strong> of requests" in page
+
+    confirm = browser.get(agent_page(open_world, "zeta") + "/confirm/promote")
+    assert "Move the canary past its current pause" in confirm.text
+    promoted = browser.post(
+        agent_page(open_world, "zeta") + "/promote", data={"csrf": csrf_of(confirm)}
+    )
+    assert promoted.status_code == 303
+    assert wait_for(lambda: canary_paused_at(open_world, "zeta", 4), what="60 %")["weight"] == 60
+
+    confirm = browser.get(agent_page(open_world, "zeta") + "/confirm/abort")
+    aborted = browser.post(
+        agent_page(open_world, "zeta") + "/abort", data={"csrf": csrf_of(confirm)}
+    )
+    assert aborted.status_code == 303
+    wait_for(
+        lambda: (canary_of(open_world, "zeta") or {}).get("phase") == "Aborted", what="the abort"
+    )
+    assert "<th scope=col>Canary</th>" not in browser.get(open_world.url("/ui/")).text
+    again = browser.post(agent_page(open_world, "zeta") + "/abort", data={"csrf": csrf_of(confirm)})
+    assert again.status_code == 409  # no canary runs now: said on a page
+    assert "no canary running" in again.text
+    assert browser.get(agent_page(open_world, "zeta") + "/confirm/explode").status_code == 404
+
+
 # Acting ---------------------------------------------------------------------------------
 
 

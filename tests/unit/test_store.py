@@ -151,3 +151,18 @@ def test_pins_from_before_pin_kinds_keep_their_meaning(tmp_path: Path) -> None:
     assert [pin.kind for pin in store.pins()] == [PinKind.UNDO]
     store.pin(Pin("production", "b", "v1", None, "ann", "freeze", 2.0, PinKind.PAUSE))
     assert [pin.kind for pin in store.pins("production")] == [PinKind.UNDO, PinKind.PAUSE]
+
+
+def test_newest_event_id_moves_only_with_events_its_filter_lets_through(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    assert store.newest_event_id() == 0
+    first = store.record_event(
+        type="Normal", reason="Deployed", message="m", environment="production", agent="a"
+    )
+    store.record_event(
+        type="Normal", reason="Deployed", message="m", environment="preview-x", agent="b"
+    )
+    assert store.newest_event_id("production", None) == first.id
+    assert store.newest_event_id(None, "a") == first.id
+    assert store.newest_event_id() == first.id + 1
+    assert store.newest_event_id("production", "b") == 0
