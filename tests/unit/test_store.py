@@ -9,7 +9,14 @@ import pytest
 
 from controller.errors import Conflict, NotFound
 from controller.reconciler import steering
-from controller.store.records import Deployed, EnvironmentRecord, Pin, PinKind, RolloutResult
+from controller.store.records import (
+    Deployed,
+    EnvironmentRecord,
+    Pin,
+    PinKind,
+    ReviewRequest,
+    RolloutResult,
+)
 from controller.store.sqlite import Store
 
 
@@ -166,3 +173,18 @@ def test_newest_event_id_moves_only_with_events_its_filter_lets_through(tmp_path
     assert store.newest_event_id(None, "a") == first.id
     assert store.newest_event_id() == first.id + 1
     assert store.newest_event_id("production", "b") == 0
+
+
+def test_review_requests_of_many_branches_come_in_one_query(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    for branch, number in (("feature/a", 7), ("feature/a", 3), ("fix'b", 9), ("other", 1)):
+        store.record_review_request(ReviewRequest(branch, number, False, frozenset()))
+    statements: list[str] = []
+    store.on_statement(statements.append)
+    found = store.review_requests_of(["feature/a", "fix'b", "missing"])
+    store.on_statement(None)
+    assert {branch: [r.number for r in rs] for branch, rs in found.items()} == {
+        "feature/a": [3, 7],
+        "fix'b": [9],
+    }
+    assert len(statements) == 1

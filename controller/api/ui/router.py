@@ -108,10 +108,8 @@ def create_router(
         if isinstance(viewer, Response):
             return viewer
         environments = controller.environments()
-        pulls = {
-            env["branch"]: [r.number for r in controller.store.review_requests(env["branch"])]
-            for env in environments
-        }
+        requests = controller.store.review_requests_of(env["branch"] for env in environments)
+        pulls = {branch: [r.number for r in found] for branch, found in requests.items()}
         body = pages.overview(environments, pulls, _running_canaries(controller))
         return board.respond(request, viewer, "Overview", body, live_page=True)
 
