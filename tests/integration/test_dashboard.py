@@ -568,3 +568,72 @@ def test_in_chromium_the_overview_updates_on_a_push_and_undo_rolls_back(
     chromium.open(open_world.url("/ui/events"))
     chromium.screenshot(pictures / "dashboard-events.png")
     assert (pictures / "dashboard-overview.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_in_chromium_a_canary_is_promoted_and_aborted_and_versions_are_diffed(
+    open_world: World, chromium: Chromium, tmp_path: Path
+) -> None:
+    pictures = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    pictures.mkdir(parents=True, exist_ok=True)
+    canary = start_canary(open_world, "eta")
+    page = agent_page(open_world, "eta")
+
+    # Traffic split between the two versions, until the charts have two samples of it.
+    def charted() -> bool:
+        for _ in range(10):
+            open_world.shipyard.agent("eta", "production", "/charted")
+        chromium.open(page)
+        return bool(chromium.evaluate("document.querySelectorAll('figure.chart').length == 3"))
+
+    wait_for(charted, timeout=120.0, what="eta's traffic charted")
+    legend = main_text(chromium)
+    assert canary in legend
+    assert "30% of requests" in legend
+
+    # The page is one HTTP response: nothing but the stylesheet and the change stream
+    # is fetched to draw it.
+    fetched = chromium.evaluate(
+        "performance.getEntriesByType('resource').map(function (e) { return e.name; })"
+    )
+    assert {url.split("?")[0].split(open_world.url(""))[-1] for url in fetched} <= {
+        "/ui/static/dashboard.css",
+        "/ui/events/stream",
+    }, fetched
+    chromium.screenshot(pictures / "dashboard-canary.png")
+
+    # Promote: the button leads to a confirm page whose form posts the intent.
+    chromium.evaluate("document.querySelector('a[href$=\"/confirm/promote\"]').click()")
+    wait_for(
+        lambda: chromium.evaluate("location.pathname").endswith("/confirm/promote"),
+        what="the promote confirm page",
+    )
+    chromium.evaluate("document.querySelector('form button[type=submit]').click()")
+    wait_for(lambda: canary_paused_at(open_world, "eta", 4), what="the canary at 60 %")
+    wait_for(lambda: "60% of requests" in main_text(chromium), what="60 % on the open page")
+
+    # The diff between the first revision and the canary's, chosen in the form.
+    chromium.evaluate("document.querySelector('select[name=from]').value = '1'")
+    chromium.evaluate("document.querySelector('select[name=to]').value = '2'")
+    chromium.evaluate("document.querySelector('#diff + form button').click()")
+    wait_for(lambda: "from=1" in chromium.evaluate("location.search"), what="the comparison")
+    wait_for(
+        lambda: chromium.evaluate("document.readyState") == "complete", what="the diff to load"
+    )
+    shown = main_text(chromium)
+    assert "spec.model.parameters.temperature" in shown
+    assert "spec.rollout.strategy" in shown
+    chromium.evaluate("document.getElementById('diff').scrollIntoView()")
+    chromium.screenshot(pictures / "dashboard-diff.png")
+
+    # Abort: all traffic back to the stable version.
+    chromium.evaluate("document.querySelector('a[href$=\"/confirm/abort\"]').click()")
+    wait_for(
+        lambda: chromium.evaluate("location.pathname").endswith("/confirm/abort"),
+        what="the abort confirm page",
+    )
+    chromium.evaluate("document.querySelector('form button[type=submit]').click()")
+    wait_for(
+        lambda: (canary_of(open_world, "eta") or {}).get("phase") == "Aborted", what="the abort"
+    )
+    wait_for(lambda: "Last canary" in main_text(chromium), what="the ended canary on the page")
+    assert "Promote…" not in main_text(chromium)

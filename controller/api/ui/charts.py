@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from controller.api.ui.markup import text, timestamp
 from controller.api.ui.rates import Point, Traffic
 
-WIDTH, HEIGHT = 640, 170
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 26
+WIDTH, HEIGHT = 420, 160
+LEFT, RIGHT, TOP, BOTTOM = 44, 10, 10, 24
 COLOURS = ("#0b57d0", "#a40e26", "#116329", "#7a4a00", "#6e40c9", "#00677f")
 DASHES = ("", "7 4", "2 3", "9 3 2 3", "4 4", "1 5")
 
@@ -53,7 +53,8 @@ MEASURES = (
 def section(traffic: Traffic) -> str:
     """The "Traffic by version" section for one agent."""
     series, times, interval = traffic.series, traffic.times, traffic.interval
-    window = f"{round(len(times) * interval / 60)} min" if times else "minutes"
+    span = times[-1] - times[0] if times else 0.0
+    window = f"{span / 60:.0f} min" if span >= 120 else f"{span:.0f} s"
     source = (
         f"<p class=muted>From Shipyard's own metrics (<code>shipyard_agent_requests_total</code>, "
         f"<code>shipyard_agent_request_duration_seconds</code>), sampled every "
@@ -135,10 +136,11 @@ def _chart(
 def _values(
     measure: Measure, points: list[Point], times: Sequence[float]
 ) -> list[tuple[float, float | None]]:
-    """The measure at every sample time: an interval without requests is a zero rate
-    and a gap in the error rate and latency (nothing was answered to measure)."""
+    """The measure at every sample time from the version's first traffic on: an interval
+    without requests is a zero rate and a gap in the error rate and latency (nothing
+    was answered to measure)."""
     by_time = {point.time: point for point in points}
-    first = points[0].time - points[0].seconds
+    first = points[0].time
     shown: list[tuple[float, float | None]] = []
     for moment in times:
         if moment < first:
