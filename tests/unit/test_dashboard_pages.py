@@ -107,4 +107,10 @@ def test_any_two_revisions_compare_oldest_first_and_bad_choices_are_said() -> No
     assert "x&lt;y" in shown
     assert bad.newer == REVISIONS[2]  # the default stands in for what was not understood
     lone = version_diff.choose("alpha", REVISIONS[:1], "v1", None, None)
-    assert "nothing to compare" in lone.note
+    assert lone.note == ""
+    assert "nothing to compare" in version_diff.section("/ui/x", REVISIONS[:1], lone)
+
+
+def test_after_an_undo_to_the_first_revision_the_default_shows_what_it_left() -> None:
+    chosen = version_diff.choose("alpha", REVISIONS[:2], "v1", None, None)
+    assert (chosen.older, chosen.newer) == (REVISIONS[0], REVISIONS[1])

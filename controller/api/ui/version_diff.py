@@ -47,18 +47,13 @@ def choose(
     older, older_problem = _pick(asked_from, by_number, known)
     problem = " ".join(part for part in (older_problem, problem) if part)
     if older is None:
-        older = next(
-            (
-                r
-                for r in reversed(revisions)
-                if r.number < newer.number and r.version != newer.version
-            ),
-            None,
-        )
+        # What the serving revision changed from the one before it of another version;
+        # after an undo to an old revision, what the newer one it left would change.
+        others = [r for r in revisions if r.version != newer.version]
+        before = [r for r in others if r.number < newer.number]
+        older = before[-1] if before else (others[-1] if others else None)
     if older is None:
-        return Comparison(
-            None, newer, None, problem or "Only one version so far: nothing to compare."
-        )
+        return Comparison(None, newer, None, problem)
     if older.number > newer.number:
         older, newer = newer, older
     return Comparison(older, newer, compare(agent, older, newer), problem)
@@ -138,7 +133,7 @@ def _first_line(message: str) -> str:
 def _changes(comparison: Comparison) -> str:
     older, newer, diff = comparison.older, comparison.newer, comparison.diff
     if older is None or newer is None or diff is None:
-        return ""
+        return "<p>Only one version so far: nothing to compare.</p>"
     title = (
         f"<p>Revision #{older.number} <code>{text(older.version)}</code> "
         f"({short(older.commit)}) → revision #{newer.number} <code>{text(newer.version)}</code> "
