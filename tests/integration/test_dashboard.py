@@ -427,6 +427,7 @@ def test_pages_ask_for_sign_in_and_keep_the_token_in_a_strict_cookie(guarded: Wo
     assert first.status_code == 303
     assert first.headers["location"] == "/ui/login"
     assert browser.get(guarded.url("/ui/events/stream")).status_code == 401
+    assert browser.get(agent_page(guarded, "alpha") + "/logs/stream").status_code == 401
     form = browser.get(guarded.url("/ui/login"))
     assert '<label for="token">' in form.text
 
@@ -457,6 +458,9 @@ def test_a_read_token_cannot_act(guarded: World) -> None:
     page = reader.get(agent_page(guarded, "beta"))
     assert "Pause…" not in page.text
     assert reader.get(agent_page(guarded, "beta") + "/confirm/pause").status_code == 403
+    assert reader.get(agent_page(guarded, "beta") + "/confirm/abort").status_code == 403
+    refused = reader.post(agent_page(guarded, "beta") + "/abort", data={"csrf": csrf_of(page)})
+    assert refused.status_code == 403
     answer = reader.post(agent_page(guarded, "beta") + "/pause", data={"csrf": csrf_of(page)})
     assert answer.status_code == 403
     assert pin_of(guarded, "beta") is None
