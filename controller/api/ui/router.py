@@ -1,8 +1,10 @@
 """The dashboard's routes: gather data from the controller, render a page, guard actions.
 
-Reads go straight to the controller and its store (no HTTP round trip to our own API);
-writes call the same `Controller.undo / pause / resume` the API calls. Every page needs a
-read scope and every post a write scope plus a genuine CSRF token (see `session`).
+Reads go straight to the controller and its store (no HTTP round trip to our own API, a
+fixed number of store queries per page whatever the number of agents); writes call the
+same `Controller.undo / pause / resume` and canary steering (`steering.steer_canary`)
+the API calls. Every page needs a read scope and every post a write scope plus a genuine
+CSRF token (see `session`).
 """
 
 from __future__ import annotations
