@@ -8,8 +8,11 @@ scopes and CSRF. Tests that steer push or pin what they need, so each also passe
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -643,3 +646,77 @@ def test_in_chromium_a_canary_is_promoted_and_aborted_and_versions_are_diffed(
     )
     wait_for(lambda: "Last canary" in main_text(chromium), what="the ended canary on the page")
     assert "Promote…" not in main_text(chromium)
+
+
+class AttackerSite:
+    """Another site's page, on `localhost` (the dashboard is on 127.0.0.1), whose form
+    posts itself to the dashboard as soon as it loads."""
+
+    def __init__(self, form_action: str) -> None:
+        page = (
+            f'<!doctype html><form method="post" action="{form_action}">'
+            '<input name="csrf" value="guessed"><input name="reason" value="forged"></form>'
+            "<script>document.forms[0].submit()</script>"
+        ).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://localhost:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sign_in_with_chromium(world: World, chromium: Chromium, token: str) -> None:
+    chromium.open(world.url("/ui/login"))
+    chromium.evaluate(f"document.getElementById('token').value = {json.dumps(token)}")
+    chromium.evaluate("document.querySelector('form button[type=submit]').click()")
+    wait_for(lambda: chromium.evaluate("location.pathname") == "/ui/", what="signed in")
+
+
+def test_in_chromium_a_cross_site_form_and_a_read_token_cannot_act(
+    guarded: World, chromium: Chromium
+) -> None:
+    sign_in_with_chromium(guarded, chromium, WRITE)
+    chromium.open(agent_page(guarded, "beta"))
+    assert "Pause…" in main_text(chromium)  # this browser may act, from the dashboard
+
+    # Another site's page posts to the dashboard in the same browser: SameSite=Strict
+    # keeps the cookies home, and the post has no session, no token and a wrong CSRF.
+    attacker = AttackerSite(agent_page(guarded, "beta") + "/pause")
+    try:
+        chromium.call("Page.navigate", url=attacker.url)
+        wait_for(
+            lambda: chromium.evaluate("location.pathname").endswith("/beta/pause"),
+            what="the forged post to arrive",
+        )
+        wait_for(lambda: chromium.evaluate("document.readyState") == "complete", what="load")
+    finally:
+        attacker.close()
+    assert "Sign in first" in main_text(chromium)
+    assert pin_of(guarded, "beta") is None
+
+    # A read token sees the pages but no buttons, and a confirm page refuses it.
+    chromium.open(guarded.url("/ui/"))
+    chromium.evaluate("document.querySelector('header form button').click()")  # sign out
+    wait_for(lambda: chromium.evaluate("location.pathname") == "/ui/login", what="signed out")
+    sign_in_with_chromium(guarded, chromium, READ)
+    chromium.open(agent_page(guarded, "beta"))
+    shown = main_text(chromium)
+    assert "Sign in with a write token to act" in shown
+    assert "Pause…" not in shown
+    chromium.open(agent_page(guarded, "beta") + "/confirm/pause")
+    assert "Read-only" in main_text(chromium)
+    assert pin_of(guarded, "beta") is None
