@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import deque
@@ -30,6 +31,7 @@ INTERVAL_SECONDS = 15.0
 KEPT_SAMPLES = 60  # 15 minutes at the default interval
 
 VersionKey = tuple[str, str, str]  # agent, environment (as labelled), version
+log = logging.getLogger("shipyard")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,10 @@ class RateHistory:
 
     async def _run(self) -> None:
         while True:
-            self.sample()
+            try:
+                self.sample()
+            except Exception as error:  # a chart with a gap beats a sampler that stops
+                log.warning("dashboard: reading the metrics for the charts failed: %s", error)
             await asyncio.sleep(self.interval)
 
 
