@@ -376,9 +376,20 @@ class Store:
             db.execute("DELETE FROM events WHERE id <= ?", (event_id - MAX_EVENTS,))
         return Event(event_id, now, type, reason, environment, agent, message)
 
-    def events(self, environment: str | None = None, agent: str | None = None) -> list[Event]:
+    def events(
+        self, environment: str | None = None, agent: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Matching events, oldest first; with `limit`, only the newest that many."""
         where, args = _matching(environment=environment, agent=agent)
-        rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
+        if limit is None:
+            rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
+        else:
+            rows = self._query(
+                f"SELECT * FROM (SELECT * FROM events {where} ORDER BY id DESC LIMIT ?) "  # noqa: S608
+                "ORDER BY id",
+                *args,
+                limit,
+            )
         return [Event(*row) for row in rows]  # type: ignore[arg-type]
 
     def newest_event_id(self, environment: str | None = None, agent: str | None = None) -> int:

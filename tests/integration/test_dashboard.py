@@ -336,9 +336,7 @@ def test_logs_follow_streams_new_lines(open_world: World) -> None:
 
 def test_the_events_page_stream_follows_its_filter(open_world: World) -> None:
     page = open_world.browser().get(open_world.url("/ui/events"), params={"agent": "epsilon"})
-    assert 'data-stream="/ui/events/stream?events=1&amp;environment=&amp;agent=epsilon"' in (
-        page.text
-    )
+    assert "events=1&amp;environment=&amp;agent=epsilon" in page.text
     url = open_world.url("/ui/events/stream?events=1&agent=epsilon")
     with (
         open_world.browser() as browser,
@@ -388,6 +386,24 @@ def test_overview_shows_a_running_canary_and_promote_then_abort_steer_it(
     assert again.status_code == 409  # no canary runs now: said on a page
     assert "no canary running" in again.text
     assert browser.get(agent_page(open_world, "zeta") + "/confirm/explode").status_code == 404
+
+
+def test_a_page_older_than_its_stream_is_told_to_refresh_at_once(open_world: World) -> None:
+    page = open_world.browser().get(open_world.url("/ui/")).text
+    found = re.search(r'data-stream="/ui/events/stream\?seen=([0-9a-f]+)"', page)
+    assert found is not None, page
+    stale = "0" * len(found.group(1))  # what a page rendered before a change would carry
+    with (
+        open_world.browser() as browser,
+        browser.stream(
+            "GET", open_world.url(f"/ui/events/stream?seen={stale}"), timeout=60.0
+        ) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        assert next(lines) == ": connected"
+        assert next(lines) == ""
+        assert next(lines) == "event: change"
 
 
 # Acting ---------------------------------------------------------------------------------
@@ -609,6 +625,12 @@ def test_in_chromium_a_canary_is_promoted_and_aborted_and_versions_are_diffed(
         "/ui/events/stream",
     }, fetched
     chromium.screenshot(pictures / "dashboard-canary.png")
+    chromium.open(open_world.url("/ui/"))
+    overview = main_text(chromium)
+    assert f"30% to {canary}" in overview
+    chromium.evaluate("document.getElementById('env-production').scrollIntoView()")
+    chromium.screenshot(pictures / "dashboard-overview-canary.png")
+    chromium.open(page)
 
     # Promote: the button leads to a confirm page whose form posts the intent.
     chromium.evaluate("document.querySelector('a[href$=\"/confirm/promote\"]').click()")

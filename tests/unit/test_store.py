@@ -188,3 +188,12 @@ def test_review_requests_of_many_branches_come_in_one_query(tmp_path: Path) -> N
         "fix'b": [9],
     }
     assert len(statements) == 1
+
+
+def test_events_with_a_limit_are_the_newest_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    for number in range(5):
+        store.record_event(type="Normal", reason=f"R{number}", message="m", agent="a")
+    store.record_event(type="Normal", reason="other", message="m", agent="b")
+    assert [e.reason for e in store.events(agent="a", limit=2)] == ["R3", "R4"]
+    assert len(store.events(agent="a")) == 5

@@ -32,6 +32,7 @@ LABELS = {
     "abort": "Abort",
 }
 CANARY_ACTIONS = ("promote", "promote-full", "abort")
+AGENT_EVENTS_SHOWN = 20
 WITH_REASON = ("undo", "pause")  # the steering calls that record a reason
 
 
@@ -209,7 +210,8 @@ def agent(view: AgentView, *, may_write: bool) -> str:
         f"{_comparison(href, view)}"
         f"{charts.section(view.traffic) if view.traffic is not None else ''}"
         f"{_requests(view.requests)}"
-        f"{_logs(href, view)}<h2>Events</h2>{events_table(view.events[-20:], with_names=False)}"
+        f"{_logs(href, view)}<h2>Events</h2>"
+        f"{events_table(view.events[-AGENT_EVENTS_SHOWN:], with_names=False)}"
     )
 
 

@@ -42,6 +42,7 @@ class Dashboard:
         self.controller = controller
         self.sessions = session.Sessions(tokens)
         self.traced = traced
+        self.fingerprints = live.Fingerprints(controller)
         self.rates = rates.RateHistory(controller.metrics.registry)
         self.rates.start()  # when built inside the running controller; else at a first page
         self.stylesheet = (
@@ -58,9 +59,14 @@ class Dashboard:
         status: int = 200,
         live_page: bool = False,
         extra_script: str = "",
-        stream: str = STREAM,
+        events: live.EventFilter | None = None,
     ) -> HTMLResponse:
+        """A page; a live one names the state it shows in its stream's URL, so a change
+        between this render and the stream's start still refreshes it."""
         nonce = secrets.token_urlsafe(16)
+        query = {"seen": live.digest(self.fingerprints.current(events))}
+        if events is not None:
+            query |= {"events": "1", "environment": events[0] or "", "agent": events[1] or ""}
         markup = page(
             title,
             body,
@@ -69,7 +75,7 @@ class Dashboard:
             csrf=viewer.csrf,
             live=live_page,
             extra_script=extra_script,
-            stream=stream,
+            stream=f"{STREAM}?{urlencode(query)}",
         )
         response = HTMLResponse(markup, status_code=status, headers=_headers(nonce))
         session.remember_session(response, request, viewer)
@@ -144,7 +150,7 @@ def create_router(
             rollouts=store.rollouts(agent, environment),
             revisions=revisions,
             pin=pins[0] if pins else None,
-            events=store.events(environment, agent),
+            events=store.events(environment, agent, limit=pages.AGENT_EVENTS_SHOWN),
             requests=[
                 record.as_dict()
                 for record in traced.recent.of(agent, environment, None, REQUESTS_SHOWN)
@@ -198,18 +204,12 @@ def create_router(
         if isinstance(viewer, Response):
             return viewer
         environment, agent = environment or None, agent or None
-        shown = controller.store.events(environment, agent)[-EVENTS_SHOWN:]
+        shown = controller.store.events(environment, agent, limit=EVENTS_SHOWN)
         names = sorted(controller.statuses)
         agents = sorted({a for s in controller.statuses.values() for a in s.agents})
         body = pages.events(shown, names, agents, environment, agent)
-        watched = urlencode({"events": "1", "environment": environment or "", "agent": agent or ""})
         return board.respond(
-            request,
-            viewer,
-            "Events",
-            body,
-            live_page=True,
-            stream=f"/ui/events/stream?{watched}",
+            request, viewer, "Events", body, live_page=True, events=(environment, agent)
         )
 
     @router.get("/events/stream")
@@ -218,13 +218,14 @@ def create_router(
         events: bool = False,
         environment: str | None = None,
         agent: str | None = None,
+        seen: str | None = None,
     ) -> Response:
         viewer = board.sessions.viewer(request)
         if viewer.scope is None:
             raise HTTPException(401, "sign in at /ui/login first")
         watched = (environment or None, agent or None) if events else None
         return StreamingResponse(
-            live.changes(controller, live.fingerprint(controller, watched), events=watched),
+            live.changes(board.fingerprints, board.fingerprints.current(watched), watched, seen),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
