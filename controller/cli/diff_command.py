@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from controller.cli import client, diff_base, manifest_diff, printers, repositories
+from controller.cli import client, diff_base, printers, repositories
 from controller.source.mirror import Mirror
-from controller.specs import loading
+from controller.specs import loading, manifest_diff
 from controller.specs.model import Agent
 from preview import naming
 

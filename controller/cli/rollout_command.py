@@ -11,8 +11,9 @@ from typing import Any
 import click
 import yaml
 
-from controller.cli import age, client, common, durations, manifest_diff, printers
+from controller.cli import age, client, common, durations, printers
 from controller.errors import ShipyardError
+from controller.specs import manifest_diff
 
 POLL_SECONDS = 1.0
 DEFAULT_TIMEOUT = "5m"

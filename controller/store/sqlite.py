@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,6 +108,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def on_statement(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with each SQL statement run (None: stop); for tests and benches
+        that count what a request costs the store."""
+        with self._lock:
+            self._db.set_trace_callback(callback)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -370,10 +376,28 @@ class Store:
             db.execute("DELETE FROM events WHERE id <= ?", (event_id - MAX_EVENTS,))
         return Event(event_id, now, type, reason, environment, agent, message)
 
-    def events(self, environment: str | None = None, agent: str | None = None) -> list[Event]:
+    def events(
+        self, environment: str | None = None, agent: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Matching events, oldest first; with `limit`, only the newest that many."""
         where, args = _matching(environment=environment, agent=agent)
-        rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
+        if limit is None:
+            rows = self._query(f"SELECT * FROM events {where} ORDER BY id", *args)  # noqa: S608
+        else:
+            rows = self._query(
+                f"SELECT * FROM (SELECT * FROM events {where} ORDER BY id DESC LIMIT ?) "  # noqa: S608
+                "ORDER BY id",
+                *args,
+                limit,
+            )
         return [Event(*row) for row in rows]  # type: ignore[arg-type]
+
+    def newest_event_id(self, environment: str | None = None, agent: str | None = None) -> int:
+        """The newest matching event's id (0 for none): a cheap "anything new?" for a
+        page that shows events live."""
+        where, args = _matching(environment=environment, agent=agent)
+        rows = self._query(f"SELECT COALESCE(MAX(id), 0) FROM events {where}", *args)  # noqa: S608
+        return int(str(rows[0][0]))
 
     # Webhook deliveries ----------------------------------------------------------------
 
@@ -416,15 +440,21 @@ class Store:
             "WHERE branch = ? ORDER BY number",
             branch,
         )
-        return [
-            ReviewRequest(
-                branch=str(row[0]),
-                number=int(str(row[1])),
-                from_fork=bool(row[2]),
-                labels=frozenset(json.loads(str(row[3]))),
-            )
-            for row in rows
-        ]
+        return [_review_request(row) for row in rows]
+
+    def review_requests_of(self, branches: Iterable[str]) -> dict[str, list[ReviewRequest]]:
+        """The review requests of many branches in one query (a page of every environment
+        asks once, however many there are); branches without any are left out."""
+        rows = self._query(
+            "SELECT branch, number, from_fork, labels_json FROM review_requests "
+            "WHERE branch IN (SELECT value FROM json_each(?)) ORDER BY branch, number",
+            json.dumps(sorted(set(branches))),
+        )
+        found: dict[str, list[ReviewRequest]] = {}
+        for row in rows:
+            request = _review_request(row)
+            found.setdefault(request.branch, []).append(request)
+        return found
 
     # Pins --------------------------------------------------------------------------------
 
@@ -522,6 +552,15 @@ def _matching(**columns: str | None) -> tuple[str, list[str]]:
     if not given:
         return "", []
     return "WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
+
+
+def _review_request(row: tuple[object, ...]) -> ReviewRequest:
+    return ReviewRequest(
+        branch=str(row[0]),
+        number=int(str(row[1])),
+        from_fork=bool(row[2]),
+        labels=frozenset(json.loads(str(row[3]))),
+    )
 
 
 def _rollout(row: tuple[object, ...]) -> Rollout:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from controller.cli import describing, labels, manifest_diff, printers, rollout_command
+from controller.cli import describing, labels, printers, rollout_command
 from controller.errors import ShipyardError
+from controller.specs import manifest_diff
 
 SUPPORT = {"team": "support", "tier": "frontline"}
 BILLING = {"team": "billing"}

@@ -9,7 +9,14 @@ import pytest
 
 from controller.errors import Conflict, NotFound
 from controller.reconciler import steering
-from controller.store.records import Deployed, EnvironmentRecord, Pin, PinKind, RolloutResult
+from controller.store.records import (
+    Deployed,
+    EnvironmentRecord,
+    Pin,
+    PinKind,
+    ReviewRequest,
+    RolloutResult,
+)
 from controller.store.sqlite import Store
 
 
@@ -151,3 +158,42 @@ def test_pins_from_before_pin_kinds_keep_their_meaning(tmp_path: Path) -> None:
     assert [pin.kind for pin in store.pins()] == [PinKind.UNDO]
     store.pin(Pin("production", "b", "v1", None, "ann", "freeze", 2.0, PinKind.PAUSE))
     assert [pin.kind for pin in store.pins("production")] == [PinKind.UNDO, PinKind.PAUSE]
+
+
+def test_newest_event_id_moves_only_with_events_its_filter_lets_through(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    assert store.newest_event_id() == 0
+    first = store.record_event(
+        type="Normal", reason="Deployed", message="m", environment="production", agent="a"
+    )
+    store.record_event(
+        type="Normal", reason="Deployed", message="m", environment="preview-x", agent="b"
+    )
+    assert store.newest_event_id("production", None) == first.id
+    assert store.newest_event_id(None, "a") == first.id
+    assert store.newest_event_id() == first.id + 1
+    assert store.newest_event_id("production", "b") == 0
+
+
+def test_review_requests_of_many_branches_come_in_one_query(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    for branch, number in (("feature/a", 7), ("feature/a", 3), ("fix'b", 9), ("other", 1)):
+        store.record_review_request(ReviewRequest(branch, number, False, frozenset()))
+    statements: list[str] = []
+    store.on_statement(statements.append)
+    found = store.review_requests_of(["feature/a", "fix'b", "missing"])
+    store.on_statement(None)
+    assert {branch: [r.number for r in rs] for branch, rs in found.items()} == {
+        "feature/a": [3, 7],
+        "fix'b": [9],
+    }
+    assert len(statements) == 1
+
+
+def test_events_with_a_limit_are_the_newest_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    for number in range(5):
+        store.record_event(type="Normal", reason=f"R{number}", message="m", agent="a")
+    store.record_event(type="Normal", reason="other", message="m", agent="b")
+    assert [e.reason for e in store.events(agent="a", limit=2)] == ["R3", "R4"]
+    assert len(store.events(agent="a")) == 5

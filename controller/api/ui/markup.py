@@ -11,6 +11,7 @@ import time
 from urllib.parse import quote
 
 STYLESHEET = "/ui/static/dashboard.css"
+STREAM = "/ui/events/stream"  # what live pages listen to for "the state changed"
 
 
 def text(value: object) -> str:
@@ -60,6 +61,8 @@ def page(
     signed_in: bool,
     csrf: str,
     live: bool = False,
+    extra_script: str = "",
+    stream: str = STREAM,
 ) -> str:
     """A whole page: header with navigation, `body` as the main content, and (when
     `live`) the script that swaps in a fresh `<main>` whenever the state changes."""
@@ -70,7 +73,8 @@ def page(
         if signed_in
         else ""
     )
-    script = f'<script nonce="{attr(nonce)}">{LIVE_SCRIPT}</script>' if live else ""
+    code = (LIVE_SCRIPT if live else "") + extra_script
+    script = f'<script nonce="{attr(nonce)}">{code}</script>' if code else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -89,7 +93,7 @@ def page(
 {sign_out}
 </nav>
 </header>
-<main id="main" tabindex="-1">
+<main id="main" tabindex="-1" data-stream="{attr(stream)}">
 {body}
 </main>
 {script}
@@ -103,7 +107,7 @@ def page(
 LIVE_SCRIPT = """
 (function () {
   if (!window.EventSource) return;
-  var stream = new EventSource('/ui/events/stream');
+  var stream = new EventSource(document.getElementById('main').dataset.stream);
   stream.onopen = function () { document.body.dataset.live = 'on'; };
   stream.addEventListener('change', function () {
     var main = document.getElementById('main');
@@ -118,12 +122,35 @@ LIVE_SCRIPT = """
       if (!page) return;
       var fresh = new DOMParser().parseFromString(page, 'text/html').getElementById('main');
       if (!fresh) return;
+      var kept = main.querySelector('[data-keep]');
       main.innerHTML = fresh.innerHTML;
+      var slot = kept && main.querySelector('#' + CSS.escape(kept.id));
+      if (slot) slot.replaceWith(kept);  // a followed log keeps the lines it appended
       if (link) {
         var again = main.querySelector('a[href="' + CSS.escape(link) + '"]');
         if (again) again.focus();
       }
     });
   });
+})();
+"""
+
+
+# `logs -f` on the agent page: appends each line the stream sends, as text, keeping the
+# newest 2,000 and staying at the bottom unless the reader scrolled up.
+FOLLOW_SCRIPT = """
+(function () {
+  var pre = document.getElementById('log-lines');
+  if (!pre || !window.EventSource) return;
+  var stream = new EventSource(pre.dataset.follow);
+  stream.onopen = function () { pre.dataset.following = 'on'; };
+  stream.onmessage = function (event) {
+    var entry = JSON.parse(event.data);
+    var into = document.getElementById('log-lines') || pre;
+    var atEnd = into.scrollTop + into.clientHeight >= into.scrollHeight - 4;
+    into.appendChild(document.createTextNode(entry[0] + ' ' + entry[1] + '\\n'));
+    while (into.childNodes.length > 2000) into.removeChild(into.firstChild);
+    if (atEnd) into.scrollTop = into.scrollHeight;
+  };
 })();
 """

@@ -10,28 +10,53 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.ui import charts, version_diff
 from controller.api.ui.markup import age, attr, path_part, short, text, timestamp
+from controller.api.ui.rates import Traffic
 from controller.store.records import Event, Pin, Revision, Rollout
 
 ACTIONS = {
     "undo": "Roll back to the previous version and pin it there",
     "pause": "Hold this agent at the version it serves, through new commits",
     "resume": "Lift the pin; the branch's version comes back on the next sync",
+    "promote": "Move the canary past its current pause or analysis step",
+    "promote-full": "Skip the canary's remaining steps: all traffic to the new version now",
+    "abort": "Stop the canary: all traffic back to the stable version",
 }
+LABELS = {
+    "undo": "Undo",
+    "pause": "Pause",
+    "resume": "Resume",
+    "promote": "Promote",
+    "promote-full": "Promote fully",
+    "abort": "Abort",
+}
+CANARY_ACTIONS = ("promote", "promote-full", "abort")
+AGENT_EVENTS_SHOWN = 20
+WITH_REASON = ("undo", "pause")  # the steering calls that record a reason
 
 
 def agent_href(environment: str, agent: str) -> str:
     return f"/ui/environments/{path_part(environment)}/agents/{path_part(agent)}"
 
 
-def overview(environments: Sequence[dict[str, Any]], pulls: dict[str, list[int]]) -> str:
+Canaries = dict[tuple[str, str], dict[str, Any]]  # (environment, agent) → running progress
+
+
+def overview(
+    environments: Sequence[dict[str, Any]],
+    pulls: dict[str, list[int]],
+    canaries: Canaries | None = None,
+) -> str:
     if not environments:
         return "<h1>Overview</h1><p>No environments yet: the first sync has not finished.</p>"
-    sections = "".join(_environment(env, pulls.get(env["branch"], [])) for env in environments)
+    sections = "".join(
+        _environment(env, pulls.get(env["branch"], []), canaries or {}) for env in environments
+    )
     return f"<h1>Overview</h1>{sections}"
 
 
-def _environment(env: dict[str, Any], pulls: list[int]) -> str:
+def _environment(env: dict[str, Any], pulls: list[int], canaries: Canaries) -> str:
     name = env["name"]
     ready = next((c for c in env["conditions"] if c["type"] == "Ready"), None)
     stalled = next(
@@ -43,10 +68,17 @@ def _environment(env: dict[str, Any], pulls: list[int]) -> str:
     pull_text = ", ".join(f"#{number}" for number in pulls)
     pull = f" · pull request {text(pull_text)}" if pulls else ""
     heading_id = f"env-{attr(name)}"
-    rows = "".join(_agent_row(name, agent) for agent in env["agents"])
+    running = {
+        a["name"]: canaries[(name, a["name"])]
+        for a in env["agents"]
+        if (name, a["name"]) in canaries
+    }
+    rows = "".join(_agent_row(name, agent, running, bool(running)) for agent in env["agents"])
+    canary_header = "<th scope=col>Canary</th>" if running else ""
     table = (
         f'<div class="scroll"><table aria-labelledby="{heading_id}">'
         "<thead><tr><th scope=col>Agent</th><th scope=col>Version</th><th scope=col>State</th>"
+        f"{canary_header}"
         "<th scope=col>Ready</th><th scope=col>Age</th><th scope=col>URL</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
         if env["agents"]
@@ -85,7 +117,9 @@ def _where(problem: dict[str, Any]) -> str:
     return where
 
 
-def _agent_row(environment: str, agent: dict[str, Any]) -> str:
+def _agent_row(
+    environment: str, agent: dict[str, Any], canaries: dict[str, dict[str, Any]], column: bool
+) -> str:
     version = text(agent["version"] or "—")
     if agent["desiredVersion"] and agent["desiredVersion"] != agent["version"]:
         version += f' <span class="muted">→ {text(agent["desiredVersion"])}</span>'
@@ -96,8 +130,20 @@ def _agent_row(environment: str, agent: dict[str, Any]) -> str:
         f'<tr><th scope=row><a href="{agent_href(environment, agent["name"])}">'
         f"{text(agent['name'])}</a></th><td><code>{version}</code></td>"
         f"<td>{_state_badge(agent['state'])}</td>"
+        f"{_canary_cell(canaries.get(agent['name'])) if column else ''}"
         f"<td>{'yes' if agent['ready'] else 'no'}</td>"
         f"<td>{age(agent['since'])}</td><td>{link}</td></tr>"
+    )
+
+
+def _canary_cell(progress: dict[str, Any] | None) -> str:
+    if progress is None:
+        return "<td>—</td>"
+    return (
+        f"<td><strong>{int(progress['weight'])}%</strong> to "
+        f"<code>{text(progress['canary'])}</code>"
+        f" <span class=muted>step {progress['step']}/{progress['steps']}, "
+        f"{text(progress['phase'])}</span></td>"
     )
 
 
@@ -111,6 +157,8 @@ def _state_badge(state: str) -> str:
         "Ready": "good",
         "Progressing": "busy",
         "Pinned": "busy",
+        "Paused": "busy",
+        "Promoted": "good",
     }.get(state, "bad")
     return _badge(state, kind)
 
@@ -131,6 +179,11 @@ class AgentView:
     logs: Sequence[tuple[float | None, str, str]]
     logs_note: str
     previous: bool
+    comparison: version_diff.Comparison | None = None
+    traffic: Traffic | None = None
+    canary: dict[str, Any] | None = None  # the canary's progress, running or last ended
+    canary_running: bool = False
+    follow: bool = False  # append the running instance's new lines as they come (logs -f)
 
 
 def agent(view: AgentView, *, may_write: bool) -> str:
@@ -151,9 +204,14 @@ def agent(view: AgentView, *, may_write: bool) -> str:
     )
     return (
         f"<h1>{text(name)} <span class=muted>in {text(view.environment)}</span></h1>"
-        f"{summary}{_pin(view.pin)}{_actions(href, view.pin, may_write)}"
-        f"{_timeline(view.rollouts, view.revisions)}{_requests(view.requests)}"
-        f"{_logs(href, view)}<h2>Events</h2>{events_table(view.events[-20:], with_names=False)}"
+        f"{summary}{_pin(view.pin)}{_canary(view.canary, view.canary_running)}"
+        f"{_actions(href, view.pin, view.canary_running, may_write)}"
+        f"{_timeline(view.rollouts, view.revisions)}"
+        f"{_comparison(href, view)}"
+        f"{charts.section(view.traffic) if view.traffic is not None else ''}"
+        f"{_requests(view.requests)}"
+        f"{_logs(href, view)}<h2>Events</h2>"
+        f"{events_table(view.events[-AGENT_EVENTS_SHOWN:], with_names=False)}"
     )
 
 
@@ -168,12 +226,37 @@ def _pin(pin: Pin | None) -> str:
     )
 
 
-def _actions(href: str, pin: Pin | None, may_write: bool) -> str:
+def _canary(progress: dict[str, Any] | None, running: bool) -> str:
+    if progress is None:
+        return ""
+    verdicts = progress.get("verdicts") or []
+    last = verdicts[-1] if verdicts else None
+    verdict = (
+        f"<dt>Last analysis</dt><dd>{text(last.get('result', ''))} "
+        f"<span class=muted>{text(last.get('message', ''))}</span></dd>"
+        if isinstance(last, dict)
+        else ""
+    )
+    heading = "Canary" if running else "Last canary"
+    return (
+        f'<h2 id="canary">{heading}</h2><dl class=summary>'
+        f"<dt>Stable</dt><dd><code>{text(progress['stable'])}</code></dd>"
+        f"<dt>Canary</dt><dd><code>{text(progress['canary'])}</code></dd>"
+        f"<dt>Weight</dt><dd><strong>{int(progress['weight'])}%</strong> of requests</dd>"
+        f"<dt>Step</dt><dd>{progress['step']} of {progress['steps']}</dd>"
+        f"<dt>Phase</dt><dd>{_state_badge(str(progress['phase']))} "
+        f"{text(progress['message'])}</dd>{verdict}</dl>"
+    )
+
+
+def _actions(href: str, pin: Pin | None, canary_running: bool, may_write: bool) -> str:
     if not may_write:
-        return "<p class=muted>Sign in with a write token to undo, pause or resume.</p>"
+        return "<p class=muted>Sign in with a write token to act on this agent.</p>"
     wanted = ["undo", "resume" if pin is not None else "pause"]
+    if canary_running:
+        wanted = [*CANARY_ACTIONS, *wanted]
     links = "".join(
-        f'<li><a class="button" href="{href}/confirm/{action}">{action.capitalize()}…</a></li>'
+        f'<li><a class="button" href="{href}/confirm/{action}">{LABELS[action]}…</a></li>'
         for action in wanted
     )
     return f'<nav aria-label="Actions"><ul class="actions">{links}</ul></nav>'
@@ -192,6 +275,12 @@ def _timeline(rollouts: Sequence[Rollout], revisions: Sequence[Revision]) -> str
         for r in reversed(rollouts)
     )
     return f'<h2>Rollouts</h2><ol class="timeline" reversed>{items}</ol>'
+
+
+def _comparison(href: str, view: AgentView) -> str:
+    if view.comparison is None:
+        return ""
+    return version_diff.section(href, view.revisions, view.comparison)
 
 
 def _requests(requests: Sequence[dict[str, Any]] | None) -> str:
@@ -216,18 +305,37 @@ def _requests(requests: Sequence[dict[str, Any]] | None) -> str:
 
 
 def _logs(href: str, view: AgentView) -> str:
-    other = (
-        f'<a href="{href}#logs">current instance</a>'
-        if view.previous
-        else f'<a href="{href}?previous=1#logs">previous instance (--previous)</a>'
+    choices = {
+        "current instance": (f"{href}#logs", not view.previous and not view.follow),
+        "follow (-f)": (f"{href}?follow=1#logs", view.follow and not view.previous),
+        "previous instance (--previous)": (f"{href}?previous=1#logs", view.previous),
+    }
+    links = " · ".join(
+        f'<a href="{url}" aria-current="page">{name}</a>'
+        if chosen
+        else f'<a href="{url}">{name}</a>'
+        for name, (url, chosen) in choices.items()
     )
-    lines = "\n".join(f"{text(stream)} {text(line)}" for _, stream, line in view.logs)
-    shown = f'<pre tabindex=0 aria-label="Log output">{lines}</pre>' if view.logs else ""
+    lines = "".join(f"{text(stream)} {text(line)}\n" for _, stream, line in view.logs)
     note = f"<p class=muted>{text(view.logs_note)}</p>" if view.logs_note else ""
-    which = "previous instance" if view.previous else "current instance"
+    following = view.follow and not view.previous
+    if following:
+        since = next((moment for moment, _, _ in reversed(view.logs) if moment is not None), None)
+        query = f"?since={since!r}" if since is not None else ""
+        shown = (
+            f'<pre id="log-lines" data-keep data-follow="{href}/logs/stream{query}" tabindex=0 '
+            f'aria-label="Log output, following" aria-live="off">{lines}</pre>'
+            "<p class=muted>New lines appear as the agent writes them (needs JavaScript; "
+            "without it, reload).</p>"
+        )
+    else:
+        shown = f'<pre tabindex=0 aria-label="Log output">{lines}</pre>' if view.logs else ""
+    which = (
+        "previous instance" if view.previous else "following" if following else "current instance"
+    )
     return (
         f'<h2 id="logs">Logs <span class=muted>({which})</span></h2>'
-        f"<p>Show the {other}.</p>{note}{shown}"
+        f'<p class="log-choice">Show: {links}</p>{note}{shown}'
     )
 
 
@@ -277,15 +385,15 @@ def confirm(environment: str, agent_name: str, action: str, csrf: str) -> str:
     href = agent_href(environment, agent_name)
     reason = (
         '<label>Reason (optional) <input name="reason" maxlength="1000"></label>'
-        if action != "resume"
+        if action in WITH_REASON
         else ""
     )
     return (
-        f"<h1>{text(action.capitalize())} {text(agent_name)} in {text(environment)}?</h1>"
+        f"<h1>{text(LABELS[action])} {text(agent_name)} in {text(environment)}?</h1>"
         f"<p>{text(ACTIONS[action])}.</p>"
         f'<form method="post" action="{href}/{action}">'
         f'<input type="hidden" name="csrf" value="{attr(csrf)}">{reason}'
-        f'<p><button type="submit" autofocus>{text(action.capitalize())}</button> '
+        f'<p><button type="submit" autofocus>{text(LABELS[action])}</button> '
         f'<a href="{href}">Cancel</a></p></form>'
     )
 

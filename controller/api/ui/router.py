@@ -1,8 +1,10 @@
 """The dashboard's routes: gather data from the controller, render a page, guard actions.
 
-Reads go straight to the controller and its store (no HTTP round trip to our own API);
-writes call the same `Controller.undo / pause / resume` the API calls. Every page needs a
-read scope and every post a write scope plus a genuine CSRF token (see `session`).
+Reads go straight to the controller and its store (no HTTP round trip to our own API, a
+fixed number of store queries per page whatever the number of agents); writes call the
+same `Controller.undo / pause / resume` and canary steering (`steering.steer_canary`)
+the API calls. Every page needs a read scope and every post a write scope plus a genuine
+CSRF token (see `session`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import secrets
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from controller.api import auth, crash_output, tracing
-from controller.api.ui import live, pages, session
-from controller.api.ui.markup import page
+from controller.api.ui import live, log_follow, pages, rates, session, version_diff
+from controller.api.ui.markup import FOLLOW_SCRIPT, STREAM, page
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
-from controller.reconciler import agent_logs
+from controller.reconciler import agent_logs, canary, steering
 from controller.reconciler.agent_logs import LogOptions
 from controller.reconciler.controller import Controller
 
@@ -40,6 +42,9 @@ class Dashboard:
         self.controller = controller
         self.sessions = session.Sessions(tokens)
         self.traced = traced
+        self.fingerprints = live.Fingerprints(controller)
+        self.rates = rates.RateHistory(controller.metrics.registry)
+        self.rates.start()  # when built inside the running controller; else at a first page
         self.stylesheet = (
             resources.files("controller.api.ui").joinpath("static/dashboard.css").read_bytes()
         )
@@ -53,10 +58,24 @@ class Dashboard:
         *,
         status: int = 200,
         live_page: bool = False,
+        extra_script: str = "",
+        events: live.EventFilter | None = None,
     ) -> HTMLResponse:
+        """A page; a live one names the state it shows in its stream's URL, so a change
+        between this render and the stream's start still refreshes it."""
         nonce = secrets.token_urlsafe(16)
+        query = {"seen": live.digest(self.fingerprints.current(events))}
+        if events is not None:
+            query |= {"events": "1", "environment": events[0] or "", "agent": events[1] or ""}
         markup = page(
-            title, body, nonce=nonce, signed_in=viewer.signed_in, csrf=viewer.csrf, live=live_page
+            title,
+            body,
+            nonce=nonce,
+            signed_in=viewer.signed_in,
+            csrf=viewer.csrf,
+            live=live_page,
+            extra_script=extra_script,
+            stream=f"{STREAM}?{urlencode(query)}",
         )
         response = HTMLResponse(markup, status_code=status, headers=_headers(nonce))
         session.remember_session(response, request, viewer)
@@ -64,6 +83,7 @@ class Dashboard:
 
     def looking(self, request: Request) -> session.Viewer | Response:
         """The viewer, or the way to the sign-in form when they may not read."""
+        self.rates.start()
         viewer = self.sessions.viewer(request)
         if viewer.scope is None:
             response = RedirectResponse("/ui/login", status_code=303)
@@ -96,16 +116,20 @@ def create_router(
         if isinstance(viewer, Response):
             return viewer
         environments = controller.environments()
-        pulls = {
-            env["branch"]: [r.number for r in controller.store.review_requests(env["branch"])]
-            for env in environments
-        }
-        body = pages.overview(environments, pulls)
+        requests = controller.store.review_requests_of(env["branch"] for env in environments)
+        pulls = {branch: [r.number for r in found] for branch, found in requests.items()}
+        body = pages.overview(environments, pulls, _running_canaries(controller))
         return board.respond(request, viewer, "Overview", body, live_page=True)
 
     @router.get("/environments/{environment}/agents/{agent}")
-    async def agent_page(
-        request: Request, environment: str, agent: str, previous: bool = False
+    async def agent_page(  # noqa: PLR0917 - FastAPI passes one argument per query field
+        request: Request,
+        environment: str,
+        agent: str,
+        previous: bool = False,
+        follow: bool = False,
+        compare_from: str | None = Query(default=None, alias="from"),
+        compare_to: str | None = Query(default=None, alias="to"),
     ) -> Response:
         viewer = board.looking(request)
         if isinstance(viewer, Response):
@@ -119,13 +143,14 @@ def create_router(
         store = controller.store
         pins = [p for p in store.pins(environment) if p.agent == agent]
         lines, note = await _logs(controller, environment, agent, previous=previous)
+        revisions = store.revisions(agent, environment)
         view = pages.AgentView(
             environment=environment,
             status=status.as_dict(),
             rollouts=store.rollouts(agent, environment),
-            revisions=store.revisions(agent, environment),
+            revisions=revisions,
             pin=pins[0] if pins else None,
-            events=store.events(environment, agent),
+            events=store.events(environment, agent, limit=pages.AGENT_EVENTS_SHOWN),
             requests=[
                 record.as_dict()
                 for record in traced.recent.of(agent, environment, None, REQUESTS_SHOWN)
@@ -135,9 +160,41 @@ def create_router(
             logs=lines,
             logs_note=note,
             previous=previous,
+            comparison=version_diff.choose(
+                agent, revisions, status.version, compare_from, compare_to
+            ),
+            traffic=board.rates.of(agent, environment),
+            canary=controller.canaries.as_dict(environment, agent),
+            canary_running=controller.canaries.running(environment, agent),
+            follow=follow,
         )
         body = pages.agent(view, may_write=viewer.may_write)
-        return board.respond(request, viewer, f"{agent} in {environment}", body, live_page=True)
+        return board.respond(
+            request,
+            viewer,
+            f"{agent} in {environment}",
+            body,
+            live_page=True,
+            extra_script=FOLLOW_SCRIPT if follow and not previous else "",
+        )
+
+    @router.get("/environments/{environment}/agents/{agent}/logs/stream")
+    async def follow_logs(
+        request: Request, environment: str, agent: str, since: str | None = None
+    ) -> Response:
+        viewer = board.sessions.viewer(request)
+        if viewer.scope is None:
+            raise HTTPException(401, "sign in at /ui/login first")
+        try:
+            controller.status_of(environment, agent)
+        except NotFound as error:
+            raise HTTPException(404, str(error)) from error
+        cutoff = log_follow.after(request.headers.get("last-event-id"), since)
+        return StreamingResponse(
+            log_follow.stream(controller, environment, agent, cutoff),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
 
     @router.get("/events")
     async def events_page(
@@ -147,19 +204,28 @@ def create_router(
         if isinstance(viewer, Response):
             return viewer
         environment, agent = environment or None, agent or None
-        shown = controller.store.events(environment, agent)[-EVENTS_SHOWN:]
+        shown = controller.store.events(environment, agent, limit=EVENTS_SHOWN)
         names = sorted(controller.statuses)
         agents = sorted({a for s in controller.statuses.values() for a in s.agents})
         body = pages.events(shown, names, agents, environment, agent)
-        return board.respond(request, viewer, "Events", body, live_page=True)
+        return board.respond(
+            request, viewer, "Events", body, live_page=True, events=(environment, agent)
+        )
 
     @router.get("/events/stream")
-    async def stream(request: Request) -> Response:
+    async def stream(
+        request: Request,
+        events: bool = False,
+        environment: str | None = None,
+        agent: str | None = None,
+        seen: str | None = None,
+    ) -> Response:
         viewer = board.sessions.viewer(request)
         if viewer.scope is None:
             raise HTTPException(401, "sign in at /ui/login first")
+        watched = (environment or None, agent or None) if events else None
         return StreamingResponse(
-            live.changes(controller, live.fingerprint(controller)),
+            live.changes(board.fingerprints, board.fingerprints.current(watched), watched, seen),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
@@ -209,12 +275,11 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
         if isinstance(viewer, Response):
             return viewer
         if action not in pages.ACTIONS:
-            body = pages.problem("Not found", f'no action "{action}" (undo, pause, resume)')
-            return board.respond(request, viewer, "Not found", body, status=404)
+            return _no_such_action(board, request, viewer, action)
         if not viewer.may_write:
             return _read_only(board, request, viewer)
         body = pages.confirm(environment, agent, action, viewer.csrf)
-        return board.respond(request, viewer, f"{action.capitalize()} {agent}?", body)
+        return board.respond(request, viewer, f"{pages.LABELS[action]} {agent}?", body)
 
     @router.post("/environments/{environment}/agents/{agent}/{action}")
     async def act(request: Request, environment: str, agent: str, action: str) -> Response:
@@ -232,10 +297,12 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
             "undo": lambda: controller.undo(environment, agent, None, ACTOR, reason),
             "pause": lambda: controller.pause(environment, agent, ACTOR, reason),
             "resume": lambda: controller.resume(environment, agent, ACTOR),
+            "promote": lambda: _steer(controller, environment, agent, canary.PROMOTE),
+            "promote-full": lambda: _steer(controller, environment, agent, canary.PROMOTE_FULL),
+            "abort": lambda: _steer(controller, environment, agent, canary.ABORT),
         }
         if action not in steps:
-            body = pages.problem("Not found", f'no action "{action}" (undo, pause, resume)')
-            return board.respond(request, viewer, "Not found", body, status=404)
+            return _no_such_action(board, request, viewer, action)
         try:
             result = steps[action]()
             if inspect.isawaitable(result):
@@ -244,11 +311,36 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
             code = (
                 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 503
             )
-            title = f"Could not {action}"
+            title = f"Could not {pages.LABELS[action].lower()}"
             return board.respond(
                 request, viewer, title, pages.problem(title, str(error)), status=code
             )
         return RedirectResponse(pages.agent_href(environment, agent), status_code=303)
+
+
+def _steer(controller: Controller, environment: str, agent: str, intent: str) -> None:
+    """A canary intent, as `shipyard rollout promote|abort` records it through the API."""
+    controller.status_of(environment, agent)  # NotFound for unknown names
+    steering.steer_canary(
+        controller.store, controller.canaries, environment, agent, intent=intent, actor=ACTOR
+    )
+
+
+def _running_canaries(controller: Controller) -> pages.Canaries:
+    book = controller.canaries
+    return {
+        slot: progress.as_dict()
+        for slot, progress in list(book.progress.items())
+        if book.running(*slot)
+    }
+
+
+def _no_such_action(
+    board: Dashboard, request: Request, viewer: session.Viewer, action: str
+) -> Response:
+    known = ", ".join(pages.ACTIONS)
+    body = pages.problem("Not found", f'no action "{action}" ({known})')
+    return board.respond(request, viewer, "Not found", body, status=404)
 
 
 async def _form(request: Request) -> dict[str, str]:
