@@ -46,6 +46,7 @@ _HOP_BY_HOP = frozenset(
 # Written by the upstream client itself (Host, framing); `expect` because the router
 # reads the body whatever the agent would say to it.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
+HOP_BY_HOP = _HOP_BY_HOP
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class Router:
         send: Send,
         exchange: Exchange,
     ) -> None:
-        target, headers, has_body, body_length = _forwarded(scope, exchange.traceparent)
+        target, headers, has_body, body_length = forwarded(scope, exchange.traceparent)
         exchange.received = body_length
         try:
             reply = await self.pool.request(
@@ -223,7 +224,7 @@ class Router:
         await _json(send, 404, body, None)
 
 
-def _forwarded(
+def forwarded(
     scope: Scope, traceparent: bytes | None
 ) -> tuple[bytes, list[tuple[bytes, bytes]], bool, int | None]:
     """Target, headers, whether a body follows and its length, as the agent is sent them."""
