@@ -17,6 +17,9 @@ least 0.7x the requests per second of calling the agent directly (aim 0.9x).
    host to it. `wrk -c 8` (HTTP/1.1 keep-alive; `ab -k` speaks HTTP/1.0 keep-alive,
    which the example agent does not echo) runs against the agent directly and through
    the router, alternating, `--rounds` times each; medians of requests/s and p50 are compared.
+   `--stacks`: `serve` (agent requests below ASGI, controller/api/agent_protocol.py),
+   `serve-asgi` (the same protocol, every request through ASGI: serve before that), and
+   uvicorn's own `httptools` and `h11` protocols.
 """
 
 from __future__ import annotations
@@ -112,13 +115,16 @@ def _wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-STACKS: dict[str, Callable[[], type[asyncio.Protocol] | str]] = {
+STACKS: dict[str, Callable[[proxy.Router], type[asyncio.Protocol] | str]] = {
     # What `shipyard serve` runs: uvicorn's httptools protocol with the header deadline
-    # and coalesced writes (controller/api/connections.py).
-    "serve": lambda: connections.protocol_with_header_timeout(60.0),
+    # and coalesced writes, agent requests served on the protocol itself, below ASGI
+    # (controller/api/connections.py, agent_protocol.py).
+    "serve": lambda router: connections.protocol_with_header_timeout(60.0, router),
+    # The same protocol with every request through ASGI (serve before agent_protocol).
+    "serve-asgi": lambda router: connections.protocol_with_header_timeout(60.0),
     # For comparison: uvicorn's own protocols as they come (one write per ASGI message).
-    "httptools": lambda: "httptools",
-    "h11": lambda: "h11",
+    "httptools": lambda router: "httptools",
+    "h11": lambda router: "h11",
 }
 
 
@@ -135,7 +141,7 @@ def serve_router(port: int, agent_port: int, stack: str) -> None:
         access_log=False,  # as serve
         server_header=False,
         date_header=False,
-        http=STACKS[stack](),
+        http=STACKS[stack](router),
     )
     asyncio.run(uvicorn.Server(config).serve())
 
@@ -232,7 +238,7 @@ def main() -> None:
         "--stacks",
         nargs="+",
         choices=sorted(STACKS),
-        default=["serve", "httptools", "h11"],
+        default=["serve", "serve-asgi", "h11"],
         help="server stacks to put the router on (serve: what shipyard serve runs)",
     )
     parser.add_argument("--json", action="store_true")
@@ -259,13 +265,13 @@ def main() -> None:
     )
     direct = speed["direct"]
     print(
-        f"direct:            {direct['rps']:>8.0f} req/s   p50 {direct['p50_ms']:.2f} ms   "
+        f"direct:             {direct['rps']:>8.0f} req/s   p50 {direct['p50_ms']:.2f} ms   "
         f"agent CPU {direct['cpu_us']:.0f} µs/request"
     )
     for stack in options.stacks:
         row = speed[stack]
         print(
-            f"router on {stack:<9}{row['rps']:>8.0f} req/s   p50 {row['p50_ms']:.2f} ms   "
+            f"router on {stack:<10}{row['rps']:>8.0f} req/s   p50 {row['p50_ms']:.2f} ms   "
             f"router CPU {row['cpu_us']:.0f} µs/request   {row['ratio']:.2f}x direct"
         )
     print("goal: router (serve) / direct >= 0.7x, aim 0.9x")

@@ -13,6 +13,9 @@ uses too), not its h11 one: h11 parses in Python and cost the router about a thi
 its throughput (docs/performance.md, "Router"). Its transport is wrapped in `CoalescedWrites`
 and offered to each request's scope, so an app can send a response's head and body in
 one syscall.
+
+Given the router, the protocol serves agent requests itself (`agent_protocol`), below
+ASGI; everything else reaches the app as before.
 """
 
 from __future__ import annotations
@@ -22,17 +25,24 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from controller.api import agent_protocol
+from controller.api.proxy import Router
 from controller.api.write_coalescing import WRITES_KEY, CoalescedWrites
 
 
-def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol, closing connections that dawdle over their headers."""
+def protocol_with_header_timeout(
+    header_timeout: float, router: Router | None = None
+) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, closing connections that dawdle over their headers,
+    and serving `router`'s agent requests below ASGI when given it."""
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
             self._armed_during: object = None
+            self._fast: agent_protocol.FastRequest | None = None  # the latest served here
+            self._fast_body: agent_protocol.FastRequest | None = None  # the one being read
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(CoalescedWrites(transport))
@@ -49,7 +59,35 @@ def protocol_with_header_timeout(header_timeout: float) -> type[asyncio.Protocol
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            fast = self._fast
+            if fast is not None and not fast.response_complete:
+                fast.client_gone()
             super().connection_lost(exc)
+
+        def on_headers_complete(self) -> None:
+            if router is not None:
+                fast = agent_protocol.take(self, router)
+                if fast is not None:
+                    # uvicorn's checks (keep-alive, pipelining, header deadline) read the
+                    # cycle's response_complete and keep_alive, which FastRequest has.
+                    self.cycle = self._fast = self._fast_body = fast  # type: ignore[assignment]
+                    if not fast.expects_body:
+                        fast.start()
+                    return
+            self._fast_body = None
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if self._fast_body is not None:
+                self._fast_body.add_body(body)
+            else:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if self._fast_body is not None:
+                self._fast_body.start()
+            else:
+                super().on_message_complete()
 
         def handle_websocket_upgrade(self) -> None:
             self._disarm()  # the connection now belongs to the websocket protocol

@@ -93,7 +93,7 @@ async def serve(
             host=host,
             port=port,
             lifespan="off",
-            http=connections.protocol_with_header_timeout(header_timeout),
+            http=connections.protocol_with_header_timeout(header_timeout, router),
             log_level="warning",
             server_header=False,
             date_header=False,

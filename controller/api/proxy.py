@@ -47,6 +47,7 @@ _HOP_BY_HOP = frozenset(
 # Written by the upstream client itself (Host, framing); `expect` because the router
 # reads the body whatever the agent would say to it.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
+HOP_BY_HOP = _HOP_BY_HOP
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ class Upstream:
             (b"x-shipyard-environment", self.environment.encode()),
         )
         object.__setattr__(self, "stamp", stamp)
+
+
+def endpoint(upstream: Upstream) -> tuple[str, int]:
+    """Where one request for `upstream` goes: the local process, or (in the gateway) any
+    ready pod of the version."""
+    if upstream.endpoints:
+        return random.choice(upstream.endpoints)  # noqa: S311 - spreading load, not secrecy
+    return "127.0.0.1", upstream.port
 
 
 def host_pattern(url_template: str) -> re.Pattern[str]:
@@ -169,11 +178,9 @@ class Router:
         send: Send,
         exchange: Exchange,
     ) -> None:
-        target, headers, has_body, body_length = _forwarded(scope, exchange.traceparent)
+        target, headers, has_body, body_length = forwarded(scope, exchange.traceparent)
         exchange.received = body_length
-        address, port = "127.0.0.1", upstream.port
-        if upstream.endpoints:  # the gateway: any ready pod of the version
-            address, port = random.choice(upstream.endpoints)  # noqa: S311 - spreading load
+        address, port = endpoint(upstream)
         try:
             reply = await self.pool.request(
                 port,
@@ -231,7 +238,7 @@ class Router:
         await _json(send, 404, body, None)
 
 
-def _forwarded(
+def forwarded(
     scope: Scope, traceparent: bytes | None
 ) -> tuple[bytes, list[tuple[bytes, bytes]], bool, int | None]:
     """Target, headers, whether a body follows and its length, as the agent is sent them."""

@@ -135,6 +135,9 @@ class Recorder:
             policy = self._policies[key] = found
         return policy
 
+    def records(self, upstream: tracing.Destination) -> bool:
+        return self.policy(upstream.agent, upstream.environment, upstream.version).settings.enabled
+
     async def recorded(
         self,
         upstream: tracing.Destination,

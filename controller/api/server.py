@@ -204,7 +204,9 @@ async def serve(
             host=host,
             port=port,
             lifespan="off",
-            http=connections.protocol_with_header_timeout((api or ApiSettings()).header_timeout),
+            http=connections.protocol_with_header_timeout(
+                (api or ApiSettings()).header_timeout, router
+            ),
             log_level="warning",
             # Its INFO lines are dropped at this level anyway, after their arguments were
             # formatted per request (the path quoted again): ~2% of the router's CPU.

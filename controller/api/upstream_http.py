@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -25,6 +25,12 @@ import httptools
 # client reads slower than the agent writes.
 _HIGH_WATER = 256 * 1024
 _IDLE_PER_PORT = 64
+# A sized reply is held whole for one write to the client up to this size; past it (or
+# for a stream) a `send_idle` caller is handed the reply as it arrives.
+_WHOLE_LIMIT = 64 * 1024
+
+# Told once: the reply (head in, body whole or arriving), or None if the agent never answered.
+OnReply = Callable[["Reply | None"], None]
 
 
 class UpstreamError(Exception):
@@ -90,6 +96,8 @@ class _Connection(asyncio.Protocol):
         self._delimited = False  # the reply's length is known (Content-Length or chunked)
         self.sized = False  # the reply has a Content-Length
         self._keep_alive = False
+        self._on_reply: OnReply | None = None
+        self._reply_ready = False  # `_on_reply` is due once the parser has returned
 
     # asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,6 +111,8 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamError(f"malformed reply: {error}"))
             if self._transport is not None:
                 self._transport.close()
+        if self._reply_ready:
+            self._tell_reply()
         if self._buffered > _HIGH_WATER and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
@@ -121,6 +131,7 @@ class _Connection(asyncio.Protocol):
         elif not self._delimited:
             self._complete = True  # a reply without a length ends when the agent closes
         self._wake.set()
+        self._tell_reply()
 
     # httptools callbacks -------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -144,16 +155,21 @@ class _Connection(asyncio.Protocol):
         if self._head_only:
             self._complete = True  # a reply to HEAD has no body whatever its headers say
             self._wake.set()
+        if self._head_only or not self.sized:
+            self._reply_ready = True  # a stream's head goes out at once
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
         self._wake.set()
+        if self._buffered > _WHOLE_LIMIT:
+            self._reply_ready = True
 
     def on_message_complete(self) -> None:
         if self._head is not None and self._head.done():
             self._complete = True
             self._wake.set()
+            self._reply_ready = True
 
     # the router's side ---------------------------------------------------------------
     async def exchange(
@@ -173,6 +189,27 @@ class _Connection(asyncio.Protocol):
             self.close()
             raise
         return Reply(status, self._headers, self)
+
+    def send(self, head: bytes, on_reply: OnReply) -> None:
+        """Write a request whose head (and body) is `head`, and call `on_reply` once the
+        reply is whole, or is a stream or large, or failed: no task, no awaiting."""
+        assert self._transport is not None
+        self._head = asyncio.get_running_loop().create_future()
+        self._head_only = head.startswith(b"HEAD ")
+        self._on_reply = on_reply
+        self._transport.write(head)
+
+    def _tell_reply(self) -> None:
+        self._reply_ready = False
+        on_reply, self._on_reply = self._on_reply, None
+        if on_reply is None:
+            return
+        head = self._head
+        if head is None or not head.done() or head.exception() is not None:
+            self.close()
+            on_reply(None)
+        else:
+            on_reply(Reply(head.result(), self._headers, self))
 
     async def _send_body(self, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
         """Head and body, the head written with the first piece: a request whose body came
@@ -236,6 +273,8 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     def _reset(self) -> None:
+        self._on_reply = None
+        self._reply_ready = False
         self._parser = httptools.HttpResponseParser(self)
         self._headers = []
         self._head = None
@@ -267,6 +306,16 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._idle: dict[tuple[str, int], collections.deque[_Connection]] = {}
 
+    def send_idle(self, port: int, head: bytes, on_reply: OnReply, host: str = "127.0.0.1") -> bool:
+        """Send `head` (a whole request: `request_head` and any body) on an idle kept-alive
+        connection to `host:port`, `on_reply` told of the outcome; False, sending nothing,
+        when none is idle."""
+        connection = self._idle_connection((host, port))
+        if connection is None:
+            return False
+        connection.send(head, on_reply)
+        return True
+
     async def request(
         self,
         port: int,
@@ -283,18 +332,11 @@ class UpstreamPool:
         `headers` must not carry hop-by-hop fields, Host or Content-Length: those are
         this function's to write.
         """
-        address = (host, port)
-        lines = [
-            b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (method.encode(), target, host.encode(), port)
-        ]
-        lines += [b"%s: %s\r\n" % pair for pair in headers]
         chunked = body is not None and body_length is None
-        if chunked:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        elif body_length is not None:
-            lines.append(b"content-length: %d\r\n" % body_length)
-        lines.append(b"\r\n")
-        head = b"".join(lines)
+        address = (host, port)
+        head = request_head(
+            port, method, target, headers, body_length=body_length, chunked=chunked, host=host
+        )
         connection = self._idle_connection(address)
         if connection is not None and body is None:
             try:
@@ -338,3 +380,25 @@ class UpstreamPool:
         except (OSError, TimeoutError) as error:
             raise UpstreamError(f"cannot connect to {host}:{port}: {error}") from error
         return connection
+
+
+def request_head(
+    port: int,
+    method: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    body_length: int | None,
+    chunked: bool = False,
+    host: str = "127.0.0.1",
+) -> bytes:
+    """The request line and headers as the agent is sent them (`headers` without
+    hop-by-hop fields, Host or Content-Length)."""
+    lines = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (method.encode(), target, host.encode(), port)]
+    lines += [b"%s: %s\r\n" % pair for pair in headers]
+    if chunked:
+        lines.append(b"transfer-encoding: chunked\r\n")
+    elif body_length is not None:
+        lines.append(b"content-length: %d\r\n" % body_length)
+    lines.append(b"\r\n")
+    return b"".join(lines)

@@ -9,6 +9,7 @@ client that leaves a stream stops the agent's side too, and routes follow the ta
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from controller.api import connections, proxy, route_table
+from controller.api import connections, proxy, route_table, tracing
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 from preview import naming
@@ -71,6 +72,16 @@ class _AgentHandler(BaseHTTPRequestHandler):
             self._events()
         elif self.path == "/forever":
             self._forever()
+        elif getattr(self, "drop_next", False):
+            self.close_connection = True  # read, never answered: as an agent restarting
+        elif self.path == "/then-drop":
+            # Kept alive as far as the router can tell, but the next request on this
+            # connection is dropped: the router must retry it on a fresh connection.
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            self.drop_next = True
         elif self.path == "/until-close":
             self.close_connection = True
             self.send_response(200)
@@ -82,6 +93,7 @@ class _AgentHandler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Agent", "echo")
+            self.send_header("X-Traceparent", self.headers.get("traceparent", ""))
             self.end_headers()
             self.wfile.write(body)
 
@@ -146,9 +158,11 @@ class _AgentHandler(BaseHTTPRequestHandler):
 class RouterServer:
     """The production Router under uvicorn, as `shipyard serve` runs it, in a thread."""
 
-    def __init__(self, table: route_table.RouteTable) -> None:
+    def __init__(
+        self, table: route_table.RouteTable, traced: tracing.Tracing | None = None
+    ) -> None:
         self.router = proxy.Router(
-            _api, lambda: table.hosts, proxy.host_pattern(TEMPLATE), Metrics()
+            _api, lambda: table.hosts, proxy.host_pattern(TEMPLATE), Metrics(), traced
         )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -162,7 +176,8 @@ class RouterServer:
                 log_level="warning",
                 loop="asyncio",  # as `shipyard serve` runs: asyncio.run's own loop
                 # and serve's protocol: httptools, the header deadline, coalesced writes
-                http=connections.protocol_with_header_timeout(60.0),
+                # agent requests on the protocol itself (agent_protocol), as serve
+                http=connections.protocol_with_header_timeout(60.0, self.router),
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -346,3 +361,88 @@ def test_a_name_without_a_url_gets_no_route_and_breaks_nothing() -> None:
     table = route_table.RouteTable(_url_of)
     table.switch("Not A Label", "a", Serving("a", "Not A Label", "v1", 1, ""))
     assert dict(table.hosts) == {}
+
+
+def _exchange_raw(port: int, data: bytes) -> bytes:
+    """Send `data` as is and read until the router closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_pipelined_requests_are_answered_in_order_whichever_path_serves_them(
+    router: RouterServer,
+) -> None:
+    # Agent requests are served on the protocol, the API through ASGI: on one
+    # connection, in one write, they must still be answered one after the other.
+    agent = f"GET /one HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    api = b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    last = f"GET /three HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+    received = _exchange_raw(router.port, agent + api + last)
+    statuses = re.findall(rb"HTTP/1.1 (\d+) ", received)
+    assert statuses == [b"200", b"418", b"200"]
+    first, second, third = (received.index(part) for part in (b"GET /one", b"api", b"GET /three"))
+    assert first < second < third
+    assert received.count(b"x-shipyard-version: v1") == 2
+    assert b"connection: close" in received.split(b"GET /one", 1)[1]
+
+
+def test_small_uploads_and_http_1_0_clients_are_served(
+    router: RouterServer, client: httpx.Client
+) -> None:
+    small = client.post(
+        router.url("/chat"), content=b'{"a": 1}', headers={"content-type": "application/json"}
+    )
+    assert small.status_code == 201
+    assert small.content == b'application/json|{"a": 1}'
+    # HTTP/1.0 without keep-alive: one answer, then the router closes the connection.
+    received = _exchange_raw(router.port, f"GET /old HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.endswith(b"\r\n\r\nGET /old")
+    assert b"connection: close" in received
+
+
+def test_malformed_requests_are_a_400_not_a_traceback(router: RouterServer) -> None:
+    received = _exchange_raw(router.port, b"GET / HTTP/1.1\r\nHost " + HOST.encode() + b"\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 400 ")
+    bad_length = f"POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: x\r\n\r\n".encode()
+    assert _exchange_raw(router.port, bad_length).startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_callers_trace_reaches_the_agent_continued(table: route_table.RouteTable) -> None:
+    traced = tracing.Tracing(None, sample_ratio=1.0)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    try:
+        with (
+            RouterServer(table, traced) as server,
+            httpx.Client(headers={"host": HOST}, timeout=WAIT, trust_env=False) as http,
+        ):
+            caller = f"00-{trace_id}-00f067aa0ba902b7-01"
+            sent = http.get(server.url("/traced"), headers={"traceparent": caller})
+            assert sent.text == "GET /traced"
+            received = sent.headers["x-traceparent"]
+            assert received.startswith(f"00-{trace_id}-")
+            assert received != caller  # the router's own span is the agent's parent
+            started = http.get(server.url("/new")).headers["x-traceparent"]
+            assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started)
+            records = traced.recent.of("echo", "production")
+            assert (records[0].path, records[0].status, records[0].trace_id) == (
+                "/traced",
+                200,
+                trace_id,
+            )
+            assert len(records) == 2
+    finally:
+        traced.shutdown()
+
+
+def test_a_request_on_a_connection_the_agent_drops_is_retried_on_a_fresh_one(
+    agent: Agent, router: RouterServer, client: httpx.Client
+) -> None:
+    for index in range(3):
+        assert client.get(router.url("/then-drop")).content == b"ok"
+        assert client.get(router.url(f"/after/{index}")).text == f"GET /after/{index}"
+    assert agent.connections == 4  # the first, and one fresh one per dropped request
