@@ -22,6 +22,7 @@ from controller.reconciler.evaluation import Evaluation
 from controller.reconciler.manifest_cache import ManifestCache
 from controller.reconciler.placing import Placer
 from controller.reconciler.pr_feedback import PullRequests
+from controller.reconciler.prometheus_analysis import Prometheus
 from controller.reconciler.reconciling import EnvironmentReconciler
 from controller.reconciler.recorder import Recorder
 from controller.reconciler.retiring import Retirer
@@ -113,6 +114,7 @@ def assemble(
         open_rollouts=open_rollouts,
         statuses=statuses,
         clock=clock,
+        prometheus=Prometheus(config.prometheus_url) if config.prometheus_url else None,
     )
     reconciling = EnvironmentReconciler(
         config=config,

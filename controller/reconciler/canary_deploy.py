@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary, drivers
 from controller.reconciler.canary import Ending
+from controller.reconciler.prometheus_analysis import Prometheus
 from controller.specs.model import Agent
 from controller.store.sqlite import Store
 from controller.targets.local.processes import LaunchSpec
@@ -42,6 +43,8 @@ async def deploy(
     request: LaunchSpec,
     stable: str,
     deadline_seconds: float,
+    rollout_id: int | None = None,
+    prometheus: Prometheus | None = None,
 ) -> CanaryOutcome:
     assert isinstance(driver, drivers.LocalDriver)
     run = canary.CanaryRun(
@@ -52,6 +55,8 @@ async def deploy(
         launch=request,
         settings=agent.spec.rollout,
         stable=stable,
+        rollout_id=rollout_id,
+        prometheus=prometheus,
     )
     ended = await run.run(deadline_seconds)
     if ended.ending is Ending.PROMOTED:

@@ -21,6 +21,7 @@ from controller.errors import Transient
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary, canary_deploy, drivers, interrupted, launching, planner
 from controller.reconciler.agent_states import AgentStates, Failures
+from controller.reconciler.prometheus_analysis import Prometheus
 from controller.reconciler.recorder import Recorder
 from controller.reconciler.secret_access import SecretAccess
 from controller.reconciler.status import EnvironmentStatus
@@ -45,6 +46,7 @@ class Deployer:
         open_rollouts: interrupted.OpenRollouts,
         statuses: Mapping[str, EnvironmentStatus],
         clock: Callable[[], float],
+        prometheus: Prometheus | None = None,
     ) -> None:
         self.driver = driver
         self.store = store
@@ -56,11 +58,14 @@ class Deployer:
         self.open_rollouts = open_rollouts
         self.statuses = statuses
         self.clock = clock
+        self.prometheus = prometheus  # for analyses with PromQL queries
         # A deploy's store records are written here, in order, off the event loop.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-store")
 
     async def close(self) -> None:
         await asyncio.to_thread(self._writer.shutdown)  # records queued are written first
+        if self.prometheus is not None:
+            await self.prometheus.close()
 
     async def _in_store(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, function, *args)
@@ -109,6 +114,8 @@ class Deployer:
                     request=request,
                     stable=action.current,
                     deadline_seconds=deadline,
+                    rollout_id=rollout.id,
+                    prometheus=self.prometheus,
                 )
                 result, aborted = outcome.result, outcome.aborted
             else:

@@ -246,5 +246,8 @@ def steer_canary(
             f"{agent} in {environment} has no canary running "
             "(a canary runs while a strategy: Canary rollout walks its steps)"
         )
+    progress = book.progress[environment, agent]
+    if intent == canary.PAUSE and progress.held:
+        raise Conflict(f"{agent}'s canary in {environment} is already paused ({progress.message})")
     store.record_intent(environment, agent, intent, actor)
     book.wake(environment, agent)
