@@ -17,6 +17,7 @@ from controller.reconciler.agent_states import AgentStates, Failures
 from controller.reconciler.commits import Commits
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.deploying import Deployer
+from controller.reconciler.eval_gate import EvalGate
 from controller.reconciler.eval_runs import EvalRunner
 from controller.reconciler.evaluation import Evaluation
 from controller.reconciler.manifest_cache import ManifestCache
@@ -114,6 +115,9 @@ def assemble(
         open_rollouts=open_rollouts,
         statuses=statuses,
         clock=clock,
+        eval_gate=EvalGate(
+            commits=commits, runner=runner, target=target, url=url, public_port=config.public_port
+        ),
         prometheus=Prometheus(config.prometheus_url) if config.prometheus_url else None,
     )
     reconciling = EnvironmentReconciler(

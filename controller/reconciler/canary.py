@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,10 @@ class Book:
         return progress.as_dict() if progress is not None else None
 
 
+# Run once the canary is healthy, before its first step: Failed aborts (the eval gate).
+Gate = Callable[[], Awaitable[Verdict]]
+
+
 @dataclass
 class _Judge:
     """One analysis and the requests it has not judged yet."""
@@ -146,6 +151,7 @@ class CanaryRun:
         stable: str,
         rollout_id: int | None = None,
         prometheus: Prometheus | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.target = target
         self.store = store
@@ -158,6 +164,7 @@ class CanaryRun:
         self.progress = Progress(stable=stable, canary=launch.version, steps=len(settings.steps))
         self.rollout_id = rollout_id
         self.prometheus = prometheus
+        self.gate = gate
         self.wake = asyncio.Event()
         self.judges: list[_Judge] = []
         self._until: float | None = None  # when the current wait ends (None: on promote)
@@ -176,7 +183,9 @@ class CanaryRun:
         try:
             if self.settings.analysis is not None:
                 self.judges.append(_Judge(self.settings.analysis, "analysis"))
-            ended = await self._steps()
+            ended = await self._gate() if self.gate is not None else None
+            if ended is None:
+                ended = await self._steps()
         except BaseException:
             await self.target.abort_canary(environment, agent)
             raise
@@ -192,6 +201,16 @@ class CanaryRun:
         self.progress.phase = ended.ending.value
         self.progress.message = ended.message
         return ended
+
+    async def _gate(self) -> Ended | None:
+        assert self.gate is not None
+        self.progress.message = "running the eval suites on the canary"
+        verdict = await self.gate()
+        self._remember("evals", verdict)
+        self._history("evals", f"{verdict.result.value}: {verdict.message}")
+        if verdict.result is Result.FAILED:
+            return Ended(Ending.ABORTED, f"evals failed: {verdict.message}")
+        return None
 
     async def _steps(self) -> Ended:
         for index, step in enumerate(self.settings.steps):

@@ -2,7 +2,9 @@
 
 A canary needs a version to compare against (the first deploy of an agent has none and
 rolls out plainly) and a target that runs both versions side by side behind Shipyard's
-router: the local target, so far.
+router: the local target, so far. A RollingUpdate with an eval gate runs the same way
+with no steps: the new version starts beside the stable one at weight 0, the gate
+judges it, and it takes all traffic only once the gate passes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary, drivers
-from controller.reconciler.canary import Ending
+from controller.reconciler.canary import Ending, Gate
 from controller.reconciler.prometheus_analysis import Prometheus
 from controller.specs.model import Agent
 from controller.store.sqlite import Store
@@ -25,9 +27,11 @@ class CanaryOutcome:
     aborted: bool  # stopped by its analysis or `rollout abort` (not a health failure)
 
 
-def applies(agent: Agent, current: str | None, driver: drivers.Driver) -> bool:
+def applies(
+    agent: Agent, current: str | None, driver: drivers.Driver, *, gated: bool = False
+) -> bool:
     return (
-        agent.spec.rollout.is_canary
+        (agent.spec.rollout.is_canary or gated)
         and current is not None
         and isinstance(driver, drivers.LocalDriver)
     )
@@ -45,6 +49,7 @@ async def deploy(
     deadline_seconds: float,
     rollout_id: int | None = None,
     prometheus: Prometheus | None = None,
+    gate: Gate | None = None,
 ) -> CanaryOutcome:
     assert isinstance(driver, drivers.LocalDriver)
     run = canary.CanaryRun(
@@ -57,6 +62,7 @@ async def deploy(
         stable=stable,
         rollout_id=rollout_id,
         prometheus=prometheus,
+        gate=gate,
     )
     ended = await run.run(deadline_seconds)
     if ended.ending is Ending.PROMOTED:

@@ -21,6 +21,7 @@ from controller.errors import Transient
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary, canary_deploy, drivers, interrupted, launching, planner
 from controller.reconciler.agent_states import AgentStates, Failures
+from controller.reconciler.eval_gate import EvalGate
 from controller.reconciler.prometheus_analysis import Prometheus
 from controller.reconciler.recorder import Recorder
 from controller.reconciler.secret_access import SecretAccess
@@ -46,6 +47,7 @@ class Deployer:
         open_rollouts: interrupted.OpenRollouts,
         statuses: Mapping[str, EnvironmentStatus],
         clock: Callable[[], float],
+        eval_gate: EvalGate,
         prometheus: Prometheus | None = None,
     ) -> None:
         self.driver = driver
@@ -58,6 +60,7 @@ class Deployer:
         self.open_rollouts = open_rollouts
         self.statuses = statuses
         self.clock = clock
+        self.eval_gate = eval_gate
         self.prometheus = prometheus  # for analyses with PromQL queries
         # A deploy's store records are written here, in order, off the event loop.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-store")
@@ -102,8 +105,9 @@ class Deployer:
         deadline = float(agent.spec.rollout.progress_deadline_seconds)
         started = time.monotonic()
         aborted = False
+        gated = self.eval_gate.applies(agent, environment)
         try:
-            if canary_deploy.applies(agent, action.current, self.driver):
+            if canary_deploy.applies(agent, action.current, self.driver, gated=gated):
                 assert action.current is not None
                 outcome = await canary_deploy.deploy(
                     driver=self.driver,
@@ -116,9 +120,12 @@ class Deployer:
                     deadline_seconds=deadline,
                     rollout_id=rollout.id,
                     prometheus=self.prometheus,
+                    gate=self.eval_gate.for_rollout(agent, environment, commit.sha, action.current),
                 )
                 result, aborted = outcome.result, outcome.aborted
             else:
+                if gated:
+                    self._say_ungated(environment, agent.name, action.current)
                 result = await self.driver.deploy(request, deadline)
         except Transient as error:
             self.open_rollouts.add(rollout, interrupted.API_ERROR)
@@ -143,6 +150,19 @@ class Deployer:
             environment, action, rollout, result.message, aborted=aborted, started=started
         )
         return False
+
+    def _say_ungated(self, environment: str, agent: str, stable: str | None) -> None:
+        """requireEvals asked for a gate this rollout cannot have: say so, do not hide it."""
+        why = (
+            "there is no stable version to compare against (a first deploy)"
+            if stable is None
+            else "the gate runs only where the new version can run beside the stable one "
+            "(the local target)"
+        )
+        kind = "Normal" if stable is None else "Warning"
+        self.recorder.event(
+            kind, "EvalGateSkipped", environment, agent, f"requireEvals not applied: {why}"
+        )
 
     def _record_failed(
         self,

@@ -146,6 +146,7 @@ class RolloutSettings:
     steps: tuple[CanaryStep, ...] = ()
     analysis: Analysis | None = None
     sticky_header: str | None = None  # lower-case; one value of it always meets one version
+    require_evals: bool = False  # production runs the agent's eval suites on a new version first
 
     @property
     def is_canary(self) -> bool:
@@ -299,6 +300,7 @@ def build_spec(document: Mapping[str, Any], prompt_text: str) -> AgentSpec:
             sticky_header=(
                 str(rollout["stickyHeader"]).lower() if "stickyHeader" in rollout else None
             ),
+            require_evals=bool(rollout.get("requireEvals", False)),
         ),
         observability=Observability(record=record_settings(spec)),
     )

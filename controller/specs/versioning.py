@@ -29,6 +29,7 @@ _LATER_ROLLOUT_FIELDS = {
     "steps": (),
     "analysis": None,
     "sticky_header": None,
+    "require_evals": False,
 }
 _LATER_ANALYSIS_FIELDS = {"queries": ()}
 

@@ -324,6 +324,8 @@ def asdict_version(spec: Any, referenced_files: dict[str, bytes]) -> str:
     for name in ("steps", "analysis", "sticky_header"):
         if rollout[name] in ((), None):
             del rollout[name]  # canary settings, added later; left out unset
+    if rollout["require_evals"] is False:
+        del rollout["require_evals"]  # the eval gate, added later; left out unset
     digest = hashlib.sha256()
     digest.update(json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode())
     for path in sorted(referenced_files):
