@@ -222,7 +222,18 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
     async def pause(
         environment: str, agent: str, body: PauseRequest, request: Request
     ) -> dict[str, Any]:
-        """Hold the agent at what it serves, through new commits, until resumed; 409 if paused."""
+        """Hold the agent at what it serves, through new commits, until resumed; 409 if paused.
+
+        While a canary runs, hold it at its current step (weight and analysis) instead."""
+        if controller.canaries.running(environment, agent):
+            actor = _actor(request) + (f": {body.reason}" if body.reason else "")
+            await _steer(
+                lambda: _canary_intent(controller, environment, agent, canary.PAUSE, actor)
+            )
+            return {
+                "requested": canary.PAUSE,
+                "canary": controller.canaries.as_dict(environment, agent),
+            }
         pin = await _steer(
             lambda: controller.pause(environment, agent, _actor(request), body.reason)
         )
@@ -230,7 +241,21 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
 
     @write.post("/environments/{environment}/agents/{agent}/resume", tags=["rollouts"])
     async def resume(environment: str, agent: str, request: Request) -> dict[str, Any]:
-        """Lift a pause or undo pin; the branch's version comes back on the next sync."""
+        """Lift a pause or undo pin; the branch's version comes back on the next sync.
+
+        A canary held at its step by `pause` walks on from there."""
+        progress = controller.canaries.as_dict(environment, agent)
+        if (
+            progress is not None
+            and progress["phase"] == "Paused"
+            and controller.canaries.running(environment, agent)
+        ):
+            await _steer(
+                lambda: _canary_intent(
+                    controller, environment, agent, canary.RESUME, _actor(request)
+                )
+            )
+            return {"resumed": True, "canary": controller.canaries.as_dict(environment, agent)}
         lifted = await _steer(lambda: controller.resume(environment, agent, _actor(request)))
         return {"resumed": lifted}
 
@@ -240,13 +265,17 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
     ) -> dict[str, Any]:
         """Move a running canary past its current pause (or, with `full`, promote it now)."""
         intent = canary.PROMOTE_FULL if body.full else canary.PROMOTE
-        await _steer(lambda: _canary_intent(controller, environment, agent, intent, request))
+        await _steer(
+            lambda: _canary_intent(controller, environment, agent, intent, _actor(request))
+        )
         return {"requested": intent, "canary": controller.canaries.as_dict(environment, agent)}
 
     @write.post("/environments/{environment}/agents/{agent}/abort", tags=["rollouts"])
     async def abort(environment: str, agent: str, request: Request) -> dict[str, Any]:
         """Stop a running canary: all traffic back to the stable version."""
-        await _steer(lambda: _canary_intent(controller, environment, agent, canary.ABORT, request))
+        await _steer(
+            lambda: _canary_intent(controller, environment, agent, canary.ABORT, _actor(request))
+        )
         return {
             "requested": canary.ABORT,
             "canary": controller.canaries.as_dict(environment, agent),
@@ -262,7 +291,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
 
 
 def _canary_intent(
-    controller: Controller, environment: str, agent: str, intent: str, request: Request
+    controller: Controller, environment: str, agent: str, intent: str, actor: str
 ) -> None:
     controller.status_of(environment, agent)  # 404 for unknown names
     steering.steer_canary(
@@ -271,7 +300,7 @@ def _canary_intent(
         environment,
         agent,
         intent=intent,
-        actor=_actor(request),
+        actor=actor,
     )
 
 

@@ -259,8 +259,9 @@ def history(
     """List an agent's revisions in an environment, or show one with its change.
 
     The table is REVISION VERSION COMMIT AUTHOR CHANGE AGE, CHANGE being the commit's
-    summary line. With --revision N: that revision's manifest as YAML and a unified diff
-    against the revision before it.
+    summary line. With --revision N: that revision's manifest as YAML, a unified diff
+    against the revision before it, and its rollouts with every canary step they walked
+    (and every pause, resume, promote or abort on the way).
 
     \b
     Examples:
@@ -277,6 +278,7 @@ def history(
         lines = _one_revision(
             agent, revisions, revision, described.get("manifest"), described.get("manifestRevision")
         )
+        lines.extend(_rollout_lines(revisions, revision, described.get("rollouts")))
         click.echo("\n".join(lines))
         return
     if output is not None:
@@ -315,6 +317,33 @@ def _manifest(
 
 def _yaml(manifest: dict[str, Any]) -> str:
     return yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True)
+
+
+def _rollout_lines(revisions: Sequence[dict[str, Any]], number: int, rollouts: Any) -> list[str]:
+    """The rollouts of revision `number`, each with the canary steps it walked."""
+    chosen = next((r for r in revisions if r.get("number") == number), None)
+    if chosen is None or not isinstance(rollouts, list):
+        return []
+    mine = [
+        r
+        for r in rollouts
+        if isinstance(r, dict)
+        and r.get("to_version") == chosen.get("version")
+        and r.get("commit") == chosen.get("commit")
+    ]
+    lines = ["Rollouts:"] if mine else []
+    for rollout in mine:
+        arrow = manifest_diff.ARROW
+        moving = f"{rollout.get('from_version') or '-'} {arrow} {rollout.get('to_version')}"
+        reason = f": {rollout.get('reason')}" if rollout.get("reason") else ""
+        lines.append(f"  #{rollout.get('id')} {moving} {rollout.get('result')}{reason}")
+        for step in rollout.get("steps") or ():
+            where = f"step {step.get('step')}/{step.get('steps')}" if step.get("steps") else ""
+            lines.append(
+                f"    {age.since(step.get('at'))} ago  {where:<10} {step.get('kind'):<8} "
+                f"{step.get('what')}"
+            )
+    return lines
 
 
 def _one_revision(
@@ -463,15 +492,26 @@ def undo(
 def pause(agent: str, environment: str, reason: str, server: str | None, token: str | None) -> None:
     """Hold an agent at the version it serves, through new commits, until resumed.
 
-    Pausing an agent that is already paused fails (exit 1) and keeps the first reason.
+    While a canary runs, hold the canary at its current step instead: its weight stays,
+    its analysis goes on (a failed check still aborts), timed pauses stop counting, until
+    `rollout resume` (or `promote`, or `abort`). Pausing an agent that is already paused
+    fails (exit 1) and keeps the first reason.
 
     \b
     Examples:
       shipyard rollout pause support-bot -e production --reason "holiday freeze"
     """
     with client.Client(server, token) as api:
-        pin = api.pause(environment, agent, reason)["pin"]
-    click.echo(f"agent/{agent} paused at {pin.get('version')} in {environment}")
+        answer = api.pause(environment, agent, reason)
+    progress = answer.get("canary")
+    if isinstance(progress, dict):
+        click.echo(
+            f"agent/{agent} canary {progress.get('canary')} paused at step "
+            f"{progress.get('step')}/{progress.get('steps')} (weight {progress.get('weight')}%) "
+            f"in {environment}"
+        )
+        return
+    click.echo(f"agent/{agent} paused at {answer['pin'].get('version')} in {environment}")
 
 
 @rollout.command(name="resume")
@@ -486,10 +526,12 @@ def resume(agent: str, environment: str, server: str | None, token: str | None) 
       shipyard rollout resume support-bot -e production
     """
     with client.Client(server, token) as api:
-        lifted = api.resume(environment, agent).get("resumed")
-    if not lifted:
+        answer = api.resume(environment, agent)
+    if not answer.get("resumed"):
         raise ShipyardError(f'agent "{agent}" is not paused or pinned in {environment}')
-    click.echo(f"agent/{agent} resumed in {environment}")
+    progress = answer.get("canary")
+    step = f" (canary at step {progress.get('step')}/{progress.get('steps')})" if progress else ""
+    click.echo(f"agent/{agent} resumed in {environment}{step}")
 
 
 # promote, abort (a running canary) ------------------------------------------------------

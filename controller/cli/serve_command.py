@@ -60,6 +60,7 @@ class ServeOptions:
     gitea_repo: str | None = None
     gitea_api_url: str | None = None
     gitea_token: str | None = field(default=None, repr=False)
+    prometheus_url: str | None = None
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
     otlp_endpoint: str | None = None
@@ -345,6 +346,12 @@ _SHARED = [
         help="Label that lets a fork's pull request preview use secrets.",
     ),
     click.option(
+        "--prometheus-url",
+        envvar="SHIPYARD_PROMETHEUS_URL",
+        help="Prometheus server that canary analyses' PromQL queries ask (its base URL, "
+        "such as http://prometheus:9090).",
+    ),
+    click.option(
         "--insecure",
         is_flag=True,
         envvar="SHIPYARD_INSECURE",
@@ -359,6 +366,14 @@ def serve_options(function: F) -> F:
     for option in reversed(_SHARED):
         function = option(function)
     return function
+
+
+def _http_url(value: str | None, flag: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL", param_hint=flag)
+    return value
 
 
 def gather(**values: Any) -> ServeOptions:
@@ -394,6 +409,7 @@ def gather(**values: Any) -> ServeOptions:
         gitea_repo=values["gitea_repo"],
         gitea_api_url=values["gitea_api_url"],
         gitea_token=_token(values["gitea_token"], values["gitea_token_file"], "--gitea-token"),
+        prometheus_url=_http_url(values.get("prometheus_url"), "--prometheus-url"),
         header_timeout=values["header_timeout"],
         webhook_limits=IntakeLimits(
             body_timeout=values["webhook_body_timeout"],
@@ -616,6 +632,7 @@ def build_config(repo: str, options: ServeOptions) -> ControllerConfig:
         forge_repository=_forge_repository(options),
         credentials=_own_credentials(repo, options),
         trusted_label=options.trusted_label,
+        prometheus_url=options.prometheus_url,
     )
 
 

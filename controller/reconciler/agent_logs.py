@@ -9,19 +9,24 @@ each with the `source` it came from (`pod/<name>/<container>`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from controller.reconciler.target import Target
 from controller.targets.kubernetes import pod_logs
 from controller.targets.kubernetes.target import KubernetesTarget
 
 LogOptions = pod_logs.LogOptions
 
-if TYPE_CHECKING:
-    from controller.reconciler.controller import Controller
+
+class HasTarget(Protocol):
+    """Whatever knows the target agents run on (the controller, to the API)."""
+
+    @property
+    def target(self) -> Target: ...
 
 
 async def from_pods(
-    controller: Controller,
+    controller: HasTarget,
     environment: str,
     agent: str,
     options: pod_logs.LogOptions,

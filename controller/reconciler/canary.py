@@ -6,7 +6,9 @@ analysis judges the canary every interval from the router's per-version samples,
 analysis step holds until its checks pass. A failed check, or `rollout abort`, sends all
 traffic back to stable and stops the canary. Steering arrives as intents in the store
 (`steering.py` records them and wakes this loop through the book), never as calls into
-the loop.
+the loop. `rollout pause` holds the canary at its current step (weight, analysis and
+all) until `rollout resume`; each step and each steering action is appended to the
+rollout's record, its history.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.metrics.windows import RequestWindows, Sample
-from controller.reconciler import canary_analysis
+from controller.reconciler import canary_analysis, prometheus_analysis
 from controller.reconciler.canary_analysis import Result, Verdict
+from controller.reconciler.prometheus_analysis import Prometheus, QueryJudge
 from controller.reconciler.target import CanaryRequest, CanaryTarget
 from controller.specs.model import Analysis, CanaryStep, RolloutSettings
 from controller.store.sqlite import Store
@@ -28,7 +32,9 @@ from controller.store.sqlite import Store
 PROMOTE = "promote"
 PROMOTE_FULL = "promote-full"
 ABORT = "abort"
-INTENTS = (PROMOTE, PROMOTE_FULL, ABORT)
+PAUSE = "pause"
+RESUME = "resume"
+INTENTS = (PROMOTE, PROMOTE_FULL, ABORT, PAUSE, RESUME)
 MAX_VERDICTS = 20
 DEFAULT_INTERVAL = 10.0  # checking for intents and timed pauses without an analysis
 
@@ -56,6 +62,7 @@ class Progress:
     weight: int = 0
     phase: str = "Progressing"  # Progressing, Paused, Promoted, Aborted
     message: str = ""
+    held: bool = False  # paused at its step by `rollout pause` (not a pause step)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,6 +74,7 @@ class Progress:
             "weight": self.weight,
             "phase": self.phase,
             "message": self.message,
+            "held": self.held,
             "verdicts": list(self.verdicts),
         }
 
@@ -109,6 +117,10 @@ class Book:
         return progress.as_dict() if progress is not None else None
 
 
+# Run once the canary is healthy, before its first step: Failed aborts (the eval gate).
+Gate = Callable[[], Awaitable[Verdict]]
+
+
 @dataclass
 class _Judge:
     """One analysis and the requests it has not judged yet."""
@@ -118,6 +130,11 @@ class _Judge:
     pending: Sample = field(default_factory=lambda: Sample(0, 0, ()))
     due: float = 0.0
     last: Verdict | None = None
+    queries: QueryJudge | None = None
+
+    def __post_init__(self) -> None:
+        if self.analysis.queries:
+            self.queries = QueryJudge(self.analysis.queries)
 
 
 class CanaryRun:
@@ -131,6 +148,9 @@ class CanaryRun:
         launch: CanaryRequest,
         settings: RolloutSettings,
         stable: str,
+        rollout_id: int | None = None,
+        prometheus: Prometheus | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.target = target
         self.store = store
@@ -141,8 +161,13 @@ class CanaryRun:
         self.slot = (launch.environment, launch.agent)
         self.key = (launch.agent, launch.environment, launch.version)
         self.progress = Progress(stable=stable, canary=launch.version, steps=len(settings.steps))
+        self.rollout_id = rollout_id
+        self.prometheus = prometheus
+        self.gate = gate
         self.wake = asyncio.Event()
         self.judges: list[_Judge] = []
+        self._until: float | None = None  # when the current wait ends (None: on promote)
+        self._held_since: float | None = None  # paused by a person since
 
     async def run(self, deadline_seconds: float) -> Ended:
         environment, agent = self.slot
@@ -157,7 +182,9 @@ class CanaryRun:
         try:
             if self.settings.analysis is not None:
                 self.judges.append(_Judge(self.settings.analysis, "analysis"))
-            ended = await self._steps()
+            ended = await self._gate() if self.gate is not None else None
+            if ended is None:
+                ended = await self._steps()
         except BaseException:
             await self.target.abort_canary(environment, agent)
             raise
@@ -173,6 +200,16 @@ class CanaryRun:
         self.progress.phase = ended.ending.value
         self.progress.message = ended.message
         return ended
+
+    async def _gate(self) -> Ended | None:
+        assert self.gate is not None
+        self.progress.message = "running the eval suites on the canary"
+        verdict = await self.gate()
+        self._remember("evals", verdict)
+        self._history("evals", f"{verdict.result.value}: {verdict.message}")
+        if verdict.result is Result.FAILED:
+            return Ended(Ending.ABORTED, f"evals failed: {verdict.message}")
+        return None
 
     async def _steps(self) -> Ended:
         for index, step in enumerate(self.settings.steps):
@@ -220,16 +257,17 @@ class CanaryRun:
         Returns how the rollout ended, if it did; None to go on with the next step.
         """
         self._promoted_past = False
-        until = None if seconds is None else time.monotonic() + seconds
+        self._until = None if seconds is None else time.monotonic() + seconds
         while True:
             self.wake.clear()  # before looking: an intent recorded after this wakes the wait
             ended = self._steer()
             if ended is not None or self._promoted_past:
                 return ended
-            ended = self._judge_due()
+            ended = await self._judge_due()
             if ended is not None:
                 return ended
             now = time.monotonic()
+            until = None if self._held_since is not None else self._until
             if until is not None and now >= until:
                 return None
             next_due = min((judge.due for judge in self.judges), default=now + DEFAULT_INTERVAL)
@@ -242,15 +280,43 @@ class CanaryRun:
         if asked is None:
             return None
         intent, actor = asked
+        self._history(intent, f"by {actor}")
         if intent == ABORT:
             return Ended(Ending.ABORTED, f"aborted by {actor}")
         if intent == PROMOTE_FULL:
             return Ended(Ending.PROMOTED, f"promoted in full by {actor}")
+        if intent == PAUSE:
+            self._hold(actor)
+            return None
+        resumed_from = self.progress.message
+        self._release()
+        if intent == RESUME:
+            self.progress.message = f"resumed by {actor} ({resumed_from})"
+            return None
         self._promoted_past = True  # PROMOTE: past the current pause or analysis step
         self.progress.message = f"promoted past step {self.progress.step} by {actor}"
         return None
 
-    def _judge_due(self) -> Ended | None:
+    def _hold(self, actor: str) -> None:
+        """Stay at this step (its weight, its analysis) until resumed or promoted."""
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+        self.progress.held = True
+        self.progress.phase = "Paused"
+        step = f"step {self.progress.step}/{self.progress.steps}, weight {self.progress.weight}%"
+        self.progress.message = f"paused at {step} by {actor}"
+
+    def _release(self) -> None:
+        """End a hold; a timed pause gets back the time it had left."""
+        if self._held_since is None:
+            return
+        if self._until is not None:
+            self._until += time.monotonic() - self._held_since
+        self._held_since = None
+        self.progress.held = False
+        self.progress.phase = "Progressing"
+
+    async def _judge_due(self) -> Ended | None:
         now = time.monotonic()
         for judge in self.judges:
             if judge.due == 0.0:
@@ -263,11 +329,16 @@ class CanaryRun:
             judge.pending = canary_analysis.merged(judge.pending, fresh)
         for judge in due:
             judge.due = now + judge.analysis.interval_seconds
-            verdict = canary_analysis.judge(judge.analysis, judge.pending)
+            verdicts = []
+            if judge.analysis.checks_requests:
+                verdicts.append(canary_analysis.judge(judge.analysis, judge.pending))
+                if verdicts[0].result is not Result.INCONCLUSIVE:
+                    judge.pending = Sample(0, 0, ())
+            if judge.queries is not None:
+                verdicts.append(await judge.queries.judge(self.prometheus, self._variables(judge)))
+            verdict = prometheus_analysis.combine(verdicts)
             judge.last = verdict
             self._remember(judge.name, verdict)
-            if verdict.result is not Result.INCONCLUSIVE:
-                judge.pending = Sample(0, 0, ())
             if verdict.result is Result.FAILED:
                 return Ended(Ending.ABORTED, f"{judge.name} failed: {verdict.message}")
         return None
@@ -292,6 +363,33 @@ class CanaryRun:
             environment=environment,
             agent=agent,
         )
+        self._history("step", what)
+
+    def _history(self, kind: str, what: str) -> None:
+        """One line of the rollout record's steps: a step begun, or a person's steering."""
+        if self.rollout_id is None:
+            return
+        self.store.record_rollout_step(
+            self.rollout_id,
+            {
+                "at": time.time(),
+                "kind": kind,
+                "step": self.progress.step,
+                "steps": self.progress.steps,
+                "weight": self.progress.weight,
+                "what": what,
+            },
+        )
+
+    def _variables(self, judge: _Judge) -> dict[str, str]:
+        environment, agent = self.slot
+        return {
+            "agent": agent,
+            "environment": environment,
+            "canary": self.launch.version,
+            "stable": self.progress.stable,
+            "interval": f"{judge.analysis.interval_seconds}s",
+        }
 
     def _remember(self, name: str, verdict: Verdict) -> None:
         self.progress.verdicts.append({"analysis": name, "at": time.time(), **verdict.as_dict()})

@@ -3,7 +3,10 @@
 A canary needs a version to compare against (the first deploy of an agent has none and
 rolls out plainly) and a target that runs both versions side by side behind Shipyard's
 router: the local target, or the Kubernetes target behind `shipyard gateway` (a second
-Deployment, its weight published for the gateway).
+Deployment, its weight published for the gateway). A RollingUpdate with an eval gate
+(local target only) runs the same way with no steps: the new version starts beside the
+stable one at weight 0, the gate judges it, and it takes all traffic only once the gate
+passes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary, drivers
-from controller.reconciler.canary import Ending
+from controller.reconciler.canary import Ending, Gate
+from controller.reconciler.prometheus_analysis import Prometheus
 from controller.specs.model import Agent
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.target import KubeRequest
@@ -26,11 +30,12 @@ class CanaryOutcome:
     aborted: bool  # stopped by its analysis or `rollout abort` (not a health failure)
 
 
-def applies(agent: Agent, current: str | None, driver: drivers.Driver) -> bool:
-    return (
-        agent.spec.rollout.is_canary
-        and current is not None
-        and isinstance(driver, (drivers.LocalDriver, drivers.KubernetesDriver))
+def applies(
+    agent: Agent, current: str | None, driver: drivers.Driver, *, gated: bool = False
+) -> bool:
+    return current is not None and (
+        (agent.spec.rollout.is_canary and isinstance(driver, drivers.KubernetesDriver))
+        or ((agent.spec.rollout.is_canary or gated) and isinstance(driver, drivers.LocalDriver))
     )
 
 
@@ -44,6 +49,9 @@ async def deploy(
     request: LaunchSpec | KubeRequest,
     stable: str,
     deadline_seconds: float,
+    rollout_id: int | None = None,
+    prometheus: Prometheus | None = None,
+    gate: Gate | None = None,
 ) -> CanaryOutcome:
     assert isinstance(driver, (drivers.LocalDriver, drivers.KubernetesDriver))
     run = canary.CanaryRun(
@@ -54,6 +62,9 @@ async def deploy(
         launch=request,
         settings=agent.spec.rollout,
         stable=stable,
+        rollout_id=rollout_id,
+        prometheus=prometheus,
+        gate=gate,
     )
     ended = await run.run(deadline_seconds)
     if ended.ending is Ending.PROMOTED:

@@ -28,6 +28,7 @@ class ControllerConfig:
     # URL's password): never handed to an agent, whatever it asks for.
     credentials: frozenset[str] = field(default=frozenset(), repr=False)
 
+    prometheus_url: str | None = None  # what PromQL canary analyses query
     trusted_label: str = "shipyard:trusted"  # lets a fork's pull request preview use secrets
     resync_interval: float = 600.0  # reconcile unchanged environments this often (drift)
     backoff_base: float = 1.0

@@ -18,17 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
+from controller.reconciler.config import ControllerConfig
+from controller.reconciler.status import EnvironmentStatus
 from controller.source import export_pruning
-
-if TYPE_CHECKING:
-    from controller.reconciler.controller import Controller
+from controller.store.sqlite import Store
 
 log = logging.getLogger("shipyard.pruning")
 
 RETAINED_REVISIONS = 500  # as many as `rollout history` lists per agent and environment
 DEFAULT_INTERVAL_SECONDS = 3600.0
+
+
+class Controller(Protocol):
+    """What pruning reads of the running controller (and nothing else of it)."""
+
+    @property
+    def config(self) -> ControllerConfig: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def statuses(self) -> Mapping[str, EnvironmentStatus]: ...
+
+    @property
+    def first_sync(self) -> asyncio.Event: ...
 
 
 def needed_commits(controller: Controller) -> set[str]:

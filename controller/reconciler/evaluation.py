@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from controller.reconciler.commits import Commits
 from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner
+from controller.reconciler.status import EnvironmentStatus
 from controller.specs import evalsuites
 from controller.store.eval_results import CaseResult, EvalResults
+from controller.store.sqlite import Store
 from preview import naming
 from preview.feedback import EvalComparison
-
-if TYPE_CHECKING:
-    from controller.reconciler.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +35,29 @@ class Evaluated:
 
 
 class Evaluation:
-    def __init__(self, controller: Controller, runner: EvalRunner) -> None:
-        self.controller = controller
+    def __init__(
+        self,
+        runner: EvalRunner,
+        *,
+        statuses: Mapping[str, EnvironmentStatus],
+        store: Store,
+        commits: Commits,
+        url: Callable[[str, str], str],
+        public_port: int,
+    ) -> None:
         self.runner = runner
+        self.statuses = statuses
+        self.store = store
+        self.commits = commits
+        self.url = url  # (agent, environment) → the agent's URL through the router
+        self.public_port = public_port
+        # Called with a preview's status once its comparison with production is in.
+        self.on_compared: Callable[[EnvironmentStatus], None] = lambda status: None
         self.evaluated: dict[tuple[str, str], Evaluated] = {}  # (environment, agent)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: dict[str, str] = {}  # environment → the commit last evaluated
         # Environment → (commit, its suites' problems at that commit).
         self._problems: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-    @classmethod
-    def for_controller(cls, controller: Controller) -> Evaluation:
-        return cls(controller, EvalRunner(EvalResults(controller.config.database)))
 
     @property
     def results(self) -> EvalResults:
@@ -116,7 +127,7 @@ class Evaluation:
 
     def _forget_gone(self) -> None:
         """Torn-down previews take their series and results with them, as everywhere else."""
-        live = set(self.controller.statuses)
+        live = set(self.statuses)
         for key in [key for key in self.evaluated if key[0] not in live]:
             del self.evaluated[key]
         for environment in [name for name in self._started if name not in live]:
@@ -136,18 +147,17 @@ class Evaluation:
         self.results.close()
 
     async def _start(self, environment: str, sha: str) -> None:
-        controller = self.controller
-        status = controller.statuses.get(environment)
+        status = self.statuses.get(environment)
         if status is None:
             return
         try:
-            loaded = await controller._in_git(self._suites, environment, sha)
+            loaded = await self.commits.in_git(self._suites, environment, sha)
         except Exception:
             log.exception("reading eval suites at %s failed", sha[:12])
             return
         production = {
             record.agent: record.version
-            for record in controller.store.deployed()
+            for record in self.store.deployed()
             if record.environment == naming.PRODUCTION
         }
         runs = []
@@ -161,19 +171,16 @@ class Evaluation:
         if not runs and not self.problems_at(environment, sha):
             return
         await asyncio.gather(*runs, return_exceptions=True)
-        report = controller.statuses.get(environment)
+        report = self.statuses.get(environment)
         if environment != naming.PRODUCTION and report is not None and report.commit == sha:
-            from controller.reconciler import pr_feedback  # noqa: PLC0415  (a cycle otherwise)
-
-            pr_feedback.report(controller, report, "success")
+            self.on_compared(report)
 
     def _suites(self, environment: str, sha: str) -> dict[str, tuple[evalsuites.Suite, ...]]:
         """The commit's valid suites by agent; their problems are kept for the pull request."""
-        controller = self.controller
-        tree = controller.mirror.tree(sha)
         # Every agent the commit declares (cached by content), not only those it previews.
-        declared = controller._manifests.collect(tree, controller.config.manifests_root)
-        result = evalsuites.collect(tree, {agent.name for agent in declared.agents})
+        declared = self.commits.load_now(sha)
+        names = {agent.name for agent in declared.result.agents}
+        result = evalsuites.collect(declared.tree, names)
         for problem in result.problems:
             log.warning("eval suite problem: %s", problem.render())
         self._problems[environment] = (sha, tuple(p.render() for p in result.problems))
@@ -188,9 +195,7 @@ class Evaluation:
         self.evaluated[(environment, agent)] = Evaluated(
             version, {suite.name: suite.digest for suite in suites}
         )
-        endpoint = Endpoint.through_router(
-            self.controller.url(agent, environment), self.controller.config.public_port
-        )
+        endpoint = Endpoint.through_router(self.url(agent, environment), self.public_port)
         return self.runner.submit(EvalRequest(agent, version, endpoint, suites))
 
 

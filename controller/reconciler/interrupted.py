@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from controller.errors import ShipyardError
-from controller.reconciler import drivers, launching, secret_access
+from controller.reconciler import drivers, launching
+from controller.reconciler.placing import Placer
+from controller.reconciler.recorder import Recorder
 from controller.specs.model import Agent
 from controller.store.records import Rollout, RolloutResult
 from controller.store.sqlite import Store
-
-if TYPE_CHECKING:
-    from controller.reconciler.controller import Controller
 
 log = logging.getLogger("shipyard.reconciler")
 
@@ -66,58 +64,110 @@ class OpenRollouts:
         return sum(len(agents) for agents in self._by_environment.values())
 
 
-async def resume(
-    controller: Controller,
-    environment: str,
-    desired: dict[str, Agent],
-    running: dict[str, str],
-) -> dict[str, str]:
-    """`running` as the planner must see it: open rollouts still wanted are not done.
+class Resumer:
+    """Resumes or closes an environment's open rollouts, with what that takes."""
 
-    The others are closed as Superseded. Call after the target was refreshed and before
-    planning, from the environment's own reconcile (never while its deploys run).
-    """
-    left = controller.open_rollouts.take(environment)
-    if not left:
-        return running
-    still_open = {rollout.id for rollout in controller.store.open_rollouts(environment)}
-    pins = {pin.agent for pin in controller.store.pins(environment)}
-    planned = dict(running)
-    for agent, entry in sorted(left.items()):
-        rollout = entry.rollout
-        if rollout.id not in still_open:
-            continue
-        wanted = desired.get(agent)
-        why = _unwanted(rollout, wanted, agent in pins, environment)
-        if why is not None:
-            reason = f"interrupted by {entry.cause} and not resumed: {why}"
-            controller.store.finish_rollout(rollout.id, RolloutResult.SUPERSEDED, reason)
-            controller._event("Normal", "RolloutSuperseded", environment, agent, reason)
-            continue
-        if entry.cause == RESTART:
-            await _recall_previous(controller, rollout)
-        controller._event(
-            "Normal",
-            "RolloutResumed",
-            environment,
-            agent,
-            f"resuming the rollout of {rollout.to_version} interrupted by {entry.cause}",
-        )
-        # Whatever the target reports (a Deployment already carrying the new version's
-        # label), the version is not serving until the health check says so.
-        if rollout.from_version is None:
-            planned.pop(agent, None)
-        else:
-            planned[agent] = rollout.from_version
-    return planned
+    def __init__(
+        self,
+        book: OpenRollouts,
+        *,
+        store: Store,
+        recorder: Recorder,
+        driver: drivers.Driver,
+        placer: Placer,
+    ) -> None:
+        self.book = book
+        self.store = store
+        self.recorder = recorder
+        self.driver = driver
+        self.placer = placer
 
+    async def resume(
+        self, environment: str, desired: dict[str, Agent], running: dict[str, str]
+    ) -> dict[str, str]:
+        """`running` as the planner must see it: open rollouts still wanted are not done.
 
-def close(controller: Controller, environment: str, why: str) -> None:
-    """Close every open rollout of an environment that is going away."""
-    controller.open_rollouts.take(environment)
-    for rollout in controller.store.open_rollouts(environment):
-        reason = f"not finished: {why}"
-        controller.store.finish_rollout(rollout.id, RolloutResult.SUPERSEDED, reason)
+        The others are closed as Superseded. Call after the target was refreshed and before
+        planning, from the environment's own reconcile (never while its deploys run).
+        """
+        left = self.book.take(environment)
+        if not left:
+            return running
+        still_open = {rollout.id for rollout in self.store.open_rollouts(environment)}
+        pins = {pin.agent for pin in self.store.pins(environment)}
+        planned = dict(running)
+        for agent, entry in sorted(left.items()):
+            rollout = entry.rollout
+            if rollout.id not in still_open:
+                continue
+            wanted = desired.get(agent)
+            why = _unwanted(rollout, wanted, agent in pins, environment)
+            if why is not None:
+                reason = f"interrupted by {entry.cause} and not resumed: {why}"
+                self.store.finish_rollout(rollout.id, RolloutResult.SUPERSEDED, reason)
+                self.recorder.event("Normal", "RolloutSuperseded", environment, agent, reason)
+                continue
+            if entry.cause == RESTART:
+                await self._recall_previous(rollout)
+            self.recorder.event(
+                "Normal",
+                "RolloutResumed",
+                environment,
+                agent,
+                f"resuming the rollout of {rollout.to_version} interrupted by {entry.cause}",
+            )
+            # Whatever the target reports (a Deployment already carrying the new version's
+            # label), the version is not serving until the health check says so.
+            if rollout.from_version is None:
+                planned.pop(agent, None)
+            else:
+                planned[agent] = rollout.from_version
+        return planned
+
+    def close(self, environment: str, why: str) -> None:
+        """Close every open rollout of an environment that is going away."""
+        self.book.take(environment)
+        for rollout in self.store.open_rollouts(environment):
+            reason = f"not finished: {why}"
+            self.store.finish_rollout(rollout.id, RolloutResult.SUPERSEDED, reason)
+
+    async def _recall_previous(self, rollout: Rollout) -> None:
+        """Tell a target that lost its memory in the restart what to roll back to.
+
+        The local target restarted the previous version from the store already; a cluster
+        target knows only what it read back, not the objects of the version before.
+        """
+        if rollout.from_version is None or self.driver.restores_from_store:
+            return
+        revisions = self.store.revisions(rollout.agent, rollout.environment)
+        previous = next((r for r in reversed(revisions) if r.version == rollout.from_version), None)
+        if previous is None:
+            return
+        try:
+            agent = await self.placer.commits.agent_at(
+                previous.commit, rollout.agent, previous.version
+            )
+            if agent is None:
+                return
+            request = await self.driver.prepare(
+                await self.placer.place(
+                    agent,
+                    rollout.environment,
+                    previous.commit,
+                    previous.branch,
+                    author=previous.author,
+                    message=previous.message,
+                )
+            )
+        except (ShipyardError, launching.NotLaunchable) as error:
+            log.warning(
+                "cannot recall %s %s to roll back to: %s",
+                rollout.agent,
+                rollout.from_version,
+                error,
+            )
+            return
+        self.driver.recall(request)
 
 
 def _unwanted(rollout: Rollout, wanted: Agent | None, pinned: bool, environment: str) -> str | None:
@@ -128,47 +178,3 @@ def _unwanted(rollout: Rollout, wanted: Agent | None, pinned: bool, environment:
     if wanted.version != rollout.to_version:
         return f"{environment} now wants {rollout.agent} {wanted.version}"
     return None
-
-
-async def _recall_previous(controller: Controller, rollout: Rollout) -> None:
-    """Tell a target that lost its memory in the restart what to roll back to.
-
-    The local target restarted the previous version from the store already; a cluster
-    target knows only what it read back, not the objects of the version before.
-    """
-    if rollout.from_version is None or controller.driver.restores_from_store:
-        return
-    revisions = controller.store.revisions(rollout.agent, rollout.environment)
-    previous = next((r for r in reversed(revisions) if r.version == rollout.from_version), None)
-    if previous is None:
-        return
-    try:
-        loaded = await controller._in_git(controller._load, previous.commit)
-        agent = next(
-            (
-                a
-                for a in loaded.result.agents
-                if a.name == rollout.agent and a.version == previous.version
-            ),
-            None,
-        )
-        if agent is None:
-            return
-        request = await controller.driver.prepare(
-            drivers.Placement(
-                agent,
-                rollout.environment,
-                previous.commit,
-                previous.branch,
-                previous.author,
-                previous.message,
-                await controller._checkout(previous.commit),
-                secrets=secret_access.secrets_for(controller, rollout.environment, previous.branch),
-            )
-        )
-    except (ShipyardError, launching.NotLaunchable) as error:
-        log.warning(
-            "cannot recall %s %s to roll back to: %s", rollout.agent, rollout.from_version, error
-        )
-        return
-    controller.driver.recall(request)

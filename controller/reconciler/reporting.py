@@ -1,30 +1,33 @@
-"""What the reconciler tells the metrics: the state snapshot per scrape, and rollout ends.
+"""The reconciler's state as the metrics see it, computed at every scrape.
 
-Kept apart from the loop itself so the loop only carries one-line calls into here.
+It reads the target, the environments' statuses and the store, each handed in: nothing
+here knows the loop.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from controller.metrics.state import State, VersionInfo
-from controller.reconciler.status import EnvironmentStatus, Outcome
-from controller.store.records import RolloutResult
+from controller.reconciler.status import EnvironmentStatus
+from controller.reconciler.target import Target
+from controller.store.sqlite import Store
 from preview import naming
 
-if TYPE_CHECKING:
-    from controller.reconciler.controller import Controller
 
-
-def state(controller: Controller) -> State:
-    """The controller as the metrics see it right now (called at every scrape)."""
+def state(
+    target: Target,
+    statuses: Mapping[str, EnvironmentStatus],
+    store: Store,
+    eval_cases: dict[tuple[str, str, str, str], int],
+) -> State:
+    """What runs, per version and environment, and how the previews stand."""
     versions = []
-    canaries = [canary.serving for canary in controller.target.canaries()]
-    for serving in [*controller.target.serving(), *canaries]:
-        process = controller.target.process(serving.environment, serving.agent)
-        status = controller.statuses.get(serving.environment)
+    canaries = [canary.serving for canary in target.canaries()]
+    for serving in [*target.serving(), *canaries]:
+        process = target.process(serving.environment, serving.agent)
+        status = statuses.get(serving.environment)
         versions.append(
             VersionInfo(
                 agent=serving.agent,
@@ -34,13 +37,13 @@ def state(controller: Controller) -> State:
                 branch=status.branch if status is not None else "",
             )
         )
-    statuses = dict(controller.statuses)
+    statuses = dict(statuses)
     agents = {(name, agent) for name, status in statuses.items() for agent in status.agents}
     agents |= {(version.environment, version.agent) for version in versions}
     previews = Counter(
         _preview_state(status) for name, status in statuses.items() if name != naming.PRODUCTION
     )
-    records = controller.store.environment_records()
+    records = store.environment_records()
     previews["Retired"] += sum(
         1
         for name, record in records.items()
@@ -52,7 +55,7 @@ def state(controller: Controller) -> State:
         agents=frozenset(agents),
         manifest_errors={name: len(status.problems) for name, status in statuses.items()},
         previews=dict(previews),
-        eval_cases=controller.evaluation.case_counts(),
+        eval_cases=eval_cases,
     )
 
 
@@ -68,35 +71,3 @@ def _preview_state(status: EnvironmentStatus) -> str:
     if holds("Reconciling") or "Ready" not in status.conditions:
         return "Progressing"
     return "Failed"
-
-
-def reconciled(controller: Controller, environment: str, outcome: Outcome) -> None:
-    """One reconcile of `environment` ended with `outcome`."""
-    if outcome is Outcome.READY:
-        controller.metrics.synced(environment, controller.clock())
-
-
-def rollout_finished(
-    controller: Controller,
-    environment: str,
-    agent: str,
-    result: RolloutResult,
-    started: float,
-    *,
-    commit: str | None = None,
-) -> None:
-    """A rollout begun at `started` (`time.monotonic`) ended with `result`.
-
-    With the `commit` it deployed from, a healthy rollout also counts as that commit
-    going live: the time since the controller first saw it pushed (the environment
-    record's `last_push_at`), if the environment still points at that commit.
-    """
-    seconds = time.monotonic() - started
-    controller.metrics.rollout_finished(agent, environment, result.value, seconds)
-    if result is not RolloutResult.HEALTHY or commit is None:
-        return
-    # One row, not every environment's: this runs once per rollout of every agent.
-    record = controller.store.environment_record(environment)
-    if record is not None and record.commit == commit:
-        kind = "production" if environment == naming.PRODUCTION else "preview"
-        controller.metrics.commit_live(kind, controller.clock() - record.last_push_at)

@@ -7,10 +7,14 @@ steps to walk.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from controller.specs.model import parse_duration
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_KNOWN = frozenset({"agent", "environment", "canary", "stable", "interval"})
 
 Finding = tuple[tuple[str | int, ...], bool, str]
 
@@ -53,11 +57,36 @@ def check(rollout: Mapping[str, Any]) -> list[Finding]:
                 )
             )
     for path, analysis in _analyses(rollout):
-        if "errorRate" not in analysis and "latencyP95" not in analysis:
-            findings.append((path, False, "an analysis checks errorRate, latencyP95 or both"))
+        if not any(check in analysis for check in ("errorRate", "latencyP95", "prometheus")):
+            findings.append(
+                (path, False, "an analysis needs a check: errorRate, latencyP95 or prometheus")
+            )
+        findings.extend(_query_findings(path, analysis.get("prometheus", [])))
         interval = analysis.get("interval")
         if interval is not None and parse_duration(interval) == 0:
             findings.append(((*path, "interval"), False, "an interval lasts longer than 0s"))
+    return findings
+
+
+def _query_findings(path: tuple[str | int, ...], queries: list[Mapping[str, Any]]) -> list[Finding]:
+    """Unknown {{placeholders}} and repeated names, which PromQL would only see as text."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for index, query in enumerate(queries):
+        name = query.get("name")
+        if name in seen:
+            findings.append(((*path, "prometheus", index, "name"), False, f"{name} is named twice"))
+        seen.add(str(name))
+        for unknown in sorted(set(_PLACEHOLDER.findall(str(query.get("query", "")))) - _KNOWN):
+            findings.append(
+                (
+                    (*path, "prometheus", index, "query"),
+                    False,
+                    f"unknown placeholder {{{{{unknown}}}}} (known: "
+                    + ", ".join(f"{{{{{known}}}}}" for known in sorted(_KNOWN))
+                    + ")",
+                )
+            )
     return findings
 
 

@@ -109,13 +109,33 @@ class CanaryStep:
 
 
 @dataclass(frozen=True)
+class PrometheusCheck:
+    """A PromQL query whose result must meet `result <operator> <threshold>`."""
+
+    name: str
+    query: str  # with {{agent}}, {{environment}}, {{canary}}, {{stable}}, {{interval}}
+    operator: str  # <, <=, >, >=, ==, !=
+    threshold: float
+
+    @property
+    def condition(self) -> str:
+        return f"result {self.operator} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
 class Analysis:
-    """Built-in checks from Shipyard's own per-version request metrics."""
+    """Built-in checks from Shipyard's own per-version request metrics, and PromQL ones."""
 
     interval_seconds: int = 10
     min_requests: int = 20
     max_error_rate: float | None = None
     max_latency_p95_seconds: float | None = None
+    queries: tuple[PrometheusCheck, ...] = ()
+
+    @property
+    def checks_requests(self) -> bool:
+        """Whether the router's own samples are judged (then `min_requests` applies)."""
+        return self.max_error_rate is not None or self.max_latency_p95_seconds is not None
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,7 @@ class RolloutSettings:
     steps: tuple[CanaryStep, ...] = ()
     analysis: Analysis | None = None
     sticky_header: str | None = None  # lower-case; one value of it always meets one version
+    require_evals: bool = False  # production runs the agent's eval suites on a new version first
 
     @property
     def is_canary(self) -> bool:
@@ -279,6 +300,7 @@ def build_spec(document: Mapping[str, Any], prompt_text: str) -> AgentSpec:
             sticky_header=(
                 str(rollout["stickyHeader"]).lower() if "stickyHeader" in rollout else None
             ),
+            require_evals=bool(rollout.get("requireEvals", False)),
         ),
         observability=Observability(record=record_settings(spec)),
     )
@@ -307,6 +329,25 @@ def analysis_of(analysis: Mapping[str, Any]) -> Analysis:
         max_latency_p95_seconds=(
             parse_seconds(str(latency["max"])) if latency is not None else None
         ),
+        queries=tuple(prometheus_check(query) for query in analysis.get("prometheus", ())),
+    )
+
+
+CONDITION = re.compile(
+    r"^\s*result\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\s*$"
+)
+
+
+def prometheus_check(entry: Mapping[str, Any]) -> PrometheusCheck:
+    """One schema-valid entry of an analysis's `prometheus` list."""
+    match = CONDITION.match(str(entry["successCondition"]))
+    if match is None:  # the schema's pattern refused it already
+        raise ValueError(f"bad successCondition {entry['successCondition']!r}")
+    return PrometheusCheck(
+        name=str(entry["name"]),
+        query=str(entry["query"]),
+        operator=match.group(1),
+        threshold=float(match.group(2)),
     )
 
 

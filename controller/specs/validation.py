@@ -93,6 +93,9 @@ PATTERN_MEANINGS: dict[str, str] = {
         "a duration such as 72h, 90m, 1h30m or 2d"
     ),
     r"^[0-9]+(\.[0-9]+)?(ms|s)$": "a time such as 2s, 1.5s or 250ms",
+    r"^\s*result\s*(<=|>=|==|!=|<|>)\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$": (
+        "result compared with a number, such as result >= 0.95 (<, <=, >, >=, ==, !=)"
+    ),
     r"^[A-Za-z0-9-]+$": "a header name: letters, digits and '-', such as x-conversation-id",
     r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$": (
         "a Kubernetes CPU quantity: cores such as 1 or 0.5, or millicores such as 500m"

@@ -14,12 +14,24 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from controller.specs.model import AgentSpec, Observability, PromptSpec, RolloutSettings
+from controller.specs.model import (
+    AgentSpec,
+    Analysis,
+    Observability,
+    PromptSpec,
+    RolloutSettings,
+)
 
 VERSION_LENGTH = 10
 _NO_OBSERVABILITY = Observability()
 # Rollout fields added after versions existed: left out while unset, so those keep their hash.
-_LATER_ROLLOUT_FIELDS = {"steps": (), "analysis": None, "sticky_header": None}
+_LATER_ROLLOUT_FIELDS = {
+    "steps": (),
+    "analysis": None,
+    "sticky_header": None,
+    "require_evals": False,
+}
+_LATER_ANALYSIS_FIELDS = {"queries": ()}
 
 # Per dataclass: its field names and a getter of all their values at once.
 _FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
@@ -60,10 +72,16 @@ def _plain(value: Any) -> dict[str, Any]:
     if kind is AgentSpec and value.observability == _NO_OBSERVABILITY:
         # Added after versions existed: left out at its defaults, so they keep their hash.
         del plain["observability"]
-    if kind is RolloutSettings:
-        for name, unset in _LATER_ROLLOUT_FIELDS.items():
-            if plain[name] == unset:
-                del plain[name]
+    later = (
+        _LATER_ROLLOUT_FIELDS
+        if kind is RolloutSettings
+        else _LATER_ANALYSIS_FIELDS
+        if kind is Analysis
+        else None
+    )
+    for name, unset in (later or {}).items():
+        if plain[name] == unset:
+            del plain[name]
     return plain
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class RolloutResult(enum.StrEnum):
@@ -59,6 +60,7 @@ class Rollout:
     finished_at: float | None
     result: RolloutResult
     reason: str
+    steps: tuple[dict[str, Any], ...] = ()  # a canary's steps as they ran, oldest first
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from controller.store.errors import unwritable
 from controller.store.records import (
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, environment TEXT NOT NULL,
     from_version TEXT, to_version TEXT NOT NULL, commit_sha TEXT NOT NULL,
     author TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
-    result TEXT NOT NULL, reason TEXT NOT NULL DEFAULT ''
+    result TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+    steps_json TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS rollouts_by_agent ON rollouts (agent, environment, id);
 CREATE TABLE IF NOT EXISTS events (
@@ -104,6 +106,11 @@ class Store:
         revision_columns = {row[1] for row in self._db.execute("PRAGMA table_info(revisions)")}
         if "prompt_text" not in revision_columns:
             self._db.execute("ALTER TABLE revisions ADD COLUMN prompt_text TEXT")
+        rollout_columns = {row[1] for row in self._db.execute("PRAGMA table_info(rollouts)")}
+        if "steps_json" not in rollout_columns:
+            self._db.execute(
+                "ALTER TABLE rollouts ADD COLUMN steps_json TEXT NOT NULL DEFAULT '[]'"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -502,6 +509,15 @@ class Store:
                 (environment, agent, intent, actor, time.time()),
             )
 
+    def record_rollout_step(self, rollout_id: int, step: dict[str, Any]) -> None:
+        """Append one canary step (what it did, when) to the rollout's record."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rollouts SET steps_json = json_insert(steps_json, '$[#]', json(?)) "
+                "WHERE id = ?",
+                (json.dumps(step, sort_keys=True), rollout_id),
+            )
+
     def take_intent(self, environment: str, agent: str) -> tuple[str, str] | None:
         """The waiting intent and its actor, removed as it is taken (None: nothing asked)."""
         with self._transaction() as db:
@@ -566,6 +582,7 @@ def _review_request(row: tuple[object, ...]) -> ReviewRequest:
 def _rollout(row: tuple[object, ...]) -> Rollout:
     values = list(row)
     values[9] = RolloutResult(str(values[9]))
+    values[11] = tuple(json.loads(str(values[11])))
     return Rollout(*values)  # type: ignore[arg-type]
 
 

@@ -86,7 +86,7 @@ def test_rolling_update_versions_keep_their_hash(write_repo: WriteRepo) -> None:
         (
             "  rollout:\n    strategy: Canary\n    steps:\n      - setWeight: 10\n"
             "    analysis: {minRequests: 5}\n",
-            "an analysis checks errorRate, latencyP95 or both",
+            "an analysis needs a check: errorRate, latencyP95 or prometheus",
         ),
         (
             "  rollout:\n    strategy: Canary\n    steps:\n      - setWeight: 10\n"

@@ -316,9 +316,16 @@ def asdict_version(spec: Any, referenced_files: dict[str, bytes]) -> str:
         normalized["prompt"]["text"] = None
     if spec.observability == model.Observability():
         del normalized["observability"]  # added later; left out at its defaults
+    rollout = normalized["rollout"]
+    analyses = [rollout["analysis"], *(step["analysis"] for step in rollout["steps"])]
+    for analysis in analyses:
+        if analysis is not None and analysis["queries"] == ():
+            del analysis["queries"]  # PromQL checks, added later; left out unset
     for name in ("steps", "analysis", "sticky_header"):
-        if normalized["rollout"][name] in ((), None):
-            del normalized["rollout"][name]  # canary settings, added later; left out unset
+        if rollout[name] in ((), None):
+            del rollout[name]  # canary settings, added later; left out unset
+    if rollout["require_evals"] is False:
+        del rollout["require_evals"]  # the eval gate, added later; left out unset
     digest = hashlib.sha256()
     digest.update(json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode())
     for path in sorted(referenced_files):

@@ -1,0 +1,107 @@
+"""The eval gate: `spec.rollout.requireEvals` in production, before a new version takes over.
+
+Once the new version runs healthy beside the stable one (taking no traffic yet), the
+agent's suites at the new commit run on both: the stable version through the router
+(which sends it everything at weight 0), the new one on its own loopback port. A case
+that passes on stable and fails on the new version is a regression: the verdict Fails
+and the rollout is aborted like any failed analysis. Cases that already failed on stable
+do not block (the gate guards against getting worse, as the pull request's check does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+
+from controller.reconciler.canary_analysis import Result, Verdict
+from controller.reconciler.commits import Commits
+from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner
+from controller.reconciler.target import Target
+from controller.specs import evalsuites
+from controller.specs.model import Agent
+from controller.store.eval_results import CaseResult
+from preview import naming
+
+MAX_NAMED = 5  # regressions named in the verdict; the rest are counted
+
+
+class EvalGate:
+    def __init__(
+        self,
+        *,
+        commits: Commits,
+        runner: EvalRunner,
+        target: Target,
+        url: Callable[[str, str], str],
+        public_port: int,
+    ) -> None:
+        self.commits = commits
+        self.runner = runner
+        self.target = target
+        self.url = url  # (agent, environment) → its URL through the router
+        self.public_port = public_port
+
+    def applies(self, agent: Agent, environment: str) -> bool:
+        return environment == naming.PRODUCTION and agent.spec.rollout.require_evals
+
+    def for_rollout(
+        self, agent: Agent, environment: str, sha: str, stable: str
+    ) -> Callable[[], Awaitable[Verdict]] | None:
+        """The gate a rollout of `agent` from `stable` must pass, if it has one."""
+        if not self.applies(agent, environment):
+            return None
+        return functools.partial(self.judge, agent.name, agent.version, environment, sha, stable)
+
+    async def judge(
+        self, agent: str, version: str, environment: str, sha: str, stable: str
+    ) -> Verdict:
+        suites = await self.commits.in_git(self._suites, sha, agent)
+        if not suites:
+            return Verdict(Result.PASSED, f"no eval suites for {agent} at {sha[:12]}")
+        canary = next(
+            (
+                found.serving
+                for found in self.target.canaries()
+                if (found.serving.environment, found.serving.agent) == (environment, agent)
+            ),
+            None,
+        )
+        if canary is None or canary.version != version:
+            return Verdict(Result.FAILED, f"{version} is not running beside {stable}")
+        through_router = Endpoint.through_router(self.url(agent, environment), self.public_port)
+        await asyncio.gather(
+            self.runner.submit(EvalRequest(agent, stable, through_router, suites)),
+            self.runner.submit(
+                EvalRequest(agent, version, Endpoint(f"http://127.0.0.1:{canary.port}"), suites)
+            ),
+        )
+        digests = {suite.name: suite.digest for suite in suites}
+        before = self.runner.results.results(agent, stable, digests)
+        after = self.runner.results.results(agent, version, digests)
+        return verdict(before, after, stable)
+
+    def _suites(self, sha: str, agent: str) -> tuple[evalsuites.Suite, ...]:
+        """On the git thread: the valid suites of `agent` at `sha` (problems are the
+        preview's to report; an invalid suite gates nothing)."""
+        loaded = self.commits.load_now(sha)
+        names = {declared.name for declared in loaded.result.agents}
+        found = evalsuites.collect(loaded.tree, names)
+        return tuple(suite for suite in found.suites if suite.agent == agent)
+
+
+def verdict(before: list[CaseResult], after: list[CaseResult], stable: str) -> Verdict:
+    """Failed when a case passing on the stable version (`before`) fails `after`."""
+    passed_before = {(r.suite, r.case) for r in before if r.passed}
+    regressions = [r for r in after if not r.passed and (r.suite, r.case) in passed_before]
+    passing = sum(1 for r in after if r.passed)
+    if regressions:
+        named = "; ".join(f"{r.suite}/{r.case}: {r.reason}" for r in regressions[:MAX_NAMED])
+        more = f" (and {len(regressions) - MAX_NAMED} more)" if len(regressions) > MAX_NAMED else ""
+        return Verdict(
+            Result.FAILED,
+            f"{len(regressions)} case(s) passing on {stable} fail: {named}{more}",
+        )
+    return Verdict(
+        Result.PASSED, f"{passing}/{len(after)} cases pass; none passing on {stable} fails"
+    )
