@@ -244,12 +244,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         """Lift a pause or undo pin; the branch's version comes back on the next sync.
 
         A canary held at its step by `pause` walks on from there."""
-        progress = controller.canaries.as_dict(environment, agent)
-        if (
-            progress is not None
-            and progress["phase"] == "Paused"
-            and controller.canaries.running(environment, agent)
-        ):
+        if controller.canaries.held(environment, agent):
             await _steer(
                 lambda: _canary_intent(
                     controller, environment, agent, canary.RESUME, _actor(request)

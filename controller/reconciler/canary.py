@@ -102,6 +102,11 @@ class Book:
         progress = self.progress.get((environment, agent))
         return progress is not None and progress.phase in ("Progressing", "Paused")
 
+    def held(self, environment: str, agent: str) -> bool:
+        """A running canary that `rollout pause` holds at its step (`resume` walks on)."""
+        progress = self.progress.get((environment, agent))
+        return progress is not None and progress.held and self.running(environment, agent)
+
     def failed_state(self, environment: str, agent: str, version: str) -> str:
         """`Aborted` when `version` failed as an aborted canary, else `Failed`."""
         progress = self.progress.get((environment, agent))

@@ -388,6 +388,33 @@ def test_overview_shows_a_running_canary_and_promote_then_abort_steer_it(
     assert browser.get(agent_page(open_world, "zeta") + "/confirm/explode").status_code == 404
 
 
+def test_pause_and_resume_from_the_page_hold_a_running_canary_at_its_step(
+    open_world: World,
+) -> None:
+    start_canary(open_world, "theta")
+    browser = open_world.browser()
+    page = agent_page(open_world, "theta")
+    confirm = browser.get(page + "/confirm/pause")
+    paused = browser.post(page + "/pause", data={"csrf": csrf_of(confirm), "reason": "look"})
+    assert paused.status_code == 303, paused.text
+    held = wait_for(
+        lambda: (c := canary_of(open_world, "theta")) and c.get("held") and c, what="hold"
+    )
+    assert (held["phase"], held["step"], held["weight"]) == ("Paused", 2, 30)
+    described = open_world.shipyard.http.get(
+        open_world.url("/api/v1/environments/production/agents/theta")
+    ).json()
+    assert described.get("pin", "absent") is None, described  # held, not pinned
+
+    confirm = browser.get(page + "/confirm/resume")
+    resumed = browser.post(page + "/resume", data={"csrf": csrf_of(confirm)})
+    assert resumed.status_code == 303, resumed.text
+    wait_for(lambda: (canary_of(open_world, "theta") or {}).get("held") is False, what="resume")
+    confirm = browser.get(page + "/confirm/abort")
+    browser.post(page + "/abort", data={"csrf": csrf_of(confirm)})
+    wait_for(lambda: (canary_of(open_world, "theta") or {}).get("phase") == "Aborted", what="abort")
+
+
 def test_a_page_older_than_its_stream_is_told_to_refresh_at_once(open_world: World) -> None:
     page = open_world.browser().get(open_world.url("/ui/")).text
     found = re.search(r'data-stream="/ui/events/stream\?seen=([0-9a-f]+)"', page)

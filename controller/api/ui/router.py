@@ -295,8 +295,17 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
         reason = form.get("reason", "")[:1000]
         steps: dict[str, Callable[[], Any]] = {
             "undo": lambda: controller.undo(environment, agent, None, ACTOR, reason),
-            "pause": lambda: controller.pause(environment, agent, ACTOR, reason),
-            "resume": lambda: controller.resume(environment, agent, ACTOR),
+            # While a canary runs, pause holds it at its step and resume walks on, as the API.
+            "pause": lambda: (
+                _steer(controller, environment, agent, canary.PAUSE)
+                if controller.canaries.running(environment, agent)
+                else controller.pause(environment, agent, ACTOR, reason)
+            ),
+            "resume": lambda: (
+                _steer(controller, environment, agent, canary.RESUME)
+                if controller.canaries.held(environment, agent)
+                else controller.resume(environment, agent, ACTOR)
+            ),
             "promote": lambda: _steer(controller, environment, agent, canary.PROMOTE),
             "promote-full": lambda: _steer(controller, environment, agent, canary.PROMOTE_FULL),
             "abort": lambda: _steer(controller, environment, agent, canary.ABORT),
