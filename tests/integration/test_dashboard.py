@@ -397,9 +397,8 @@ def test_pause_and_resume_from_the_page_hold_a_running_canary_at_its_step(
     confirm = browser.get(page + "/confirm/pause")
     paused = browser.post(page + "/pause", data={"csrf": csrf_of(confirm), "reason": "look"})
     assert paused.status_code == 303, paused.text
-    held = wait_for(
-        lambda: (c := canary_of(open_world, "theta")) and c.get("held") and c, what="hold"
-    )
+    wait_for(lambda: (canary_of(open_world, "theta") or {}).get("held"), what="the hold")
+    held = canary_of(open_world, "theta") or {}
     assert (held["phase"], held["step"], held["weight"]) == ("Paused", 2, 30)
     described = open_world.shipyard.http.get(
         open_world.url("/api/v1/environments/production/agents/theta")
