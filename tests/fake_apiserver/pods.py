@@ -185,6 +185,8 @@ class PodController:
         live = self.api.store.get(self._rs_rt.key, meta["namespace"], meta["name"])
         if live is None or live["metadata"].get("uid") != meta.get("uid"):
             return
+        if live["metadata"].get("deletionTimestamp"):
+            return  # as the ReplicaSet controller: one being deleted gets no new pods
         wanted = int((live.get("spec") or {}).get("replicas", 1))
         pods = self._owned(live)
         crash = self._crash_for(live)
