@@ -196,7 +196,7 @@ async def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             return sum(count for verb, count in client.calls.items() if verb != "discovery")
 
         def failed_rollouts() -> int:
-            return sum(1 for rollout in store.rollouts() if rollout.result in FAILED)
+            return sum(1 for r in store.rollouts(limit=1_000_000) if r.result in FAILED)
 
         async def step(name: str) -> dict[str, Any]:
             before_failed, before_calls = failed_rollouts(), http_calls()
@@ -305,7 +305,7 @@ def serve_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             shipyard.close()
     store = Store(root / "state" / "shipyard.db")
     try:
-        rollouts = store.rollouts()
+        rollouts = store.rollouts(limit=1_000_000)
     finally:
         store.close()
     failed = [r for r in rollouts if r.result in FAILED]
