@@ -8,6 +8,10 @@ Callers therefore tell three states apart: seen (at some generation), not seen y
 gone, the last only for an object whose deletion the watch (or a relist that no longer
 holds it) reported.
 
+An optional transform (client-go's `SetTransform`) keeps only what readers use of each
+object: without it, every Deployment and Pod of every preview sat in memory whole, with
+its managedFields and pod template, tens of MiB per 1,000-agent preview.
+
 An optional index (a function of an object, e.g. its namespace and labels) answers "the
 objects with this key" without a scan: rollout waits ask for one agent version's pods
 several times a second each, and scanning every pod for each of 1,000 waits made the
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 Index = Callable[[KubeObject], Hashable]
+Transform = Callable[[KubeObject], KubeObject]
 _GONE_REMEMBERED = 10_000
 
 
@@ -46,6 +51,7 @@ class Informer:
         watch_timeout: int = 300,
         retry_cap: float = 10.0,
         index: Index | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
         self.api_version = api_version
@@ -55,6 +61,7 @@ class Informer:
         self.retry_cap = retry_cap
         self._objects: dict[Key, KubeObject] = {}
         self._index_of = index
+        self._transform = transform
         self._indexed: dict[Hashable, dict[Key, KubeObject]] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
@@ -158,9 +165,10 @@ class Informer:
     def _put(self, obj: KubeObject) -> None:
         metadata = obj.get("metadata") or {}
         key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+        kept = self._kept({"apiVersion": self.api_version, "kind": self.kind, **obj})
         with self._lock:
             self._unindex(key)
-            self._objects[key] = {"apiVersion": self.api_version, "kind": self.kind, **obj}
+            self._objects[key] = kept
             self._reindex(key)
 
     def _delete(self, obj: KubeObject) -> None:
@@ -178,7 +186,8 @@ class Informer:
         fresh: dict[Key, KubeObject] = {}
         for item in items:
             metadata = item.get("metadata") or {}
-            fresh[(str(metadata.get("namespace", "")), str(metadata.get("name", "")))] = item
+            key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+            fresh[key] = self._kept(item)
         with self._lock:
             kept = {_uid(obj) for obj in fresh.values()}
             for obj in self._objects.values():
@@ -188,6 +197,9 @@ class Informer:
             self._indexed = {}
             for key in fresh:
                 self._reindex(key)
+
+    def _kept(self, obj: KubeObject) -> KubeObject:
+        return obj if self._transform is None else self._transform(obj)
 
     def _unindex(self, key: Key) -> None:
         # Called with the lock held.

@@ -346,7 +346,7 @@ class KubernetesTarget:
         """A pod of this version in a crash state for at least `crash_grace` seconds."""
         if self._pods is None:
             self._pods = informer.Informer(
-                self.client, "v1", "Pod", MANAGED, index=_pod_version
+                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
             ).start()
         current: set[tuple[str, str]] = set()
         for pod in self._pods.indexed((request.namespace, request.agent, request.version)):
@@ -376,7 +376,7 @@ class KubernetesTarget:
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
             self._deployments = informer.Informer(
-                self.client, "apps/v1", "Deployment", MANAGED
+                self.client, "apps/v1", "Deployment", MANAGED, transform=_essentials
             ).start()
         return self._deployments
 
@@ -445,6 +445,26 @@ def _commit(request: KubeRequest) -> str:
     deployment = next((o for o in request.objects if o["kind"] == "Deployment"), {})
     annotations = (deployment.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(rendering.COMMIT_ANNOTATION, ""))
+
+
+_KEPT_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "labels")
+
+
+def _essentials(obj: KubeObject) -> KubeObject:
+    """What rollout waits read of a watched Deployment or Pod (`_available`, `_watched`,
+    `pod_states`): identity, labels, the replica count and the status; not managedFields,
+    annotations or the pod template, which are most of each object's size."""
+    metadata = obj.get("metadata") or {}
+    kept: KubeObject = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {key: metadata[key] for key in _KEPT_METADATA if key in metadata},
+        "status": obj.get("status") or {},
+    }
+    replicas = (obj.get("spec") or {}).get("replicas")
+    if replicas is not None:
+        kept["spec"] = {"replicas": replicas}
+    return kept
 
 
 def _pod_version(pod: KubeObject) -> tuple[str, str, str]:
