@@ -21,8 +21,9 @@ each bare loop's (goal ≤ 1.2 against the pool of the same size) and (a)'s wall
 version here is healthy, so any is a false failure.
 
 `--previews N` adds N branches (each a preview of every agent) after (a) and prints this
-process's resident memory (the controller's: the fake runs elsewhere) after each, with
-the growth per preview (goal: ≤ 250 MiB with 5 previews of 1,000 agents).
+process's resident memory (the controller's: the fake runs elsewhere, and this mode
+keeps no copies of what was applied and runs no bare loops) after each, with the growth
+per preview (goal: ≤ 250 MiB with 5 previews of 1,000 agents).
 `--serve-runs N` runs the real `shipyard serve --target kubernetes` N times, each against
 a fresh fake and state directory until every agent is ready, and counts rollouts that
 ended other than Healthy (goal: zero in five runs).
@@ -139,9 +140,11 @@ class RecordingClient(KubeClient):
     """The target's client, keeping what it applied so a bare loop can send the same."""
 
     applied: list[KubeObject]
+    recording = True  # off when measuring memory: the copies would count as the target's
 
     def apply(self, obj: KubeObject, *, force: bool = True) -> KubeObject:
-        self.applied.append(obj)
+        if self.recording:
+            self.applied.append(obj)
         return super().apply(obj, force=force)
 
 
@@ -180,6 +183,7 @@ async def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     with fake_apiserver(root, in_process=args.in_process) as kubeconfig:
         client = cast(RecordingClient, RecordingClient.from_config(str(kubeconfig)))
         client.applied = []
+        client.recording = not args.previews
         target = KubernetesTarget(client, poll_interval=0.25)
         config = ControllerConfig(repo=str(remote), state_dir=root / "state", poll_interval=3600)
         store = Store(config.database)
@@ -229,6 +233,8 @@ async def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         finally:
             await controller.close()
             store.close()
+        if args.previews:
+            return {"agents": args.agents, "steps": rows, "bare": None, "memory": memory}
         # Side by side: the objects (a) wrote, applied again by bare loops.
         namespace = kube_workloads.ClusterOptions().production_namespace
         # Before the target had a write pool of its own its applies ran on asyncio's
@@ -334,6 +340,9 @@ def print_measure(result: dict[str, Any]) -> None:
               f"(c) {one['writes']} writes in {one['seconds'] * 1000:.0f} ms "
               f"(goal: that agent's objects only, < 1000 ms)")  # fmt: skip
     bare, first = result["bare"], result["steps"][0]
+    if bare is None:
+        print_memory(result)
+        return
     n = bare["writes"]
     serial = bare["serial_seconds"]
     print(f"bare server-side-apply loop, the same {n} objects: "
@@ -343,6 +352,9 @@ def print_measure(result: dict[str, Any]) -> None:
     print(f"(a) per write / bare per write: {bare['ratio_to_pool']:.2f}x the pool of "
           f"{bare['workers']} (goal ≤ 1.2), {bare['ratio_to_serial']:.2f}x the serial loop; "
           f"(a) {first['seconds']:.2f} s (goal ≤ 4 s)")  # fmt: skip
+
+
+def print_memory(result: dict[str, Any]) -> None:
     memory = result["memory"]
     if len(memory) > 2:
         base = memory[1]["rss_mib"]

@@ -448,6 +448,22 @@ def _commit(request: KubeRequest) -> str:
 
 
 _KEPT_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "labels")
+_KEPT_STATUS = frozenset(
+    {
+        "conditions", "observedGeneration", "replicas", "updatedReplicas",
+        "availableReplicas", "phase", "containerStatuses", "initContainerStatuses",
+    }
+)  # fmt: skip
+# Of a condition or a container status: what `_available` and `pod_states` read.
+_KEPT_ENTRY = frozenset(
+    {"type", "status", "reason", "message", "name", "state", "lastState", "restartCount"}
+)
+
+
+def _kept_entry(entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry
+    return {key: value for key, value in entry.items() if key in _KEPT_ENTRY}
 
 
 def _essentials(obj: KubeObject) -> KubeObject:
@@ -455,11 +471,16 @@ def _essentials(obj: KubeObject) -> KubeObject:
     `pod_states`): identity, labels, the replica count and the status; not managedFields,
     annotations or the pod template, which are most of each object's size."""
     metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    kept_status = {key: value for key, value in status.items() if key in _KEPT_STATUS}
+    for key in ("conditions", "containerStatuses", "initContainerStatuses"):
+        if key in kept_status:
+            kept_status[key] = [_kept_entry(entry) for entry in kept_status[key] or []]
     kept: KubeObject = {
         "apiVersion": obj.get("apiVersion"),
         "kind": obj.get("kind"),
         "metadata": {key: metadata[key] for key in _KEPT_METADATA if key in metadata},
-        "status": obj.get("status") or {},
+        "status": kept_status,
     }
     replicas = (obj.get("spec") or {}).get("replicas")
     if replicas is not None:
