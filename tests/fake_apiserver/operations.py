@@ -702,6 +702,8 @@ class Api:
         rt = target.rt
         options = options if isinstance(options, dict) else {}
         dry_run = bool(query.get("dryRun") or options.get("dryRun"))
+        # DeleteOptions are validated before the object is looked up (422 before 404).
+        policy, orphan_false = _propagation(options, query)
         with self.store.lock:
             live = self.store.get(rt.key, target.namespace, target.name)
             if live is None:
@@ -729,7 +731,6 @@ class Api:
                 raise errors.forbidden(
                     "", "namespaces", target.name, "this namespace may not be deleted"
                 )
-            policy, orphan_false = _propagation(options, query)
             if dry_run:
                 return Result(200, self.present(rt, live))
             result = self._delete_one(rt, live, policy)
@@ -823,6 +824,7 @@ class Api:
                 self._delete_one(dependent_rt, current)
 
     def delete_collection(self, target: Target, options: Any, query: Query) -> Json:
+        policy, _ = _propagation(options if isinstance(options, dict) else {}, query)
         listed = self.list_objects(target, {k: v for k, v in query.items() if k != "limit"})
         deleted = []
         with self.store.lock:
@@ -832,7 +834,7 @@ class Api:
                 if live is None:
                     continue
                 if not query.get("dryRun"):
-                    self._delete_one(target.rt, live)
+                    self._delete_one(target.rt, live, policy)
                 deleted.append(item)
         listed["items"] = deleted
         return listed

@@ -262,3 +262,18 @@ def test_kubectl_cascade_foreground_and_orphan(kube: Any, kubectl: Callable[...,
     assert kept.metadata.owner_references is None
     kubectl("delete", "replicaset", replica_set.metadata.name, "--cascade=foreground")
     assert pods(kube) == []
+
+
+def test_delete_collection_honours_the_propagation_policy(kube: Any) -> None:
+    replica_set, apps = running_deployment(kube, replicas=1)
+    apps.delete_collection_namespaced_deployment("default", propagation_policy="Orphan")
+    wait_for(lambda: gone(lambda: apps.read_namespaced_deployment("web", "default")))
+    kept = apps.read_namespaced_replica_set(replica_set.metadata.name, "default")
+    assert kept.metadata.owner_references is None
+
+
+def test_delete_options_are_checked_before_the_object_is_looked_up(kube: Any) -> None:
+    apps = client.AppsV1Api(kube)
+    with pytest.raises(ApiException) as refused:
+        apps.delete_namespaced_deployment("absent", "default", propagation_policy="Sideways")
+    assert refused.value.status == 422
