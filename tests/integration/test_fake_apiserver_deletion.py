@@ -277,3 +277,14 @@ def test_delete_options_are_checked_before_the_object_is_looked_up(kube: Any) ->
     with pytest.raises(ApiException) as refused:
         apps.delete_namespaced_deployment("absent", "default", propagation_policy="Sideways")
     assert refused.value.status == 422
+
+
+def test_deleting_a_pod_answers_with_the_pod_marked_for_deletion(kube: Any) -> None:
+    running_deployment(kube, replicas=1)
+    (pod,) = pods(kube)
+    answer = client.CoreV1Api(kube).delete_namespaced_pod(pod.metadata.name, "default")
+    # A pod ends gracefully: the answer is the pod, not a Status (the typed client decodes
+    # a V1Pod), with the grace period it was given.
+    assert answer.kind == "Pod"
+    assert answer.metadata.deletion_timestamp is not None
+    assert answer.metadata.deletion_grace_period_seconds == 30
