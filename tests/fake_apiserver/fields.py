@@ -1,10 +1,13 @@
-"""Unknown fields in built-in objects: pruned, or refused under `fieldValidation=Strict`.
+"""Unknown fields in built-in objects: pruned with a warning, or refused.
 
-A real server decodes a body into its Go types: a field the type does not declare is
-dropped (`fieldValidation=Ignore`, or `Warn`, the default since 1.27, with a warning) or
-refused with a 400 (`Strict`, what `kubectl apply` asks for). The official client's
-models declare the same fields (`attribute_map`, `openapi_types`), so they serve as the
-schema here, for the kinds Shipyard writes and reads.
+A real server decodes a create / update / patch body into its Go types: a field the type
+does not declare is dropped silently (`fieldValidation=Ignore`), dropped with a
+`Warning` header per field (`Warn`, the default since 1.27), or refused with a 400
+(`Strict`, what `kubectl apply` asks for). A server-side apply converts its body to a
+typed object first, and that conversion refuses undeclared fields whatever
+`fieldValidation` says. The official client's models declare the same fields
+(`attribute_map`, `openapi_types`), so they serve as the schema here, for the kinds
+Shipyard writes and reads.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from kubernetes.client import models
 
-from tests.fake_apiserver import errors
+from tests.fake_apiserver import errors, warning_headers
 from tests.fake_apiserver.resources import ResourceType
 
 Json = dict[str, Any]
@@ -39,15 +42,15 @@ _SCALARS = frozenset({"object", "str", "int", "bool", "float", "datetime", "date
 
 
 def enforce(rt: ResourceType, body: Any, query: Mapping[str, str], *, apply: bool) -> None:
-    """Drop `body`'s undeclared fields in place, or raise 400 under `Strict`."""
+    """Drop `body`'s undeclared fields in place (warning under `Warn`), or raise a 400:
+    under `Strict`, and for an apply always."""
     if not rt.builtin or rt.kind not in _CHECKED or not isinstance(body, dict):
         return
     found: list[tuple[str, str]] = []  # (decoder path, structured-merge-diff path)
     _walk(f"V1{rt.kind}", body, "", "", found)
     if not found:
         return
-    if query.get("fieldValidation", "").lower() != "strict":
-        return  # pruned by _walk already
+    directive = query.get("fieldValidation", "").lower() or "warn"
     meta = body.get("metadata") or {}
     if apply:
         where = f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
@@ -56,6 +59,11 @@ def enforce(rt: ResourceType, body: Any, query: Mapping[str, str], *, apply: boo
             f"failed to create typed patch object ({where}; {rt.api_version}, "
             f"Kind={rt.kind}): {details}"
         )
+    if directive == "warn":
+        for path, _ in found:
+            warning_headers.add(f'unknown field "{path}"')
+    if directive != "strict":
+        return  # pruned by _walk already
     unknown = ", ".join(f'unknown field "{path}"' for path, _ in found)
     raise errors.bad_request(f"strict decoding error: {unknown}")
 

@@ -7,8 +7,11 @@ matches the URL), the endpoint's reset rules (status is ignored on the main reso
 and only status is taken on `/status`), defaulting, validation, managedFields,
 generation (bumped only when the spec changes), and a no-op check so an unchanged
 object keeps its resourceVersion. Deleting honours finalizers, sends namespaces into
-Terminating, and garbage-collects dependents by ownerReferences. The same entry
-points serve the in-process controllers (with manager `kube-controller-manager`).
+Terminating, and propagates to dependents by ownerReferences: Background (the default)
+removes the owner at once and collects its dependents; Foreground and Orphan mark the
+owner with the `foregroundDeletion` / `orphan` finalizer and leave the rest to the
+garbage collector (garbage_collector.py). The same entry points serve the in-process
+controllers (with manager `kube-controller-manager`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_PATCH_CBOR = "application/apply-patch+cbor"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+ORPHAN_FINALIZER = "orphan"
+PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 
 _META_ORDER = (
     "name",
@@ -696,6 +702,8 @@ class Api:
         rt = target.rt
         options = options if isinstance(options, dict) else {}
         dry_run = bool(query.get("dryRun") or options.get("dryRun"))
+        # DeleteOptions are validated before the object is looked up (422 before 404).
+        policy, orphan_false = _propagation(options, query)
         with self.store.lock:
             live = self.store.get(rt.key, target.namespace, target.name)
             if live is None:
@@ -725,10 +733,17 @@ class Api:
                 )
             if dry_run:
                 return Result(200, self.present(rt, live))
-            return self._delete_one(rt, live)
+            result = self._delete_one(rt, live, policy)
+            if orphan_false and self.store.get(rt.key, target.namespace, target.name):
+                # apiserver answers 202 when a delete asked `orphanDependents: false`
+                # explicitly and the object is still there.
+                return Result(202, result.body)
+            return result
 
-    def _delete_one(self, rt: ResourceType, live: Json) -> Result:
+    def _delete_one(self, rt: ResourceType, live: Json, policy: str = "Background") -> Result:
         meta = live["metadata"]
+        if rt.kind != "Namespace" and policy != "Background":
+            return self._mark_for_collector(rt, live, policy)
         if rt.kind == "Namespace" or meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return Result(200, self.present(rt, live))
@@ -765,6 +780,28 @@ class Api:
             },
         )
 
+    def _mark_for_collector(self, rt: ResourceType, live: Json, policy: str) -> Result:
+        """Foreground / Orphan: the owner stays, marked, until the garbage collector has
+        dealt with its dependents and removes the finalizer (apiserver's
+        `deletionFinalizersForGarbageCollection`: the other policy's finalizer gives way)."""
+        wanted, other = (
+            (FOREGROUND_FINALIZER, ORPHAN_FINALIZER)
+            if policy == "Foreground"
+            else (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)
+        )
+        new = ssa.clone(live)
+        meta = new["metadata"]
+        finalizers = [f for f in meta.get("finalizers") or [] if f != other]
+        if wanted not in finalizers:
+            finalizers.append(wanted)
+        meta["finalizers"] = finalizers
+        if not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = now()
+            meta["deletionGracePeriodSeconds"] = 0
+        if new == live:
+            return Result(200, self.present(rt, live))
+        return Result(200, self.present(rt, self.store.put(rt.key, _ordered(new))))
+
     def _remove(self, rt: ResourceType, namespace: str, name: str) -> Json:
         gone = self.store.delete(rt.key, namespace, name)
         assert gone is not None
@@ -787,6 +824,7 @@ class Api:
                 self._delete_one(dependent_rt, current)
 
     def delete_collection(self, target: Target, options: Any, query: Query) -> Json:
+        policy, _ = _propagation(options if isinstance(options, dict) else {}, query)
         listed = self.list_objects(target, {k: v for k, v in query.items() if k != "limit"})
         deleted = []
         with self.store.lock:
@@ -796,7 +834,7 @@ class Api:
                 if live is None:
                     continue
                 if not query.get("dryRun"):
-                    self._delete_one(target.rt, live)
+                    self._delete_one(target.rt, live, policy)
                 deleted.append(item)
         listed["items"] = deleted
         return listed
@@ -845,10 +883,51 @@ class Api:
                 return None
             return self._create(target, obj, manager=CONTROLLER_MANAGER, dry_run=False).body
 
+    def delete_as_controller(
+        self, rt: ResourceType, namespace: str, name: str, policy: str
+    ) -> None:
+        """Delete as the garbage collector does, with a propagation policy."""
+        with self.store.lock:
+            live = self.store.get(rt.key, namespace, name)
+            if live is not None:
+                self._delete_one(rt, live, policy)
+
     def remove_as_controller(self, rt: ResourceType, namespace: str, name: str) -> None:
         with self.store.lock:
             if self.store.get(rt.key, namespace, name) is not None:
                 self._remove(rt, namespace, name)
+
+
+def _propagation(options: Json, query: Query) -> tuple[str, bool]:
+    """(policy, whether `orphanDependents: false` was given) from DeleteOptions in the body
+    or the query, validated as apiserver's `ValidateDeleteOptions` does."""
+    policy = options.get("propagationPolicy") or query.get("propagationPolicy")
+    orphan: Any = options.get("orphanDependents")
+    if orphan is None and "orphanDependents" in query:
+        orphan = query["orphanDependents"].lower() in ("true", "1")
+    problems: list[errors.FieldError] = []
+    if orphan is not None and policy:
+        problems.append(
+            errors.FieldError.invalid(
+                "propagationPolicy",
+                policy,
+                "orphanDependents and deletionPropagation cannot be both set",
+            )
+        )
+    if policy and policy not in PROPAGATION_POLICIES:
+        supported = ", ".join(f'"{p}"' for p in (*PROPAGATION_POLICIES, "nil"))
+        problems.append(
+            errors.FieldError(
+                "NotSupported", "propagationPolicy", f"supported values: {supported}", policy, True
+            )
+        )
+    if problems:
+        raise errors.invalid("meta.k8s.io", "DeleteOptions", "", problems)
+    if policy:
+        return str(policy), False
+    if orphan is not None:
+        return ("Orphan" if orphan else "Background"), not orphan
+    return "Background", False
 
 
 def _crd_status(crd: Json) -> Json:

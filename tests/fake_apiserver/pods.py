@@ -188,6 +188,8 @@ class PodController:
         live = self.api.store.get(self._rs_rt.key, meta["namespace"], meta["name"])
         if live is None or live["metadata"].get("uid") != meta.get("uid"):
             return
+        if live["metadata"].get("deletionTimestamp"):
+            return  # as the ReplicaSet controller: one being deleted gets no new pods
         wanted = int((live.get("spec") or {}).get("replicas", 1))
         pods = self._owned(live)
         crash = self._crash_for(live)
@@ -327,11 +329,14 @@ class PodController:
     def _lines(
         self, pod: Json, query: dict[str, str], *, previous: bool, follow: bool
     ) -> Iterator[str]:
+        # The snapshot is taken now, when the request arrives, not when the answer's first
+        # byte is written: a line appended in between is followed, not lost.
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         key = self._logs_key(pod)
         with self._lock:
             logs = self._logs.get(key, Logs()) if key else Logs()
             lines = list(logs.previous if previous else logs.current)
+            seen = len(logs.current)
         since = query.get("sinceSeconds")
         if since:
             cutoff = time.time() - float(since)
@@ -340,10 +345,15 @@ class PodController:
         if tail:
             lines = lines[-int(tail) :] if int(tail) > 0 else []
         stamped = query.get("timestamps", "").lower() in ("true", "1")
-        yield from (_shaped(stamp, line, stamped) for stamp, line in lines)
+        first = [_shaped(stamp, line, stamped) for stamp, line in lines]
         if not follow or key is None:
-            return
-        seen = len(logs.current)
+            return iter(first)
+        return self._followed(first, key, namespace, name, seen, stamped)
+
+    def _followed(
+        self, first: list[str], key: str, namespace: str, name: str, seen: int, stamped: bool
+    ) -> Iterator[str]:
+        yield from first
         while self.api.store.get(self._rt.key, namespace, name) is not None:
             with self._lock:
                 if self._stopped:

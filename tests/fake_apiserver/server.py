@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fake_apiserver import admin, discovery, errors, kubeconfig, operations, tables
+from tests.fake_apiserver import (
+    admin,
+    discovery,
+    errors,
+    kubeconfig,
+    operations,
+    tables,
+    warning_headers,
+)
 from tests.fake_apiserver.controllers import (
     Behaviour,
     DeploymentController,
@@ -34,6 +42,7 @@ from tests.fake_apiserver.controllers import (
     NamespaceController,
 )
 from tests.fake_apiserver.faults import Faults, RequestLog, RequestRecord
+from tests.fake_apiserver.garbage_collector import GarbageCollector
 from tests.fake_apiserver.operations import Api, Target
 from tests.fake_apiserver.pods import PodController
 from tests.fake_apiserver.resources import Registry, ResourceType
@@ -398,15 +407,19 @@ class _Handler(BaseHTTPRequestHandler):
             record(fault.status)
             self._send(self._error(_fault_error(fault.status, fault.retry_after)))
             return
-        try:
-            if fake.token and headers.get("authorization") != f"Bearer {fake.token}":
-                raise errors.unauthorized()
-            reply = fake.router.handle(method, path, query, headers, body)
-        except errors.ApiError as exc:
-            reply = self._error(exc)
-        except Exception as exc:  # a bug in the fake: answer like a real server would
-            fake.crashes.append(repr(exc))
-            reply = self._error(errors.internal_error(repr(exc)))
+        with warning_headers.collect() as warned:
+            try:
+                if fake.token and headers.get("authorization") != f"Bearer {fake.token}":
+                    raise errors.unauthorized()
+                reply = fake.router.handle(method, path, query, headers, body)
+            except errors.ApiError as exc:
+                reply = self._error(exc)
+            except Exception as exc:  # a bug in the fake: answer like a real server would
+                fake.crashes.append(repr(exc))
+                reply = self._error(errors.internal_error(repr(exc)))
+        if warned and isinstance(reply, Reply):
+            added = tuple(("Warning", warning_headers.header(text)) for text in warned)
+            reply = Reply(reply.code, reply.body, reply.headers + added)
         if fault is not None and fault.kind in ("error", "throttle"):
             if isinstance(reply, WatchReply):
                 reply.session.close()
@@ -558,6 +571,8 @@ class FakeApiServer:
         self.store.subscribe(self.deployments.on_event)
         self.store.subscribe(self.pods.on_event)
         self.store.subscribe(self.namespaces.on_event)
+        self.garbage_collector = GarbageCollector(self.api, self.registry, self._loop)
+        self.store.subscribe(self.garbage_collector.on_event)
         self.router = Router(self)
         self._crds = crds
         self._http: _Server | None = None

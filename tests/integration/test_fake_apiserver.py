@@ -962,7 +962,8 @@ def test_started_by_hand_it_writes_a_kubeconfig_the_client_loads(tmp_path: Path)
     try:
         assert process.stdout is not None
         assert "listening on" in process.stdout.readline()
-        wait_for(kubeconfig.exists)
+        # Announced once written: the file exists (empty) a moment before it is complete.
+        assert "kubeconfig written" in process.stdout.readline()
         api = config.new_client_from_config(str(kubeconfig))
         names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
         assert "kube-system" in names

@@ -50,11 +50,20 @@ def deploy(api: Any, replicas: int = 2, image: str = "nginx:1.25") -> None:
     )  # fmt: skip
 
 
+def _holds(predicate: Any, pod: Any) -> bool:
+    # A pod is created before the kubelet reports on it: a status the predicate cannot
+    # read yet (no containerStatuses) is "not yet", as for a watcher on a real cluster.
+    try:
+        return bool(predicate(pod))
+    except (TypeError, AttributeError, IndexError):
+        return False
+
+
 def pods(api: Any, count: int, predicate: Any = lambda pod: True) -> list[Any]:
     core = client.CoreV1Api(api)
     for _ in range(200):
         found = core.list_namespaced_pod("default", label_selector="app=web").items
-        if len(found) == count and all(predicate(pod) for pod in found):
+        if len(found) == count and all(_holds(predicate, pod) for pod in found):
             return list(found)
         time.sleep(0.05)
     raise AssertionError(f"never {count} matching pods: {found}")
@@ -103,7 +112,8 @@ def test_crash_states_look_as_the_kubelet_reports_them(
 ) -> None:
     fake_apiserver.pods.set_crash("web", reason, restarts=4)
     deploy(api, replicas=1)
-    (pod,) = pods(api, 1, lambda pod: pod.status.phase == phase)
+    # Created Pending, then the kubelet's report: wait for the report, not the phase.
+    (pod,) = pods(api, 1, lambda pod: pod.status.phase == phase and pod.status.container_statuses)
     (status,) = pod.status.container_statuses
     assert status.ready is False
     assert status.state.waiting.reason == waiting
@@ -122,7 +132,7 @@ def test_unschedulable_pods_have_no_node_and_say_why(
 ) -> None:
     fake_apiserver.pods.set_crash("default/web", "Unschedulable")
     deploy(api, replicas=1)
-    (pod,) = pods(api, 1, lambda pod: pod.status.phase == "Pending")
+    (pod,) = pods(api, 1, lambda pod: pod.status.phase == "Pending" and pod.status.conditions)
     assert pod.spec.node_name is None
     (scheduled,) = pod.status.conditions
     assert (scheduled.type, scheduled.status, scheduled.reason) == (

@@ -8,9 +8,13 @@ objects: a server-side apply through the official client. BEHAVIOURS.md lists th
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,17 +232,85 @@ def with_unknown_fields() -> Json:
     return body
 
 
-def test_unknown_fields_are_pruned_by_default(apps: Any) -> None:
-    applied = apply(apps, with_unknown_fields())
-    raw = apps.api_client.call_api(
-        "GET",
-        f"{apps.api_client.configuration.host}/apis/apps/v1/namespaces/default/deployments/web",
+@pytest.mark.parametrize("field_validation", [None, "Ignore", "Warn", "Strict"])
+def test_apply_refuses_unknown_fields_whatever_field_validation_says(
+    apps: Any, field_validation: str | None
+) -> None:
+    # An apply body is converted to a typed object first; that conversion has no way to
+    # drop a field, so fieldValidation does not soften it (kubernetes PR 105916).
+    options = {"field_validation": field_validation} if field_validation else {}
+    status, body = refused(apps, with_unknown_fields(), **options)
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"].endswith(".spec.replicaz: field not declared in schema")
+
+
+def created_with_unknown_fields(api: Any, field_validation: str = "") -> tuple[Any, Json]:
+    """A ConfigMap with an undeclared `dataa` created through the official client's
+    ApiClient (its typed methods refuse undeclared fields themselves, as kubectl does
+    not); (the response, its decoded body)."""
+    body = {"metadata": {"name": "c"}, "data": {"a": "b"}, "dataa": {"c": "d"}}
+    request = api.param_serialize(
+        "POST",
+        "/api/v1/namespaces/{namespace}/configmaps",
+        path_params={"namespace": "default"},
+        query_params=[("fieldValidation", field_validation)] if field_validation else [],
+        header_params={"Content-Type": "application/json"},
+        body=body,
     )
-    raw.read()
-    stored = json.loads(raw.data)
-    assert "replicaz" not in stored["spec"]
-    assert "imagePullPolice" not in stored["spec"]["template"]["spec"]["containers"][0]
-    assert applied["spec"]["replicas"] == 1
+    response = api.call_api(*request[:4])
+    response.read()
+    created: Json = json.loads(response.data)
+    return response, created
+
+
+def test_unknown_fields_are_pruned_with_a_warning_header_by_default(
+    fake_apiserver: FakeApiServer,
+) -> None:
+    api = client.ApiClient(client.Configuration(host=fake_apiserver.url))
+    try:
+        response, created = created_with_unknown_fields(api)
+    finally:
+        api.close()
+    assert response.status == 201
+    assert created["data"] == {"a": "b"}
+    assert "dataa" not in created
+    assert response.getheaders().getlist("Warning") == ['299 - "unknown field \\"dataa\\""']
+
+
+def test_ignore_prunes_unknown_fields_without_a_warning(fake_apiserver: FakeApiServer) -> None:
+    api = client.ApiClient(client.Configuration(host=fake_apiserver.url))
+    try:
+        response, created = created_with_unknown_fields(api, "Ignore")
+    finally:
+        api.close()
+    assert "dataa" not in created
+    assert response.getheaders().getlist("Warning") == []
+
+
+def test_kubectl_prints_the_warnings_of_a_pruning_update(
+    fake_apiserver: FakeApiServer, tmp_path: Path
+) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    kubeconfig = fake_apiserver.kubeconfig(tmp_path / "kubeconfig")
+    manifest = with_unknown_fields()
+    done = subprocess.run(
+        [
+            *("kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c")),
+            *("create", "--validate=warn", "-f", "-"),
+        ],
+        input=json.dumps(manifest),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'Warning: unknown field "spec.replicaz"' in done.stderr
+    assert (
+        'Warning: unknown field "spec.template.spec.containers[0].imagePullPolice"' in done.stderr
+    )
 
 
 def test_strict_field_validation_refuses_unknown_fields_on_apply(apps: Any) -> None:

@@ -35,6 +35,7 @@ from controller.targets.kubernetes import errors, permissions
 
 FIELD_MANAGER = "shipyard"
 WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
+CONNECTIONS = 32
 T = TypeVar("T")
 KubeObject = dict[str, Any]
 KubeObjects = list[KubeObject]
@@ -82,6 +83,12 @@ class KubeClient:
                 )
         except (kubeconfig.ConfigException, OSError) as error:
             raise errors.Invalid(f"cannot load Kubernetes configuration: {error}") from error
+        # One keep-alive connection per thread that may call at once (the target's write
+        # pool, its watches, log streams, the default executor's reads); urllib3 drops
+        # and re-opens connections past this size (2 cores: 10 by default).
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize or 0, CONNECTIONS
+        )
         # Leader election builds its own API objects from the default configuration.
         k8s.Configuration.set_default(configuration)
         return cls(k8s.ApiClient(configuration))

@@ -11,18 +11,28 @@ so a Deployment the watch has not delivered yet is never mistaken for a deleted 
 deleted mid-rollout is drift and is applied again. API errors that outlast the
 client's retries are no verdict: `deploy` raises `errors.Transient` and rolls nothing
 back. Previews live in their own namespace, deleted on teardown.
+
+Writes go through a small pool of its own (`apply_workers` threads): the official client
+is synchronous, so concurrency means threads, and each thread spends most of an apply
+waiting on the API server, so a few of them keep the server busy while this process
+renders and encodes the next. The pool bounds what is in flight at once (as client-go's
+QPS limit does) and keeps writes from queueing behind, or starving, the default
+executor's other work (git, reads, the store).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.targets.kubernetes import (
     canaries,
@@ -53,6 +63,10 @@ _log = logging.getLogger(__name__)
 # What the watch knows of a Deployment Shipyard applied, besides the object itself.
 _UNSEEN = object()
 _VANISHED = object()
+# Applies in flight at once: past ~8 the fake API server (and a small real one) is the
+# bottleneck and more threads only add GIL contention (bench/kube_sync.py).
+APPLY_WORKERS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,9 +116,16 @@ def stamped(obj: KubeObject) -> KubeObject:
 
 class KubernetesTarget:
     def __init__(
-        self, client: KubeClient, *, poll_interval: float = 0.5, crash_grace: float = 5.0
+        self,
+        client: KubeClient,
+        *,
+        poll_interval: float = 0.5,
+        crash_grace: float = 5.0,
+        apply_workers: int = APPLY_WORKERS,
     ) -> None:
         self.client = client
+        self.apply_workers = apply_workers
+        self._writer = ThreadPoolExecutor(apply_workers, thread_name_prefix="kube-apply")
         self.poll_interval = poll_interval
         # How long a pod must show a crash state before the rollout fails on it: long
         # enough for a registry hiccup to clear, short next to a progress deadline.
@@ -240,7 +261,7 @@ class KubernetesTarget:
             )
             state.is_preview = request.is_preview
             try:
-                await asyncio.to_thread(self._apply, request, state)
+                await self._writing(self._apply, request, state)
                 healthy, message = await self._wait_available(request, deadline_seconds)
             except (errors.Transient, errors.Conflict) as error:
                 # The API hiccupped beyond the client's retries: no verdict on the version.
@@ -264,7 +285,7 @@ class KubernetesTarget:
             if previous is None or previous.version == request.version:
                 return DeployResult(False, message)
             try:
-                await asyncio.to_thread(self._apply, previous, state)
+                await self._writing(self._apply, previous, state)
                 restored, _ = await self._wait_available(previous, deadline_seconds)
             except errors.ApiError as error:
                 return DeployResult(False, f"{message}; rollback failed: {error}")
@@ -387,6 +408,12 @@ class KubernetesTarget:
         never overrides a version this target saw turn healthy itself."""
         self._last_good.setdefault((request.environment, request.agent), request)
 
+    async def _writing(self, call: Callable[..., T], *args: Any) -> T:
+        """Run `call` on the write pool (with this task's context, as `to_thread` does)."""
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, functools.partial(context.run, call, *args))
+
     def _apply(self, request: KubeRequest, state: _Environment) -> None:
         for obj in (*request.namespace_objects, *request.objects):
             desired = stamped(obj)
@@ -423,7 +450,7 @@ class KubernetesTarget:
                     (request.environment, request.agent, "Deployment deleted during its rollout")
                 )
                 state.live.pop(("Deployment", name), None)
-                await asyncio.to_thread(self._apply, request, state)
+                await self._writing(self._apply, request, state)
                 unseen_since = loop.time()
                 continue
             if isinstance(live, dict):
@@ -465,12 +492,11 @@ class KubernetesTarget:
     ) -> pod_states.PodProblem | None:
         """A pod of this version in a crash state for at least `crash_grace` seconds."""
         if self._pods is None:
-            self._pods = informer.Informer(self.client, "v1", "Pod", MANAGED).start()
+            self._pods = informer.Informer(
+                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
+            ).start()
         current: set[tuple[str, str]] = set()
-        for pod in self._pods.items(request.namespace):
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if labels.get(AGENT) != request.agent or labels.get(VERSION) != request.version:
-                continue
+        for pod in self._pods.indexed((request.namespace, request.agent, request.version)):
             found = pod_states.problem(pod)
             if found is None:
                 continue
@@ -497,7 +523,7 @@ class KubernetesTarget:
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
             self._deployments = informer.Informer(
-                self.client, "apps/v1", "Deployment", MANAGED
+                self.client, "apps/v1", "Deployment", MANAGED, transform=_essentials
             ).start()
         return self._deployments
 
@@ -574,6 +600,54 @@ def _commit(request: KubeRequest) -> str:
     deployment = next((o for o in request.objects if o["kind"] == "Deployment"), {})
     annotations = (deployment.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(rendering.COMMIT_ANNOTATION, ""))
+
+
+_KEPT_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "labels")
+_KEPT_STATUS = frozenset(
+    {
+        "conditions", "observedGeneration", "replicas", "updatedReplicas",
+        "availableReplicas", "phase", "containerStatuses", "initContainerStatuses",
+    }
+)  # fmt: skip
+# Of a condition or a container status: what `_available` and `pod_states` read.
+_KEPT_ENTRY = frozenset(
+    {"type", "status", "reason", "message", "name", "state", "lastState", "restartCount"}
+)
+
+
+def _kept_entry(entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry
+    return {key: value for key, value in entry.items() if key in _KEPT_ENTRY}
+
+
+def _essentials(obj: KubeObject) -> KubeObject:
+    """What rollout waits read of a watched Deployment or Pod (`_available`, `_watched`,
+    `pod_states`): identity, labels, the replica count and the status; not managedFields,
+    annotations or the pod template, which are most of each object's size."""
+    metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    kept_status = {key: value for key, value in status.items() if key in _KEPT_STATUS}
+    for key in ("conditions", "containerStatuses", "initContainerStatuses"):
+        if key in kept_status:
+            kept_status[key] = [_kept_entry(entry) for entry in kept_status[key] or []]
+    kept: KubeObject = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {key: metadata[key] for key in _KEPT_METADATA if key in metadata},
+        "status": kept_status,
+    }
+    replicas = (obj.get("spec") or {}).get("replicas")
+    if replicas is not None:
+        kept["spec"] = {"replicas": replicas}
+    return kept
+
+
+def _pod_version(pod: KubeObject) -> tuple[str, str, str]:
+    """(namespace, agent, version) of a pod: what a rollout wait looks pods up by."""
+    metadata = pod.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    return (str(metadata.get("namespace", "")), labels.get(AGENT, ""), labels.get(VERSION, ""))
 
 
 def _uid(obj: KubeObject) -> str:
