@@ -109,10 +109,13 @@ class CommitTree:
         files = self._files()
         if files is None:
             return None
-        try:
-            entry = files.get(trees.normalize(path))
-        except trees.TreeError:
-            return None  # the walk says why, in its words
+        # Listed paths are canonical: a path found as written needs no normalizing.
+        entry = files.get(path)
+        if entry is None:
+            try:
+                entry = files.get(trees.normalize(path))
+            except trees.TreeError:
+                return None  # the walk says why, in its words
         return entry if entry is not None and entry.regular else None
 
     def _listed_manifests(self, start: str) -> list[str] | None:
@@ -121,21 +124,20 @@ class CommitTree:
         if files is None:
             return None
         prefix = "" if start == "." else f"{start}/"
-        found = False
-        paths: list[str] = []
-        for path, entry in files.items():
-            if not path.startswith(prefix):
+        under = [path for path in files if path.startswith(prefix)] if prefix else list(files)
+        if not under:
+            return None  # not a directory with files in it (absent, a file, a symlink)
+        paths = []
+        for path in under:
+            if not path.endswith(trees.MANIFEST_SUFFIXES):
                 continue
-            found = True
             # As the walk: below `start`, no hidden directories; submodules are no files.
-            directories, _, name = path[len(prefix) :].rpartition("/")
-            if entry.mode == listings.SUBMODULE or not name.endswith(trees.MANIFEST_SUFFIXES):
+            directories = path[len(prefix) :].rpartition("/")[0]
+            if directories.startswith(".") or "/." in directories:
                 continue
-            if directories and any(part.startswith(".") for part in directories.split("/")):
-                continue
-            paths.append(path)
-        # Not a directory with files in it (absent, a file, a symlink): the walk decides.
-        return sorted(paths) if found else None
+            if files[path].mode != listings.SUBMODULE:
+                paths.append(path)
+        return sorted(paths)
 
     def _regular_file(self, path: str) -> git.Blob:
         found = self._lookup(path, trees.normalize(path))

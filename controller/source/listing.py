@@ -23,6 +23,7 @@ import git
 
 BLOB, EXECUTABLE, SYMLINK, SUBMODULE = b"100644", b"100755", b"120000", b"160000"
 KEPT = 16  # listings of recent trees: the branches a sync is working on
+PARSED_TREES = 256  # tree objects kept parsed: the directories of those listings
 
 _ENTRY = re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL)
 _TREE = b"40000"
@@ -48,18 +49,31 @@ class Listing:
         self.trees = trees
 
 
-def read(repo: git.Repo, tree: str, base: Listing | None = None) -> Listing:
-    """The listing of tree `tree`; from `base` (another tree's), re-reading what differs."""
+Entries = dict[str, tuple[bytes, str]]  # one tree object: name → (mode, object id)
+
+
+def read(
+    repo: git.Repo,
+    tree: str,
+    base: Listing | None = None,
+    parsed: OrderedDict[str, Entries] | None = None,
+) -> Listing:
+    """The listing of tree `tree`; from `base` (another tree's), re-reading what differs.
+
+    `parsed` keeps tree objects read before, by id (the trees of `base` usually), so a
+    change reads only the new versions of the directories on its path.
+    """
     listing = Listing(dict(base.files), dict(base.trees)) if base else Listing({}, {})
-    _Reader(repo, listing).sync("", tree)
+    _Reader(repo, listing, parsed if parsed is not None else OrderedDict()).sync("", tree)
     return listing
 
 
 class _Reader:
-    def __init__(self, repo: git.Repo, listing: Listing) -> None:
+    def __init__(self, repo: git.Repo, listing: Listing, parsed: OrderedDict[str, Entries]) -> None:
         self._odb = repo.odb
         self._files = listing.files
         self._trees = listing.trees
+        self._parsed = parsed
 
     def sync(self, directory: str, tree: str) -> None:
         """Make what `directory` lists match tree `tree` (it matches its recorded tree)."""
@@ -92,9 +106,17 @@ class _Reader:
         for name, inner in self._entries(sha).items():
             self._drop(_join(path, name), inner)
 
-    def _entries(self, tree: str) -> dict[str, tuple[bytes, str]]:
+    def _entries(self, tree: str) -> Entries:
+        found = self._parsed.get(tree)
+        if found is not None:
+            self._parsed.move_to_end(tree)
+            return found
         data = self._odb.stream(bytes.fromhex(tree)).read()
-        return {os.fsdecode(name): (mode, sha.hex()) for mode, name, sha in _ENTRY.findall(data)}
+        entries = {os.fsdecode(name): (mode, sha.hex()) for mode, name, sha in _ENTRY.findall(data)}
+        self._parsed[tree] = entries
+        while len(self._parsed) > PARSED_TREES:
+            self._parsed.popitem(last=False)
+        return entries
 
 
 def _join(directory: str, name: str) -> str:
@@ -115,6 +137,8 @@ class Listings:
         self._kept = kept
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, Listing] = OrderedDict()
+        self._parsed: OrderedDict[str, Entries] = OrderedDict()
+        self._reading = threading.Lock()  # one reader at a time shares the parsed trees
 
     def get(self, repo: git.Repo, tree: str) -> Listing:
         with self._lock:
@@ -124,7 +148,8 @@ class Listings:
                 return found
             # The newest listing is usually the previous commit of the branch pushed to.
             base = next(reversed(self._listings.values()), None)
-        listing = read(repo, tree, base)
+        with self._reading:
+            listing = read(repo, tree, base, self._parsed)
         with self._lock:
             self._listings[tree] = listing
             while len(self._listings) > self._kept:

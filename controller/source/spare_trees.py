@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SPARES = ".spares"
 KEPT = 2  # spares kept per process: the last exports, usually the heads being pushed to
+BUILDER_NICENESS = 19
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class SpareTrees:
             builder.shutdown(wait=True, cancel_futures=True)
 
     def _build_pending(self) -> None:
+        _lower_priority()
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is None:
@@ -140,6 +142,14 @@ class SpareTrees:
                 evicted.append(self._ready.popitem(last=False)[1])
         for spare in evicted:
             shutil.rmtree(spare.path, ignore_errors=True)
+
+
+def _lower_priority() -> None:
+    """Spare trees take only CPU nothing else wants: right after an export, the agent
+    process it was for is starting, and the links (~30 µs each, in the kernel) must not
+    slow that down. Niceness applies per thread on Linux."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILDER_NICENESS)
 
 
 def _sweep(spares: Path, keep: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections import OrderedDict
 from pathlib import Path
 
 import git
@@ -67,10 +68,12 @@ def test_each_listing_read_from_another_is_gits_own(upstream: Upstream, tmp_path
     fresh = [listing.read(repo, tree) for tree in trees]
     for sha, read in zip(shas, fresh, strict=True):
         assert read.files == ls_tree(mirror.path, sha)
-    # From every other commit's listing, forwards and backwards.
+    # From every other commit's listing, forwards and backwards, with the tree objects
+    # parsed so far shared as the controller shares them.
+    parsed: OrderedDict[str, listing.Entries] = OrderedDict()
     for index, tree in enumerate(trees):
         for base in fresh:
-            assert listing.read(repo, tree, base).files == fresh[index].files
+            assert listing.read(repo, tree, base, parsed).files == fresh[index].files
     repo.close()
     mirror.close()
 
