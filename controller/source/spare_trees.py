@@ -71,13 +71,18 @@ class SpareTrees:
         diff, best = min(diffs, key=lambda pair: len(pair[0]))
         if len(diff) >= len(files):
             return False  # as many changes as files: a fresh export is no slower
-        with self._lock:
-            if self._ready.pop(best.path, None) is None:
-                return False  # evicted meanwhile
         repo = self._repo()
         if repo is None:
             return False
-        os.rename(best.path, into)  # onto the empty staging directory
+        with self._lock:
+            if self._ready.pop(best.path, None) is None:
+                return False  # evicted meanwhile
+        try:
+            os.rename(best.path, into)  # onto the empty staging directory
+        except OSError:
+            log.warning("spare tree %s could not be taken; exporting in full", best.path)
+            shutil.rmtree(best.path, ignore_errors=True)
+            return False
         blob_store.update(repo, diff, into, exports / self._blobs)
         return True
 
