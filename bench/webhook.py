@@ -6,6 +6,7 @@ behind its newest commit. This runs a real `shipyard serve` (local target, real 
 processes) on loopback with a real git repository:
 
     python bench/webhook.py [--pushes 50] [--branches 50] [--deliveries 1000] [--json]
+    python bench/webhook.py --agents 10 1000 [--pushes 40] [--json]
     python bench/webhook.py --flood [--stalled 200] [--flood-seconds 30] [--json]
 
 (1) latency: `--pushes` times, commit a change to one agent on a branch, push, deliver
@@ -13,6 +14,12 @@ a signed GitHub push event, and time until the router serves the new version; pr
 p50 and p95. (2) burst: `--branches` branches with `--deliveries / --branches` commits
 each, every delivery sent concurrently; then checks every branch's preview ends at its
 newest commit and every delivery was accepted.
+
+`--agents A B …`: (1) only, once per repository size, side by side in one run: the
+branch pushed to declares `bot` and A-1 (then B-1, …) more agents with previews off, so
+the preview runs one process while every push loads, plans and exports a repository of
+that many agents. Prints p50 and p95 for each and the ratio of the largest to the
+smallest (goals: flat within 1.2x; p95 < 1 s).
 
 (3) `--flood`: the controller's RSS and /healthz latency, first idle, then while
 `--stalled` unauthenticated connections each declare a 5,000,000-byte body and send
@@ -60,6 +67,20 @@ spec:
   run: {{command: [python3, agent/server.py]}}
   model: {{provider: fake, name: echo, parameters: {{temperature: {temperature}}}}}
   prompt: {{system: You are a bot.}}
+"""
+
+
+def filler(index: int) -> str:
+    """An agent the repository declares but previews do not run (its own prompt file)."""
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata: {{name: agent-{index:04d}}}
+spec:
+  run: {{command: [python3, agent/server.py]}}
+  model: {{provider: fake, name: echo}}
+  prompt: {{file: prompts/agent-{index:04d}.md}}
+  preview: {{enabled: false}}
 """
 
 
@@ -141,17 +162,34 @@ def wait_ready(client: httpx.Client, url: str) -> None:
 
 def latency(client: httpx.Client, url: str, work: Path, pushes: int) -> list[float]:
     """Push, deliver, and time until the preview serves that commit."""
-    seconds = []
     git(work, "checkout", "-q", "-b", "latency")
-    for step in range(pushes):
-        sha = commit(work, round(0.2 + (step % 90) * 0.01, 2), f"push {step}")
-        git(work, "push", "-q", "origin", "latency")
-        started = time.perf_counter()
-        if deliver(client, url, "latency", sha) != 200:
-            raise RuntimeError("a signed delivery was refused")
-        wait_commit(client, url, preview_name("latency"), sha, timeout=30)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    return [one_push(client, url, work, step) for step in range(pushes)]
+
+
+def one_push(client: httpx.Client, url: str, work: Path, step: int) -> float:
+    """Seconds from a push's delivery until its preview serves it, every agent ready."""
+    sha = commit(work, round(0.2 + (step % 90) * 0.01, 2), f"push {step}")
+    git(work, "push", "-q", "origin", "latency")
+    started = time.perf_counter()
+    if deliver(client, url, "latency", sha) != 200:
+        raise RuntimeError("a signed delivery was refused")
+    wait_commit(client, url, preview_name("latency"), sha, timeout=30)
+    return time.perf_counter() - started
+
+
+def add_fillers(client: httpx.Client, url: str, work: Path, fillers: int) -> None:
+    """On a new branch `latency`, `fillers` more agents; wait for its preview to start."""
+    git(work, "checkout", "-q", "-b", "latency")
+    (work / "prompts").mkdir(exist_ok=True)
+    for index in range(fillers):
+        (work / "agents" / f"agent-{index:04d}.yaml").write_text(filler(index))
+        (work / "prompts" / f"agent-{index:04d}.md").write_text(f"You are agent {index}.\n")
+    git(work, "add", "-A")
+    sha = commit(work, 0.15, f"{fillers} more agents")
+    git(work, "push", "-q", "origin", "latency")
+    if deliver(client, url, "latency", sha) != 200:
+        raise RuntimeError("a signed delivery was refused")
+    wait_commit(client, url, preview_name("latency"), sha, timeout=120)
 
 
 def burst(
@@ -185,33 +223,81 @@ def burst(
     }
 
 
-def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+def start_controller(root: Path, branches: int) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """A `shipyard serve` on a new repository; returns it, its URL and the work clone."""
+    root.mkdir(parents=True, exist_ok=True)
     remote, work = make_repository(root)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = (root / "controller.log").open("wb")
     controller = subprocess.Popen(
         [str(Path(sys.executable).parent / "shipyard"), "serve", "--repo", str(remote),
          "--state-dir", str(root / "state"), "--port", str(port), "--poll-interval", "1h",
-         "--webhook-secret", SECRET, "--max-previews", str(args.branches + 5)],
+         "--webhook-secret", SECRET, "--max-previews", str(branches + 5)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    log.close()  # the child has its own copy
+    return controller, f"http://127.0.0.1:{port}", work
+
+
+def stop_controller(controller: subprocess.Popen[bytes]) -> None:
+    controller.send_signal(signal.SIGTERM)
+    controller.wait(timeout=60)
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    p95 = statistics.quantiles(seconds, n=20)[18] if len(seconds) >= 2 else seconds[0]
+    return {"pushes": len(seconds), "p50_s": statistics.median(seconds), "p95_s": p95}
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    controller, url, work = start_controller(root, args.branches)
     client = httpx.Client(timeout=30, trust_env=False)
     try:
         wait_ready(client, url)
         seconds = latency(client, url, work, args.pushes)
         result = burst(client, url, work, args.branches, args.deliveries)
     finally:
-        controller.send_signal(signal.SIGTERM)
-        controller.wait(timeout=60)
+        stop_controller(controller)
         client.close()
-        log.close()
-    return {
-        "pushes": len(seconds),
-        "p50_s": statistics.median(seconds),
-        "p95_s": statistics.quantiles(seconds, n=20)[18] if len(seconds) >= 2 else seconds[0],
-        **result,
-    }
+    return {**percentiles(seconds), **result}
+
+
+def flatness(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    """Push → preview for each size in `--agents`, one controller each, all running at
+    once and pushed to in turn, so a busy moment of the machine hits every size alike."""
+    sites = []
+    client = httpx.Client(timeout=30, trust_env=False)
+    try:
+        for agents in args.agents:
+            controller, url, work = start_controller(root / f"agents-{agents}", 0)
+            sites.append((agents, controller, url, work))
+        for agents, _, url, work in sites:
+            wait_ready(client, url)
+            add_fillers(client, url, work, agents - 1)
+        seconds: dict[int, list[float]] = {agents: [] for agents, *_ in sites}
+        for step in range(args.pushes):
+            for agents, _, url, work in sites:
+                seconds[agents].append(one_push(client, url, work, step))
+    finally:
+        for _, controller, *_ in sites:
+            stop_controller(controller)
+        client.close()
+    return [{"agents": agents, **percentiles(seconds[agents])} for agents, *_ in sites]
+
+
+def print_flatness(rows: list[dict[str, Any]]) -> None:
+    print(f"push → preview serving the new version, {rows[0]['pushes']} pushes each, "
+          "sizes pushed to in turn, poller at 1h:")  # fmt: skip
+    for row in rows:
+        print(f"  {row['agents']:>5} agents: p50 {row['p50_s'] * 1000:.0f} ms, "
+              f"p95 {row['p95_s'] * 1000:.0f} ms")  # fmt: skip
+    small, large = rows[0], rows[-1]
+    ratio = large["p50_s"] / small["p50_s"]
+    worst = max(row["p95_s"] for row in rows)
+    print(f"  p50 at {large['agents']} vs {small['agents']} agents: {ratio:.2f}x "
+          f"(goal: flat within 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")  # fmt: skip
+    verdict = "met" if worst < 1 else "NOT met"
+    print(f"  worst p95 {worst * 1000:.0f} ms (goal < 1000 ms: {verdict})")
 
 
 DECLARED = 5_000_000
@@ -379,6 +465,7 @@ def main() -> int:
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--deliveries", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--agents", type=int, nargs="+", help="latency at each repository size")
     parser.add_argument("--flood", action="store_true", help="measure under stalled uploads")
     parser.add_argument("--stalled", type=int, default=200)
     parser.add_argument("--flood-seconds", type=float, default=30.0)
@@ -386,6 +473,13 @@ def main() -> int:
     os.environ.setdefault("GIT_CONFIG_GLOBAL", os.devnull)
     root = Path(tempfile.mkdtemp(prefix="shipyard-webhook-bench-"))
     try:
+        if args.agents:
+            rows = flatness(args, root)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                print_flatness(rows)
+            return 0
         result = flood(args, root) if args.flood else run(args, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -155,10 +155,11 @@ class Evaluation:
         except Exception:
             log.exception("reading eval suites at %s failed", sha[:12])
             return
+        if not loaded and not self.problems_at(environment, sha):
+            return  # no suites: nothing to run, nothing to report
+        # Production's rows only: every environment's would make each push O(environments).
         production = {
-            record.agent: record.version
-            for record in self.store.deployed()
-            if record.environment == naming.PRODUCTION
+            record.agent: record.version for record in self.store.deployed(naming.PRODUCTION)
         }
         runs = []
         for agent, suites in loaded.items():

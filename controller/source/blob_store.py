@@ -21,21 +21,51 @@ import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import git
 
-_BLOB, _EXECUTABLE, _SYMLINK, _SUBMODULE = b"100644", b"100755", b"120000", b"160000"
+from controller.source import listing as listings
+
 _READ_ONLY, _READ_ONLY_EXECUTABLE = 0o444, 0o555
 _STORE_ATTEMPTS = 5
 
 
-def materialize(repo: git.Repo, sha: str, destination: Path, store: Path) -> None:
-    """Fill the empty directory `destination` with commit `sha`'s files, linked from `store`."""
+Files = dict[str, listings.Entry]
+
+
+def materialize(repo: git.Repo, files: Files, destination: Path, store: Path) -> None:
+    """Fill the empty directory `destination` with the listed files, linked from `store`."""
+    update(repo, changes({}, files), destination, store)
+
+
+class Changes(NamedTuple):
+    gone: list[tuple[str, listings.Entry]]  # removed, or replaced by another entry
+    placed: list[tuple[str, listings.Entry]]  # added, or replacing another entry
+
+    def __len__(self) -> int:
+        return len(self.gone) + len(self.placed)
+
+
+def changes(old: Files, new: Files) -> Changes:
+    """What differs between two listings (set operations in C, not a loop per path)."""
+    return Changes(list(old.items() - new.items()), list(new.items() - old.items()))
+
+
+def update(repo: git.Repo, diff: Changes, destination: Path, store: Path) -> None:
+    """Apply `diff` to `destination`, which holds exactly the files it was taken from.
+
+    Only paths whose entry differs are touched: those gone or changed are removed (with
+    directories left empty), then those added or changed are placed.
+    """
     store.mkdir(parents=True, exist_ok=True)
     # Plain strings, not Paths: at thousands of files pathlib costs as much as the links.
     root, blobs = os.fspath(destination), os.fspath(store)
+    for path, entry in diff.gone:
+        _remove(root, path, entry)
     made = {""}
-    for mode, blob, path in _entries(repo, sha):
+    for path, entry in diff.placed:
+        mode, blob = entry.mode, entry.blob
         directory = os.path.dirname(path)
         if directory not in made:
             os.makedirs(os.path.join(root, directory), exist_ok=True)
@@ -43,27 +73,29 @@ def materialize(repo: git.Repo, sha: str, destination: Path, store: Path) -> Non
                 made.add(directory)
                 directory = os.path.dirname(directory)
         target = os.path.join(root, path)
-        if mode == _SUBMODULE:
+        if mode == listings.SUBMODULE:
             os.makedirs(target, exist_ok=True)  # as git archive does: an empty directory
-        elif mode == _SYMLINK:
+        elif mode == listings.SYMLINK:
             _symlink(repo, blob, path, target)
         else:
-            _link(repo, blob, mode == _EXECUTABLE, os.path.join(blobs, blob), target)
+            _link(repo, blob, mode == listings.EXECUTABLE, os.path.join(blobs, blob), target)
 
 
-def _entries(repo: git.Repo, sha: str) -> list[tuple[bytes, str, str]]:
-    """(mode, blob sha, path) of every file in the commit, from one `ls-tree`."""
-    listing: bytes = repo.git.execute(
-        ["git", "ls-tree", "-r", "-z", "--full-tree", sha], stdout_as_string=False
-    )
-    entries = []
-    for record in listing.split(b"\0"):
-        if not record:
-            continue
-        meta, _, path = record.partition(b"\t")
-        mode, _kind, blob = meta.split(b" ")
-        entries.append((mode, blob.decode("ascii"), os.fsdecode(path)))
-    return entries
+def _remove(root: str, path: str, entry: listings.Entry) -> None:
+    target = os.path.join(root, path)
+    with contextlib.suppress(FileNotFoundError):  # an out-of-tree symlink was never made
+        if entry.mode == listings.SUBMODULE:
+            os.rmdir(target)
+        else:
+            os.unlink(target)
+    # Git keeps no empty directories, and neither does an export.
+    directory = os.path.dirname(path)
+    while directory:
+        try:
+            os.rmdir(os.path.join(root, directory))
+        except OSError:  # not empty (or already gone): nor are its parents
+            break
+        directory = os.path.dirname(directory)
 
 
 def _link(repo: git.Repo, blob: str, executable: bool, stored: str, target: str) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.source import spare_trees
 from controller.source.mirror import BLOB_STORE
 
 TRASH_PREFIX = ".pruning-"
@@ -100,7 +101,8 @@ def _delete_leftovers(checkouts: Path, now: float) -> int:
     except FileNotFoundError:
         return 0
     for entry in entries:
-        if not entry.name.startswith(".") or entry.name == BLOB_STORE:
+        # The blob store, and spare trees (`spare_trees` removes those of gone processes).
+        if not entry.name.startswith(".") or entry.name in (BLOB_STORE, spare_trees.SPARES):
             continue
         if not entry.is_dir(follow_symlinks=False):
             continue

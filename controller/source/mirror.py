@@ -8,6 +8,7 @@ unreachable the last fetched state keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import git
 
-from controller.source import blob_store, commit_tree, credentials, errors
+from controller.source import blob_store, commit_tree, credentials, errors, listing, spare_trees
 
 # Re-exported so callers catch them without importing a second module.
 SourceUnavailable = errors.SourceUnavailable
@@ -72,6 +73,8 @@ class Mirror:
         self._local = threading.local()
         self._opened: list[git.Repo] = []
         self._opened_lock = threading.Lock()
+        self._listings = listing.Listings()
+        self._spares = spare_trees.SpareTrees(self._repo, BLOB_STORE)
 
     def __repr__(self) -> str:
         return f"Mirror({errors.redact(self.url)!r}, {str(self.path)!r})"
@@ -161,22 +164,25 @@ class Mirror:
         return set(repo.git.rev_list("--first-parent", sha).split())
 
     def tree(self, sha: str) -> commit_tree.CommitTree:
-        return commit_tree.CommitTree(self._commit(sha).tree)
+        root = self._commit(sha).tree
+        return commit_tree.CommitTree(root, lambda: self._listings.get(root.repo, root.hexsha))
 
     def export(self, sha: str, destination: Path) -> Path:
         """The files of commit `sha`, materialized once at `destination` (read-only files)."""
         if destination.exists():
             return destination
         found = self._commit(sha)
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        exports = destination.parent
+        exports.mkdir(parents=True, exist_ok=True)
+        files = self._listings.get(found.repo, found.tree.hexsha).files
         # Built beside the destination and renamed: a crash leaves no half-written
         # tree that a later call would take for a finished one.
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=exports))
         try:
-            # Unchanged files are hard links to blobs an earlier export already wrote.
-            blob_store.materialize(
-                found.repo, found.hexsha, staging, destination.parent / BLOB_STORE
-            )
+            # From a spare copy of an earlier commit when one is ready (only what differs
+            # is touched); else every file, unchanged ones as links to stored blobs.
+            if not self._spares.take(exports, files, staging):
+                blob_store.materialize(found.repo, files, staging, exports / BLOB_STORE)
             staging.chmod(0o755)
             try:
                 staging.rename(destination)
@@ -186,10 +192,16 @@ class Mirror:
                 # Another export of the same commit finished first; its copy is as good.
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._spares.prepare(exports, files)  # for the next export, off its path
         return destination
+
+    def settle(self) -> None:
+        """Wait until the spare tree for the next export is built (see `spare_trees`)."""
+        self._spares.settle()
 
     def close(self) -> None:
         """Stop the git helper processes of every thread; the mirror reopens on next use."""
+        self._spares.close()
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for repo in opened:
@@ -213,6 +225,13 @@ class Mirror:
         # Only object names: anything else could be a ref, a rev expression or an option.
         if repo is None or not _OBJECT_NAME.fullmatch(sha):
             raise errors.UnknownCommit(sha)
+        if len(sha) in (40, 64):
+            # A full id of a commit, the usual case: asked of the repository's long-lived
+            # `cat-file` instead of a `rev-parse` process (several per push otherwise).
+            binsha = bytes.fromhex(sha)
+            with contextlib.suppress(Exception):  # anything unusual: rev-parse says
+                if repo.odb.info(binsha).type == b"commit":
+                    return git.Commit(repo, binsha)
         try:
             full = repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")
         except git.GitCommandError as error:

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS deployed (
     commit_sha TEXT NOT NULL, branch TEXT NOT NULL, since REAL NOT NULL,
     PRIMARY KEY (agent, environment)
 );
+-- A reconcile reads its environment's rows: without this, every row of every environment.
+CREATE INDEX IF NOT EXISTS deployed_by_environment ON deployed (environment, agent);
 CREATE TABLE IF NOT EXISTS revisions (
     number INTEGER NOT NULL, agent TEXT NOT NULL, environment TEXT NOT NULL,
     version TEXT NOT NULL, commit_sha TEXT NOT NULL, branch TEXT NOT NULL,

@@ -20,7 +20,7 @@ from controller.reconciler import disk_pruning
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
 from controller.reconciler.status import EnvironmentStatus
-from controller.source import export_pruning
+from controller.source import export_pruning, spare_trees
 from controller.source.mirror import Mirror
 from controller.store.records import Deployed
 from controller.store.sqlite import Store
@@ -221,3 +221,21 @@ def test_what_counts_as_needed(tmp_path: Path) -> None:
 
     needed = asyncio.run(main())
     assert needed == {commit[name] for name in "abcd"}
+
+
+def test_a_pass_leaves_spare_trees_to_their_owner_however_old(tmp_path: Path) -> None:
+    checkouts = tmp_path / "checkouts"
+    spare = checkouts / spare_trees.SPARES / "4242.token"
+    (spare / "agent").mkdir(parents=True)
+    (spare / "agent" / "prompt.md").write_text("kept for the next export\n")
+    staging = checkouts / f".{'ef' * 20}.x1y2"
+    staging.mkdir()
+    long_ago = time.time() - export_pruning.STALE_AFTER_SECONDS - 60
+    for old in (staging, spare, checkouts / spare_trees.SPARES):
+        os.utime(old, (long_ago, long_ago))
+
+    pruned = export_pruning.delete(checkouts, [])
+
+    assert pruned.leftovers == 1
+    assert not staging.exists()
+    assert (spare / "agent" / "prompt.md").read_text() == "kept for the next export\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.source import errors, mirror
+from controller.source import errors, mirror, spare_trees
 from controller.source.commit_tree import CommitTree
 from controller.specs import loading
 from controller.specs.tree import FilesystemTree, Tree, TreeError
@@ -542,8 +542,10 @@ class TestExport:
         assert (destination / "run.sh").read_text() == "#!/bin/sh\n# $Format:%H$\n"
         assert os.access(destination / "run.sh", os.X_OK)
         assert loading.collect(FilesystemTree(destination)).ok
+        source.settle()  # the spare for the next export is built beside it
         assert sorted(path.name for path in destination.parent.iterdir()) == [
             mirror.BLOB_STORE,
+            spare_trees.SPARES,
             sha,
         ]
 
@@ -592,6 +594,41 @@ class TestExport:
         assert (exports / new / "added.txt").read_text() == "+"
         assert not (exports / new / "gone.txt").exists()
         assert not (exports / new / "dir").exists()  # git keeps no empty directories
+
+    def test_a_new_commit_is_a_spare_of_the_last_with_only_what_differs_changed(
+        self, upstream: Upstream, source: mirror.Mirror, tmp_path: Path
+    ) -> None:
+        unchanged = {f"same/{n}.txt": f"{n}\n" for n in range(8)}
+        old = upstream.commit(
+            {**unchanged, "a.txt": "old\n", "f": "file", "dir/sub/x.txt": "x"}, branch="main"
+        )
+        (upstream.work / "f").unlink()
+        new = upstream.commit({"a.txt": "new\n", "f/now-a-dir.txt": "d", "dir/sub/x.txt": None})
+        upstream.push("main")
+        source.fetch()
+        exports = tmp_path / "checkouts"
+        source.export(old, exports / old)
+        source.settle()
+        (spare,) = (exports / spare_trees.SPARES).glob("*/tree.*")
+        spare_inode = spare.stat().st_ino
+        (exports / old / "written-by-an-agent.txt").write_text("mine")
+
+        source.export(new, exports / new)
+
+        assert (exports / new).stat().st_ino == spare_inode  # the spare became the export
+        files = sorted(
+            str(path.relative_to(exports / new))
+            for path in (exports / new).rglob("*")
+            if not path.is_dir()
+        )
+        assert files == git(upstream.work, "ls-tree", "-r", "--name-only", new).split("\n")
+        for name in files:
+            committed = git(upstream.work, "show", f"{new}:{name}")  # stripped, as git() does
+            assert (exports / new / name).read_text().strip() == committed
+        assert not (exports / new / "dir").exists()  # emptied directories go, as in git
+        assert (exports / old / "a.txt").read_text() == "old\n"  # the old one is untouched
+        assert (exports / old / "dir/sub/x.txt").read_text() == "x"
+        assert (exports / old / "f").read_text() == "file"
 
     def test_unchanged_files_are_shared_and_read_only(
         self, upstream: Upstream, source: mirror.Mirror, tmp_path: Path

@@ -33,6 +33,7 @@ from controller.targets.local.processes import (
     ProcessTable,
     RestartPolicy,
 )
+from controller.targets.local.target import LocalTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "examples/agents-repo/agent/server.py"
@@ -76,6 +77,32 @@ if os.fork() == 0:
             print("daemon still here", flush=True)
             time.sleep(0.5)
     os._exit(0)
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+# An agent that, told to stop, exits only once a file named "let-go" is in its directory.
+LINGERING_AGENT = """
+import os, signal, threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+def linger(*_):
+    def wait():
+        while not os.path.exists("let-go"):
+            time.sleep(0.02)
+        os._exit(0)
+    threading.Thread(target=wait, daemon=True).start()
+
+signal.signal(signal.SIGTERM, linger)
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -320,6 +347,36 @@ def test_stop_kills_a_process_that_ignores_sigterm_after_the_grace(tmp_path: Pat
         # Asked first (its handler ran and it kept going), killed only then.
         assert "got SIGTERM" in texts(process.logs.lines())
         assert any("killed" in t for t in texts(process.logs.lines(), "shipyard"))
+
+    run(scenario())
+
+
+def test_a_rollout_is_done_once_traffic_switched_and_the_old_version_stops_after(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        (tmp_path / "agent.py").write_text(LINGERING_AGENT)
+        command = (sys.executable, "agent.py")
+        target = LocalTarget(ProcessTable())
+        try:
+            old = make_spec(tmp_path, command, version="v1")
+            assert (await target.deploy(old, 30)).healthy
+            replaced = target.process(old.environment, old.agent)
+            assert replaced is not None
+            assert replaced.pid is not None
+            new = make_spec(tmp_path, command, version="v2")
+            # The old version cannot exit before "let-go" exists: the rollout's result
+            # came without waiting for it, and traffic is already on the new version.
+            old_pid = replaced.pid
+            assert (await target.deploy(new, 30)).healthy
+            assert not is_gone(old_pid)
+            assert target.running(old.environment) == {old.agent: "v2"}
+            (tmp_path / "let-go").touch()
+            await eventually(lambda: state_of(replaced) is ProcessState.STOPPED, timeout=30)
+            assert is_gone(old_pid)
+        finally:
+            (tmp_path / "let-go").touch()
+            await target.close()
 
     run(scenario())
 

@@ -107,7 +107,9 @@ class LocalTarget:
             if await process.wait_healthy(deadline_seconds, give_up_on_crash=True):
                 self._serving[slot] = process
                 if current is not None and current.key != process.key:
-                    await self._table.stop(current.key)
+                    # Traffic has switched: the old version stops without holding up the
+                    # rollout's result (and a preview's readiness) for its exit.
+                    self._table.stop_soon(current.key)
                 return DeployResult(True)
             message = _failure(process, deadline_seconds)
             await self._table.stop(process.key)
