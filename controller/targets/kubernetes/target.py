@@ -644,8 +644,9 @@ def _kept_entry(entry: Any) -> Any:
 
 def _essentials(obj: KubeObject) -> KubeObject:
     """What rollout waits read of a watched Deployment or Pod (`_available`, `_watched`,
-    `pod_states`): identity, labels, the replica count and the status; not managedFields,
-    annotations or the pod template, which are most of each object's size."""
+    `pod_states`; a pod's IP for `version_endpoint`): identity, labels, the replica count
+    and the status; not managedFields, annotations or the pod template, which are most of
+    each object's size."""
     metadata = obj.get("metadata") or {}
     status = obj.get("status") or {}
     kept_status = {key: value for key, value in status.items() if key in _KEPT_STATUS}
