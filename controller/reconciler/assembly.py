@@ -78,6 +78,10 @@ def assemble(
     failures = Failures()
     agent_states = AgentStates(target, store, failures, canaries, url)
     runner = EvalRunner(EvalResults(config.database))
+    # On Kubernetes, evals reach production's versions at their pods (`eval_runs.PodEndpoint`).
+    pod_endpoint = (
+        driver.target.version_endpoint if isinstance(driver, drivers.KubernetesDriver) else None
+    )
     evaluation = Evaluation(
         runner,
         statuses=statuses,
@@ -85,6 +89,7 @@ def assemble(
         commits=commits,
         url=url,
         public_port=config.public_port,
+        pod_endpoint=pod_endpoint,
     )
     pull_requests = PullRequests(notifier, repository, evaluation)
     evaluation.on_compared = lambda status: pull_requests.report(status, "success")
@@ -116,7 +121,12 @@ def assemble(
         statuses=statuses,
         clock=clock,
         eval_gate=EvalGate(
-            commits=commits, runner=runner, target=target, url=url, public_port=config.public_port
+            commits=commits,
+            runner=runner,
+            target=target,
+            url=url,
+            public_port=config.public_port,
+            pod_endpoint=pod_endpoint,
         ),
         prometheus=Prometheus(config.prometheus_url) if config.prometheus_url else None,
     )

@@ -4,9 +4,9 @@ A canary needs a version to compare against (the first deploy of an agent has no
 rolls out plainly) and a target that runs both versions side by side behind Shipyard's
 router: the local target, or the Kubernetes target behind `shipyard gateway` (a second
 Deployment, its weight published for the gateway). A RollingUpdate with an eval gate
-(local target only) runs the same way with no steps: the new version starts beside the
+runs the same way with no steps: the new version starts beside the
 stable one at weight 0, the gate judges it, and it takes all traffic only once the gate
-passes.
+passes. On Kubernetes that new version is the canary Deployment, judged at its own pod.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ class CanaryOutcome:
 def applies(
     agent: Agent, current: str | None, driver: drivers.Driver, *, gated: bool = False
 ) -> bool:
-    return current is not None and (
-        (agent.spec.rollout.is_canary and isinstance(driver, drivers.KubernetesDriver))
-        or ((agent.spec.rollout.is_canary or gated) and isinstance(driver, drivers.LocalDriver))
+    return (
+        current is not None
+        and (agent.spec.rollout.is_canary or gated)
+        and isinstance(driver, (drivers.LocalDriver, drivers.KubernetesDriver))
     )
 
 

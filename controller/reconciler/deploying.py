@@ -106,8 +106,10 @@ class Deployer:
         started = time.monotonic()
         aborted = False
         gated = self.eval_gate.applies(agent, environment)
-        # The gate evaluates the new version on its own loopback port: the local target's.
-        gate_runs = gated and isinstance(self.driver, drivers.LocalDriver)
+        # The gate needs the new version running beside the stable one, reachable alone.
+        gate_runs = gated and isinstance(
+            self.driver, (drivers.LocalDriver, drivers.KubernetesDriver)
+        )
         try:
             if canary_deploy.applies(agent, action.current, self.driver, gated=gate_runs):
                 assert action.current is not None
@@ -165,7 +167,7 @@ class Deployer:
             "there is no stable version to compare against (a first deploy)"
             if stable is None
             else "the gate runs only where the new version can run beside the stable one "
-            "(the local target)"
+            "(the local and Kubernetes targets)"
         )
         kind = "Normal" if stable is None else "Warning"
         self.recorder.event(

@@ -1,8 +1,11 @@
 """The eval gate: `spec.rollout.requireEvals` in production, before a new version takes over.
 
 Once the new version runs healthy beside the stable one (taking no traffic yet), the
-agent's suites at the new commit run on both: the stable version through the router
-(which sends it everything at weight 0), the new one on its own loopback port. A case
+agent's suites at the new commit run on both. On the local target: the stable version
+through the router (which sends it everything at weight 0), the new one on its own
+loopback port. On Kubernetes (`PodEndpoint`): each version at a ready pod of its own
+Deployment, `podIP:containerPort` (the canary Deployment's for the new one); the stable
+one through its public URL when no stable pod is known (after a restart). A case
 that passes on stable and fails on the new version is a regression: the verdict Fails
 and the rollout is aborted like any failed analysis. Cases that already failed on stable
 do not block (the gate guards against getting worse, as the pull request's check does).
@@ -16,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from controller.reconciler.canary_analysis import Result, Verdict
 from controller.reconciler.commits import Commits
-from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner
+from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner, PodEndpoint
 from controller.reconciler.target import Target
 from controller.specs import evalsuites
 from controller.specs.model import Agent
@@ -24,6 +27,10 @@ from controller.store.eval_results import CaseResult
 from preview import naming
 
 MAX_NAMED = 5  # regressions named in the verdict; the rest are counted
+# How long the new version's ready pod may take to reach the watched cache once its
+# Deployment is available (the pod watch and the Deployment watch are separate streams).
+POD_WAIT_SECONDS = 30.0
+POD_POLL_SECONDS = 0.1
 
 
 class EvalGate:
@@ -35,7 +42,9 @@ class EvalGate:
         target: Target,
         url: Callable[[str, str], str],
         public_port: int,
+        pod_endpoint: PodEndpoint | None = None,
     ) -> None:
+        self.pod_endpoint = pod_endpoint  # set on Kubernetes (`KubernetesTarget`)
         self.commits = commits
         self.runner = runner
         self.target = target
@@ -70,16 +79,36 @@ class EvalGate:
         if canary is None or canary.version != version:
             return Verdict(Result.FAILED, f"{version} is not running beside {stable}")
         through_router = Endpoint.through_router(self.url(agent, environment), self.public_port)
+        if self.pod_endpoint is None:
+            stable_at, new_at = through_router, Endpoint(f"http://127.0.0.1:{canary.port}")
+        else:
+            found = await self._pod(environment, agent, version)
+            if found is None:
+                return Verdict(
+                    Result.FAILED, f"no ready pod of {version} answered within the gate's wait"
+                )
+            new_at = Endpoint(found)
+            stable_pod = self.pod_endpoint(environment, agent, stable, canary=False)
+            stable_at = Endpoint(stable_pod) if stable_pod else through_router
         await asyncio.gather(
-            self.runner.submit(EvalRequest(agent, stable, through_router, suites)),
-            self.runner.submit(
-                EvalRequest(agent, version, Endpoint(f"http://127.0.0.1:{canary.port}"), suites)
-            ),
+            self.runner.submit(EvalRequest(agent, stable, stable_at, suites)),
+            self.runner.submit(EvalRequest(agent, version, new_at, suites)),
         )
         digests = {suite.name: suite.digest for suite in suites}
         before = self.runner.results.results(agent, stable, digests)
         after = self.runner.results.results(agent, version, digests)
         return verdict(before, after, stable)
+
+    async def _pod(self, environment: str, agent: str, version: str) -> str | None:
+        """The new version's ready canary pod, waited for briefly (see POD_WAIT_SECONDS)."""
+        assert self.pod_endpoint is not None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + POD_WAIT_SECONDS
+        while True:
+            found = self.pod_endpoint(environment, agent, version, canary=True)
+            if found is not None or loop.time() >= give_up:
+                return found
+            await asyncio.sleep(POD_POLL_SECONDS)
 
     def _suites(self, sha: str, agent: str) -> tuple[evalsuites.Suite, ...]:
         """On the git thread: the valid suites of `agent` at `sha` (problems are the

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,6 +46,15 @@ class Endpoint:
         if hostname == "localhost" or hostname.endswith(".localhost"):
             return cls(f"http://127.0.0.1:{router_port}", parts.netloc)
         return cls(public_url.rstrip("/"))
+
+
+class PodEndpoint(Protocol):
+    """On Kubernetes: a ready pod's base URL (`http://podIP:containerPort`) for `version`
+    of `agent`, the canary Deployment's or the stable one's; None while there is none."""
+
+    def __call__(
+        self, environment: str, agent: str, version: str, *, canary: bool
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from controller.reconciler.commits import Commits
-from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner
+from controller.reconciler.eval_runs import Endpoint, EvalRequest, EvalRunner, PodEndpoint
 from controller.reconciler.status import EnvironmentStatus
 from controller.specs import evalsuites
 from controller.store.eval_results import CaseResult, EvalResults
@@ -44,8 +44,10 @@ class Evaluation:
         commits: Commits,
         url: Callable[[str, str], str],
         public_port: int,
+        pod_endpoint: PodEndpoint | None = None,
     ) -> None:
         self.runner = runner
+        self.pod_endpoint = pod_endpoint  # set on Kubernetes (`KubernetesTarget`)
         self.statuses = statuses
         self.store = store
         self.commits = commits
@@ -196,8 +198,19 @@ class Evaluation:
         self.evaluated[(environment, agent)] = Evaluated(
             version, {suite.name: suite.digest for suite in suites}
         )
-        endpoint = Endpoint.through_router(self.url(agent, environment), self.public_port)
-        return self.runner.submit(EvalRequest(agent, version, endpoint, suites))
+        return self.runner.submit(
+            EvalRequest(agent, version, self._endpoint(environment, agent, version), suites)
+        )
+
+    def _endpoint(self, environment: str, agent: str, version: str) -> Endpoint:
+        """Production on Kubernetes at a ready pod of its own, as the eval gate calls it
+        (so the gate compares answers reached alike, never through a public host the
+        controller may not resolve); everything else through its URL."""
+        if self.pod_endpoint is not None and environment == naming.PRODUCTION:
+            found = self.pod_endpoint(environment, agent, version, canary=False)
+            if found is not None:
+                return Endpoint(found)
+        return Endpoint.through_router(self.url(agent, environment), self.public_port)
 
 
 def _comparison(agent: str, result: CaseResult, base: CaseResult | None) -> EvalComparison:

@@ -2,7 +2,8 @@
 
 Run by the fake kubelet as a container's entrypoint: it listens on `HOST:PORT` (the
 pod's own loopback address and container port) and answers every path with JSON
-`{"version": SHIPYARD_VERSION, "pod": HOSTNAME}`; `/healthz` answers `ok`.
+`{"version": SHIPYARD_VERSION, "pod": HOSTNAME, "tone": TONE}` (`TONE` from the agent's
+`spec.env`, for eval cases to judge); `/healthz` answers `ok`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class Handler(BaseHTTPRequestHandler):
             body = b"ok"
         else:
             answer = {"version": os.environ.get("SHIPYARD_VERSION", ""),
-                      "pod": os.environ.get("HOSTNAME", "")}  # fmt: skip
+                      "pod": os.environ.get("HOSTNAME", ""),
+                      "tone": os.environ.get("TONE", "")}  # fmt: skip
             body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("content-length", str(len(body)))

@@ -38,6 +38,7 @@ from controller.targets.kubernetes import (
     canaries,
     errors,
     informer,
+    pod_endpoints,
     pod_logs,
     pod_states,
     rendering,
@@ -403,6 +404,22 @@ class KubernetesTarget:
             self.client.delete("v1", "ConfigMap", config, canary.request.namespace)
             state.live.pop(("ConfigMap", config), None)
 
+    def version_endpoint(
+        self, environment: str, agent: str, version: str, *, canary: bool
+    ) -> str | None:
+        """`http://podIP:containerPort` of a ready pod running `version` of `agent`: the
+        canary Deployment's (`canary`) or the stable one's; None while there is none."""
+        running = self._canaries.get((environment, agent))
+        request = running.request if canary and running else None
+        if not canary:
+            request = self._last_good.get((environment, agent))
+        if request is None or request.version != version:
+            return None
+        port = pod_endpoints.container_port(request.objects)
+        pods = self._pod_informer().indexed((request.namespace, agent, version))
+        address = pod_endpoints.ready_address(pods, canary=canary)
+        return None if port is None or address is None else pod_endpoints.url(address, port)
+
     def remember_healthy(self, request: KubeRequest) -> None:
         """What to roll `request.agent` back to, for a target that lost it in a restart;
         never overrides a version this target saw turn healthy itself."""
@@ -491,12 +508,9 @@ class KubernetesTarget:
         self, request: KubeRequest, seen: dict[tuple[str, str], float], now: float
     ) -> pod_states.PodProblem | None:
         """A pod of this version in a crash state for at least `crash_grace` seconds."""
-        if self._pods is None:
-            self._pods = informer.Informer(
-                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
-            ).start()
         current: set[tuple[str, str]] = set()
-        for pod in self._pods.indexed((request.namespace, request.agent, request.version)):
+        pods = self._pod_informer()
+        for pod in pods.indexed((request.namespace, request.agent, request.version)):
             found = pod_states.problem(pod)
             if found is None:
                 continue
@@ -519,6 +533,13 @@ class KubernetesTarget:
             return [line[:200] for line in stream.lines()][-5:]
         except errors.ApiError:
             return []
+
+    def _pod_informer(self) -> informer.Informer:
+        if self._pods is None:
+            self._pods = informer.Informer(
+                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
+            ).start()
+        return self._pods
 
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
@@ -606,7 +627,7 @@ _KEPT_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp",
 _KEPT_STATUS = frozenset(
     {
         "conditions", "observedGeneration", "replicas", "updatedReplicas",
-        "availableReplicas", "phase", "containerStatuses", "initContainerStatuses",
+        "availableReplicas", "phase", "containerStatuses", "initContainerStatuses", "podIP",
     }
 )  # fmt: skip
 # Of a condition or a container status: what `_available` and `pod_states` read.
@@ -623,8 +644,9 @@ def _kept_entry(entry: Any) -> Any:
 
 def _essentials(obj: KubeObject) -> KubeObject:
     """What rollout waits read of a watched Deployment or Pod (`_available`, `_watched`,
-    `pod_states`): identity, labels, the replica count and the status; not managedFields,
-    annotations or the pod template, which are most of each object's size."""
+    `pod_states`; a pod's IP for `version_endpoint`): identity, labels, the replica count
+    and the status; not managedFields, annotations or the pod template, which are most of
+    each object's size."""
     metadata = obj.get("metadata") or {}
     status = obj.get("status") or {}
     kept_status = {key: value for key, value in status.items() if key in _KEPT_STATUS}
