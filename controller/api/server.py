@@ -31,6 +31,7 @@ from controller.api import (
 )
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
+from controller.metrics import gateway_scrape
 from controller.metrics.collector import Metrics
 from controller.reconciler import disk_pruning, drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -117,6 +118,10 @@ def build(
         )
         driver = drivers.KubernetesDriver(
             cluster, kubernetes.options, config.repo, config.credentials
+        )
+        # Canary analysis reads the requests the gateways saw (docs/rollouts.md).
+        cluster.on_close(
+            gateway_scrape.GatewayScraper(cluster.client, metrics.windows).start().stop
         )
         target = cluster
     controller = Controller(

@@ -2,7 +2,8 @@
 
 Run by the fake kubelet as a container's entrypoint: it listens on `HOST:PORT` (the
 pod's own loopback address and container port) and answers every path with JSON
-`{"version": SHIPYARD_VERSION, "pod": HOSTNAME}`; `/healthz` answers `ok`.
+`{"version": SHIPYARD_VERSION, "pod": HOSTNAME}`, with the status in `POD_AGENT_STATUS`
+(200 unless set: a broken version answers 500); `/healthz` answers `ok`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
+        status = 200
         if self.path == "/healthz":
             body = b"ok"
         else:
+            status = int(os.environ.get("POD_AGENT_STATUS", "200"))
             answer = {"version": os.environ.get("SHIPYARD_VERSION", ""),
                       "pod": os.environ.get("HOSTNAME", "")}  # fmt: skip
             body = json.dumps(answer).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -140,6 +140,11 @@ class KubernetesTarget:
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
         self._canaries: dict[tuple[str, str], _Canary] = {}
         self.weights = canaries.WeightPublisher(client)
+        self._on_close: list[Callable[[], None]] = []  # what runs beside it (gateway scrapes)
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Stop `stop`'s owner with the target (the controller's gateway scraper)."""
+        self._on_close.append(stop)
 
     # Observing --------------------------------------------------------------------------
 
@@ -571,6 +576,9 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self.weights.stop()
+        for stop in self._on_close:
+            await asyncio.to_thread(stop)
+        self._on_close.clear()
         self._canaries.clear()
         self._environments.clear()
         for watched in (self._deployments, self._pods):
