@@ -41,8 +41,10 @@ from controller.targets.kubernetes import (
     pod_logs,
     pod_states,
     rendering,
+    route_weights,
 )
 from controller.targets.kubernetes.client import KubeClient, KubeObject
+from controller.targets.kubernetes.gateway_rendering import GatewayRef
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import CanaryServing, DeployResult, Serving
 
@@ -122,6 +124,7 @@ class KubernetesTarget:
         poll_interval: float = 0.5,
         crash_grace: float = 5.0,
         apply_workers: int = APPLY_WORKERS,
+        http_route_gateway: GatewayRef | None = None,
     ) -> None:
         self.client = client
         self.apply_workers = apply_workers
@@ -140,6 +143,12 @@ class KubernetesTarget:
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
         self._canaries: dict[tuple[str, str], _Canary] = {}
         self.weights = canaries.WeightPublisher(client)
+        # Gateway API instead of `shipyard gateway` for canary weights (`route_weights`).
+        self.routes = (
+            route_weights.RouteWeights(client, http_route_gateway)
+            if http_route_gateway is not None
+            else None
+        )
         self._on_close: list[Callable[[], None]] = []  # what runs beside it (gateway scrapes)
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -324,6 +333,8 @@ class KubernetesTarget:
                     0,
                     sticky_header,
                 )
+                if self.routes is not None:
+                    await asyncio.to_thread(self.routes.start, request.agent, request.objects)
                 healthy, message = await self._wait_available(applied, deadline_seconds)
             except (errors.Transient, errors.Conflict) as error:
                 await asyncio.to_thread(self._discard_canary, canary, state)
@@ -349,6 +360,8 @@ class KubernetesTarget:
         self.weights.publish(
             canary.request.namespace, canary.deployment, canary.weight, canary.sticky_header
         )
+        if self.routes is not None:
+            self.routes.publish(agent, canary.request.objects, canary.weight)
 
     async def promote_canary(self, environment: str, agent: str) -> bool:
         """The stable Deployment rolls to the canary's version; then the canary goes.
@@ -396,6 +409,8 @@ class KubernetesTarget:
 
     def _delete_canary(self, canary: _Canary, state: _Environment) -> None:
         name = canary.deployment
+        if self.routes is not None:
+            self.routes.end(canary.request.agent, canary.request.objects)
         self.weights.forget(canary.request.namespace, name)
         self.client.delete("apps/v1", "Deployment", name, canary.request.namespace)
         state.live.pop(("Deployment", name), None)
@@ -576,6 +591,8 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self.weights.stop()
+        if self.routes is not None:
+            self.routes.stop()
         for stop in self._on_close:
             await asyncio.to_thread(stop)
         self._on_close.clear()
