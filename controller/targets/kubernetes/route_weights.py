@@ -18,7 +18,7 @@ import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from controller.targets.kubernetes import canaries, errors, gateway_rendering
+from controller.targets.kubernetes import canaries, errors, gateway_rendering, rendering
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.kubernetes.gateway_rendering import GatewayRef
 
@@ -65,7 +65,10 @@ class RouteWeights:
         self._writer.shutdown(wait=False, cancel_futures=True)
 
     def _write(self, objects: tuple[KubeObject, ...], canary: tuple[str, int] | None) -> None:
-        route = gateway_rendering.route_of(objects, parent=self.parent, canary=canary)
+        try:
+            route = gateway_rendering.route_of(objects, parent=self.parent, canary=canary)
+        except rendering.RenderError as error:  # a failed canary, told, never a crash
+            raise errors.Invalid(f"no HTTPRoute for this agent: {error}") from error
         self.client.apply(route, field_manager=TRAFFIC_MANAGER)
 
     def _logged(self, objects: tuple[KubeObject, ...], canary: tuple[str, int]) -> None:
