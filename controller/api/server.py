@@ -31,6 +31,7 @@ from controller.api import (
 )
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
+from controller.metrics import gateway_scrape
 from controller.metrics.collector import Metrics
 from controller.reconciler import disk_pruning, drivers, kube_workloads
 from controller.reconciler.config import ControllerConfig
@@ -40,6 +41,7 @@ from controller.source.mirror import Mirror
 from controller.store.recordings import Recordings
 from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
+from controller.targets.kubernetes.gateway_rendering import GatewayRef
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
 from controller.targets.local.processes import ProcessTable, RestartPolicy
@@ -60,6 +62,7 @@ class KubernetesSettings:
     options: kube_workloads.ClusterOptions = field(default_factory=kube_workloads.ClusterOptions)
     leader_election: bool = True
     leader_namespace: str = "shipyard-system"
+    http_route_gateway: tuple[str, str] | None = None  # canary weights as HTTPRoutes there
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,17 @@ def build(
         local = LocalTarget(ProcessTable(restart_policy=restarts))
         target, driver = local, drivers.LocalDriver(local)
     else:
+        route_gateway = kubernetes.http_route_gateway
         cluster = KubernetesTarget(
-            KubeClient.from_config(kubernetes.kubeconfig, kubernetes.context)
+            KubeClient.from_config(kubernetes.kubeconfig, kubernetes.context),
+            http_route_gateway=GatewayRef(*route_gateway) if route_gateway else None,
         )
         driver = drivers.KubernetesDriver(
             cluster, kubernetes.options, config.repo, config.credentials
+        )
+        # Canary analysis reads the requests the gateways saw (docs/rollouts.md).
+        cluster.on_close(
+            gateway_scrape.GatewayScraper(cluster.client, metrics.windows).start().stop
         )
         target = cluster
     controller = Controller(

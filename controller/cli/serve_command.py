@@ -512,6 +512,14 @@ def _token(token: str | None, token_file: Path | None, flag: str) -> str | None:
     "[default: Ingresses point at the agents' Services]",
 )
 @click.option(
+    "--http-route-gateway",
+    metavar="NAME.NAMESPACE",
+    envvar="SHIPYARD_HTTP_ROUTE_GATEWAY",
+    callback=lambda _ctx, _param, value: gateway_option.parse(value, "--http-route-gateway"),
+    help="Split canaries with Gateway API HTTPRoute weights on this Gateway instead of "
+    "`shipyard gateway` (kubernetes target; the cluster needs Gateway API).",
+)
+@click.option(
     "--production-namespace",
     default="shipyard-production",
     show_default=True,
@@ -542,6 +550,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
     ingress_class: str | None,
     tls_secret: str | None,
     gateway: tuple[str, str] | None,
+    http_route_gateway: tuple[str, str] | None,
     production_namespace: str,
     leader_election: bool,
     leader_election_namespace: str,
@@ -575,6 +584,7 @@ def serve(  # noqa: PLR0917 - click passes one argument per flag
             ),
             leader_election=leader_election,
             leader_namespace=leader_election_namespace,
+            http_route_gateway=http_route_gateway,
         )
     config = build_config(repo, options)
     where = "local" if kubernetes is None else _cluster(kube_context, production_namespace)

@@ -30,9 +30,10 @@ class Verdict:
 
 def judge(analysis: Analysis, sample: Sample) -> Verdict:
     if sample.requests < analysis.min_requests:
+        unseen = f" ({sample.blind})" if sample.blind else ""
         return Verdict(
             Result.INCONCLUSIVE,
-            f"{sample.requests} of {analysis.min_requests} requests needed: holding",
+            f"{sample.requests} of {analysis.min_requests} requests needed: holding{unseen}",
         )
     failures: list[str] = []
     passes: list[str] = []
@@ -57,4 +58,5 @@ def merged(earlier: Sample, later: Sample) -> Sample:
         earlier.requests + later.requests,
         earlier.errors + later.errors,
         earlier.durations + later.durations,
+        later.blind,
     )

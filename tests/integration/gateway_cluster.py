@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import yaml
 
 from controller.targets.kubernetes import rendering
 from controller.targets.kubernetes.target import KubeRequest
@@ -25,6 +26,8 @@ from tests.fake_apiserver.server import FakeApiServer
 from tests.integration.controller_harness import free_port
 
 IMAGE = "registry.test/pod-agent:1"
+BROKEN_IMAGE = "registry.test/pod-agent-broken:1"  # answers 500 to everything but /healthz
+GATEWAY_IMAGE = "registry.test/shipyard:1"
 URL_TEMPLATE = "http://{agent}--{env}.agents.test/"
 NAMESPACE = "shipyard-production"
 POD_AGENT = Path(__file__).with_name("pod_agent.py")
@@ -33,7 +36,11 @@ T = TypeVar("T")
 
 
 def images() -> dict[str, Image]:
-    return {IMAGE: Image((sys.executable, str(POD_AGENT)))}
+    return {
+        IMAGE: Image((sys.executable, str(POD_AGENT))),
+        BROKEN_IMAGE: Image((sys.executable, str(POD_AGENT)), env={"POD_AGENT_STATUS": "500"}),
+        GATEWAY_IMAGE: Image((str(SHIPYARD), "gateway")),
+    }
 
 
 def request(agent: str, version: str, replicas: int = 1) -> KubeRequest:
@@ -130,3 +137,37 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30.0, what: str = "
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or check}")
+
+
+GATEWAY_MANIFEST = Path(__file__).parents[2] / "manifests" / "gateway.yaml"
+GATEWAY_NAMESPACE = "shipyard-system"
+
+
+def gateway_pods(kubeconfig: Path, replicas: int = 2) -> list[dict[str, Any]]:
+    """`manifests/gateway.yaml`'s Deployment as the kubelet can run it: the image is
+    `shipyard gateway` against the fake, bound to the pod's own address (no network
+    namespace here), with the ConfigMap and Namespace it needs."""
+    (deployment,) = (
+        obj
+        for obj in yaml.safe_load_all(GATEWAY_MANIFEST.read_text())
+        if obj["kind"] == "Deployment"
+    )
+    deployment["spec"]["replicas"] = replicas
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container["image"] = GATEWAY_IMAGE
+    container["command"] = [str(SHIPYARD)]
+    container["args"] = ["gateway", "--kubeconfig", str(kubeconfig)]
+    container["env"] = [
+        {"name": "SHIPYARD_GATEWAY_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        if variable["name"] == "SHIPYARD_GATEWAY_HOST"
+        else variable
+        for variable in container["env"]
+    ]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "shipyard-config", "namespace": GATEWAY_NAMESPACE},
+        "data": {"SHIPYARD_URL_TEMPLATE": URL_TEMPLATE},
+    }
+    return [namespace, config, deployment]

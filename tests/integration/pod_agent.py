@@ -3,7 +3,8 @@
 Run by the fake kubelet as a container's entrypoint: it listens on `HOST:PORT` (the
 pod's own loopback address and container port) and answers every path with JSON
 `{"version": SHIPYARD_VERSION, "pod": HOSTNAME, "tone": TONE}` (`TONE` from the agent's
-`spec.env`, for eval cases to judge); `/healthz` answers `ok`.
+`spec.env`, for eval cases to judge), with the status in `POD_AGENT_STATUS` (200 unless
+set: a broken version answers 500); `/healthz` answers `ok`.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
+        status = 200
         if self.path == "/healthz":
             body = b"ok"
         else:
+            status = int(os.environ.get("POD_AGENT_STATUS", "200"))
             answer = {"version": os.environ.get("SHIPYARD_VERSION", ""),
                       "pod": os.environ.get("HOSTNAME", ""),
                       "tone": os.environ.get("TONE", "")}  # fmt: skip
             body = json.dumps(answer).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -9,7 +9,8 @@ requests to the pods now come from the gateway.
 
 Where a cluster has Gateway API, `http_route` renders the alternative: an HTTPRoute per
 agent whose `backendRefs` weigh the stable and the canary Service (a canary then needs
-a Service of its own, `canary_service`).
+a Service of its own, `canary_service`); `route_weights` applies it when the controller
+runs with `--http-route-gateway`.
 """
 
 from __future__ import annotations
@@ -69,22 +70,66 @@ def http_route(
     Service, or, with `canary=(service, weight)`, `weight` percent to the canary's."""
     if workload.host is None:
         raise rendering.RenderError(f'agent "{workload.name}" has no host to route')
+    return _route(
+        workload.name,
+        settings.namespace,
+        rendering.labels(workload),
+        workload.host,
+        parent=parent,
+        canary=canary,
+    )
+
+
+def route_of(
+    objects: tuple[rendering.KubeObject, ...],
+    *,
+    parent: GatewayRef,
+    canary: tuple[str, int] | None = None,
+) -> rendering.KubeObject:
+    """`http_route` from a version's rendered objects (its Service and Ingress host), as
+    the Kubernetes target holds them."""
+    services = [obj for obj in objects if obj["kind"] == "Service"]
+    hosts = [
+        rule["host"]
+        for obj in objects
+        if obj["kind"] == "Ingress"
+        for rule in obj["spec"].get("rules") or []
+        if rule.get("host")
+    ]
+    if len(services) != 1 or not hosts:
+        raise rendering.RenderError("an HTTPRoute needs the agent's Service and its host")
+    metadata = services[0]["metadata"]
+    return _route(
+        metadata["name"],
+        metadata["namespace"],
+        dict(metadata.get("labels") or {}),
+        hosts[0],
+        parent=parent,
+        canary=canary,
+    )
+
+
+def _route(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    host: str,
+    *,
+    parent: GatewayRef,
+    canary: tuple[str, int] | None,
+) -> rendering.KubeObject:
     backends: list[dict[str, Any]] = []
     canary_weight = canary[1] if canary is not None else 0
-    backends.append(_backend(workload.name, 100 - canary_weight))
+    backends.append(_backend(name, 100 - canary_weight))
     if canary is not None:
         backends.append(_backend(canary[0], canary_weight))
     return {
         "apiVersion": HTTP_ROUTE_API,
         "kind": "HTTPRoute",
-        "metadata": {
-            "name": workload.name,
-            "namespace": settings.namespace,
-            "labels": rendering.labels(workload),
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "parentRefs": [{"name": parent.name, "namespace": parent.namespace}],
-            "hostnames": [workload.host],
+            "hostnames": [host],
             "rules": [
                 {
                     "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],

@@ -49,6 +49,9 @@ SOURCE_SECRETS: frozenset[Permission] = frozenset({Permission("", "secrets", "ge
 CLUSTER: frozenset[Permission] = frozenset(
     {Permission(group, resource, verb) for group, resource in MANAGED_KINDS for verb in _MANAGE}
     | {
+        # Gateway API HTTPRoutes, applied only with --http-route-gateway (`route_weights`).
+        Permission("gateway.networking.k8s.io", "httproutes", "create"),
+        Permission("gateway.networking.k8s.io", "httproutes", "patch"),
         Permission("", "events", "create"),
         Permission("", "events", "patch"),
         # Pods are watched during rollouts for crash states (CrashLoopBackOff, image

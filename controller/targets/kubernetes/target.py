@@ -42,8 +42,10 @@ from controller.targets.kubernetes import (
     pod_logs,
     pod_states,
     rendering,
+    route_weights,
 )
 from controller.targets.kubernetes.client import KubeClient, KubeObject
+from controller.targets.kubernetes.gateway_rendering import GatewayRef
 from controller.targets.local.processes import AgentProcess
 from controller.targets.local.target import CanaryServing, DeployResult, Serving
 
@@ -123,6 +125,7 @@ class KubernetesTarget:
         poll_interval: float = 0.5,
         crash_grace: float = 5.0,
         apply_workers: int = APPLY_WORKERS,
+        http_route_gateway: GatewayRef | None = None,
     ) -> None:
         self.client = client
         self.apply_workers = apply_workers
@@ -141,6 +144,17 @@ class KubernetesTarget:
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
         self._canaries: dict[tuple[str, str], _Canary] = {}
         self.weights = canaries.WeightPublisher(client)
+        # Gateway API instead of `shipyard gateway` for canary weights (`route_weights`).
+        self.routes = (
+            route_weights.RouteWeights(client, http_route_gateway)
+            if http_route_gateway is not None
+            else None
+        )
+        self._on_close: list[Callable[[], None]] = []  # what runs beside it (gateway scrapes)
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Stop `stop`'s owner with the target (the controller's gateway scraper)."""
+        self._on_close.append(stop)
 
     # Observing --------------------------------------------------------------------------
 
@@ -320,6 +334,8 @@ class KubernetesTarget:
                     0,
                     sticky_header,
                 )
+                if self.routes is not None:
+                    await asyncio.to_thread(self.routes.start, request.agent, request.objects)
                 healthy, message = await self._wait_available(applied, deadline_seconds)
             except (errors.Transient, errors.Conflict) as error:
                 await asyncio.to_thread(self._discard_canary, canary, state)
@@ -345,6 +361,8 @@ class KubernetesTarget:
         self.weights.publish(
             canary.request.namespace, canary.deployment, canary.weight, canary.sticky_header
         )
+        if self.routes is not None:
+            self.routes.publish(agent, canary.request.objects, canary.weight)
 
     async def promote_canary(self, environment: str, agent: str) -> bool:
         """The stable Deployment rolls to the canary's version; then the canary goes.
@@ -392,6 +410,8 @@ class KubernetesTarget:
 
     def _delete_canary(self, canary: _Canary, state: _Environment) -> None:
         name = canary.deployment
+        if self.routes is not None:
+            self.routes.end(canary.request.agent, canary.request.objects)
         self.weights.forget(canary.request.namespace, name)
         self.client.delete("apps/v1", "Deployment", name, canary.request.namespace)
         state.live.pop(("Deployment", name), None)
@@ -592,6 +612,11 @@ class KubernetesTarget:
 
     async def close(self) -> None:
         self.weights.stop()
+        if self.routes is not None:
+            self.routes.stop()
+        for stop in self._on_close:
+            await asyncio.to_thread(stop)
+        self._on_close.clear()
         self._canaries.clear()
         self._environments.clear()
         for watched in (self._deployments, self._pods):
