@@ -9,6 +9,8 @@ one through its public URL when no stable pod is known (after a restart). A case
 that passes on stable and fails on the new version is a regression: the verdict Fails
 and the rollout is aborted like any failed analysis. Cases that already failed on stable
 do not block (the gate guards against getting worse, as the pull request's check does).
+A version that could not be reached has no result (nothing is cached for it): the new
+version then fails the gate, and a stable version without results is taken to pass.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class EvalGate:
         digests = {suite.name: suite.digest for suite in suites}
         before = self.runner.results.results(agent, stable, digests)
         after = self.runner.results.results(agent, version, digests)
-        return verdict(before, after, stable)
+        cases = [(suite.name, case.name) for suite in suites for case in suite.cases]
+        return verdict(before, after, stable, cases)
 
     async def _pod(self, environment: str, agent: str, version: str) -> str | None:
         """The new version's ready canary pod, waited for briefly (see POD_WAIT_SECONDS)."""
@@ -119,18 +122,33 @@ class EvalGate:
         return tuple(suite for suite in found.suites if suite.agent == agent)
 
 
-def verdict(before: list[CaseResult], after: list[CaseResult], stable: str) -> Verdict:
-    """Failed when a case passing on the stable version (`before`) fails `after`."""
-    passed_before = {(r.suite, r.case) for r in before if r.passed}
-    regressions = [r for r in after if not r.passed and (r.suite, r.case) in passed_before]
-    passing = sum(1 for r in after if r.passed)
+def verdict(
+    before: list[CaseResult],
+    after: list[CaseResult],
+    stable: str,
+    cases: list[tuple[str, str]],
+) -> Verdict:
+    """Failed when a case passing on the stable version (`before`) fails `after`. A case
+    the new version has no result for (it could not be reached) fails; a case stable has
+    no result for counts as passing there: no baseline never lets a failure through."""
+    was = {(r.suite, r.case): r.passed for r in before}
+    now = {(r.suite, r.case): r for r in after}
+    regressions: list[str] = []
+    for key in cases:
+        result = now.get(key)
+        if result is None:
+            regressions.append(f"{key[0]}/{key[1]}: not evaluated (the version was not reached)")
+        elif not result.passed and was.get(key, True):
+            unknown = "" if key in was else f" (no result on {stable})"
+            regressions.append(f"{key[0]}/{key[1]}: {result.reason}{unknown}")
     if regressions:
-        named = "; ".join(f"{r.suite}/{r.case}: {r.reason}" for r in regressions[:MAX_NAMED])
+        named = "; ".join(regressions[:MAX_NAMED])
         more = f" (and {len(regressions) - MAX_NAMED} more)" if len(regressions) > MAX_NAMED else ""
         return Verdict(
             Result.FAILED,
             f"{len(regressions)} case(s) passing on {stable} fail: {named}{more}",
         )
+    passing = sum(1 for key in cases if key in now and now[key].passed)
     return Verdict(
-        Result.PASSED, f"{passing}/{len(after)} cases pass; none passing on {stable} fails"
+        Result.PASSED, f"{passing}/{len(cases)} cases pass; none passing on {stable} fails"
     )

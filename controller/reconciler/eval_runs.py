@@ -24,6 +24,7 @@ from controller.specs.evalsuites import Case, Suite
 from controller.store.eval_results import CaseResult, EvalResults
 
 log = logging.getLogger(__name__)
+UNREACHED = "could not connect"  # a case that never reached the version
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_CASE_TIMEOUT = 30.0
@@ -113,6 +114,19 @@ class EvalRunner:
             results = await asyncio.gather(
                 *(self._case(request.endpoint, suite, case) for case in suite.cases)
             )
+            unreached = [r for r in results if r.reason.startswith(UNREACHED)]
+            if unreached:
+                # Results are cached per version for good: "could not connect" says nothing
+                # of how the version answers (a restart, a pod not yet routable), so the
+                # suite is left unevaluated and runs again next time.
+                log.warning(
+                    "eval suite %s not stored for %s %s: %s",
+                    suite.name,
+                    request.agent,
+                    request.version,
+                    unreached[0].reason,
+                )
+                continue
             await asyncio.to_thread(
                 self.results.save, request.agent, request.version, suite.digest, list(results)
             )
@@ -137,6 +151,9 @@ class EvalRunner:
                     _elapsed_ms(started),
                     f"no answer within {self.case_timeout:g} s",
                 )
+            except httpx.ConnectError as error:
+                failure = f"{UNREACHED}: {error}"[:300]
+                return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure)
             except httpx.HTTPError as error:
                 failure = f"request failed: {type(error).__name__}: {error}"[:300]
                 return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure)

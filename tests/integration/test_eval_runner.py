@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -227,5 +228,27 @@ def test_a_router_url_is_reached_on_loopback_with_its_host(agent: Agent, tmp_pat
     )
     results = EvalResults(tmp_path / "db.sqlite")
     run(EvalRunner(results), EvalRequest("alpha", "v1", endpoint, (suite_of(tmp_path, cases),)))
+    (result,) = results.results("alpha", "v1")
+    assert result.passed, result.reason
+
+
+def test_a_version_that_cannot_be_reached_is_not_cached_and_runs_again(
+    agent: Agent, tmp_path: Path
+) -> None:
+    cases = "    - name: up\n      request: {path: /chat}\n      expect: {status: 200}\n"
+    results = EvalResults(tmp_path / "db.sqlite")
+    suite = suite_of(tmp_path, cases)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    try:
+        gone = Endpoint(f"http://127.0.0.1:{closed.getsockname()[1]}")
+        run(EvalRunner(results), EvalRequest("alpha", "v1", gone, (suite,)))
+    finally:
+        closed.close()
+    assert not results.has("alpha", "v1", suite.name, suite.digest)
+    assert results.results("alpha", "v1") == []
+
+    up = Endpoint(f"http://127.0.0.1:{agent.server_address[1]}")
+    run(EvalRunner(results), EvalRequest("alpha", "v1", up, (suite,)))
     (result,) = results.results("alpha", "v1")
     assert result.passed, result.reason

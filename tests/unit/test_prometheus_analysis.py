@@ -133,11 +133,32 @@ def test_the_gate_fails_only_on_cases_that_pass_on_stable() -> None:
     def case(name: str, passed: bool) -> CaseResult:
         return CaseResult("golden", name, passed, 5.0, "" if passed else f"{name} wrong")
 
+    cases = [("golden", name) for name in ("greets", "refunds", "escalates")]
     stable = [case("greets", True), case("refunds", False), case("escalates", True)]
     same = [case("greets", True), case("refunds", False), case("escalates", True)]
-    assert eval_gate.verdict(stable, same, "v1").result is Result.PASSED
+    assert eval_gate.verdict(stable, same, "v1", cases).result is Result.PASSED
     worse = [case("greets", True), case("refunds", False), case("escalates", False)]
-    verdict = eval_gate.verdict(stable, worse, "v1")
+    verdict = eval_gate.verdict(stable, worse, "v1", cases)
     assert verdict.result is Result.FAILED
     assert "golden/escalates: escalates wrong" in verdict.message
     assert "refunds" not in verdict.message  # failing on stable too: not a regression
+
+
+def test_the_gate_never_passes_for_want_of_results() -> None:
+    def case(name: str, passed: bool) -> CaseResult:
+        return CaseResult("golden", name, passed, 5.0, "" if passed else f"{name} wrong")
+
+    cases = [("golden", "greets"), ("golden", "refunds")]
+    # Stable unreached (no results): a failure on the new version still blocks.
+    verdict = eval_gate.verdict([], [case("greets", True), case("refunds", False)], "v1", cases)
+    assert verdict.result is Result.FAILED
+    assert "golden/refunds: refunds wrong (no result on v1)" in verdict.message
+    assert (
+        eval_gate.verdict([], [case("greets", True), case("refunds", True)], "v1", cases).result
+        is Result.PASSED
+    )
+    # The new version unreached: nothing passes for it.
+    stable = [case("greets", True), case("refunds", True)]
+    verdict = eval_gate.verdict(stable, [case("greets", True)], "v1", cases)
+    assert verdict.result is Result.FAILED
+    assert "golden/refunds: not evaluated" in verdict.message
