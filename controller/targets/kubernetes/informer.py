@@ -25,9 +25,11 @@ a capped backoff, marking what vanished meanwhile as gone.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from controller.targets.kubernetes import errors
 from controller.targets.kubernetes.client import KubeClient, KubeObject, WatchStream
@@ -240,6 +242,22 @@ class Informer:
         self._gone[uid] = None
         while len(self._gone) > _GONE_REMEMBERED:
             self._gone.popitem(last=False)
+
+
+def interned(value: Any) -> Any:
+    """`value` (decoded JSON) rebuilt with every string interned.
+
+    Each decoded watch event brings its own copy of every label key, label value,
+    condition type and reason; a cache of thousands of objects then holds thousands of
+    equal strings. Interned, they hold one each.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {sys.intern(key): interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interned(item) for item in value]
+    return value
 
 
 def _uid(obj: KubeObject) -> str:

@@ -640,7 +640,7 @@ def _essentials(obj: KubeObject) -> KubeObject:
     replicas = (obj.get("spec") or {}).get("replicas")
     if replicas is not None:
         kept["spec"] = {"replicas": replicas}
-    return kept
+    return informer.interned(kept)  # type: ignore[no-any-return]
 
 
 def _pod_version(pod: KubeObject) -> tuple[str, str, str]:
