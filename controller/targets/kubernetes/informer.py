@@ -53,6 +53,7 @@ class Informer:
         watch_timeout: int = 300,
         retry_cap: float = 10.0,
         on_change: Callable[[], None] | None = None,
+        on_object: Callable[[KubeObject], None] | None = None,
         index: Index | None = None,
         transform: Transform | None = None,
     ) -> None:
@@ -65,6 +66,9 @@ class Informer:
         # Called from the watch thread after each change to the cache (the gateway
         # rebuilds its routes then); it must not block.
         self.on_change = on_change
+        # Called from the watch thread with each object added, changed or deleted (as
+        # kept: transformed), and with every object a relist brings; must not block.
+        self.on_object = on_object
         self._objects: dict[Key, KubeObject] = {}
         self._index_of = index
         self._transform = transform
@@ -126,6 +130,8 @@ class Informer:
                     self._replace(items)
                     self._synced.set()
                     self._changed()
+                    for item in items:
+                        self._observed(item)
                 version = self._follow(version)
                 delay = 0.2
             except errors.Expired:
@@ -159,10 +165,11 @@ class Informer:
                 metadata = obj.get("metadata") or {}
                 version = str(metadata.get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED"):
-                    self._put(obj)
+                    self._observed(self._put(obj))
                     self._changed()
                 elif kind == "DELETED":
                     self._delete(obj)
+                    self._observed(obj)
                     self._changed()
                 if self._stopping.is_set():
                     break
@@ -178,7 +185,14 @@ class Informer:
             except Exception:  # a listener's bug must not end the watch
                 log.exception("a listener of the %s watch failed", self.kind)
 
-    def _put(self, obj: KubeObject) -> None:
+    def _observed(self, obj: KubeObject) -> None:
+        if self.on_object is not None:
+            try:
+                self.on_object(obj)
+            except Exception:  # a listener's bug must not end the watch
+                log.exception("a listener of the %s watch failed", self.kind)
+
+    def _put(self, obj: KubeObject) -> KubeObject:
         metadata = obj.get("metadata") or {}
         key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
         kept = self._kept({"apiVersion": self.api_version, "kind": self.kind, **obj})
@@ -186,6 +200,7 @@ class Informer:
             self._unindex(key)
             self._objects[key] = kept
             self._reindex(key)
+        return kept
 
     def _delete(self, obj: KubeObject) -> None:
         metadata = obj.get("metadata") or {}

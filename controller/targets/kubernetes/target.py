@@ -41,6 +41,7 @@ from controller.targets.kubernetes import (
     pod_logs,
     pod_states,
     rendering,
+    wakeups,
 )
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.local.processes import AgentProcess
@@ -137,6 +138,10 @@ class KubernetesTarget:
         self._pods: informer.Informer | None = None
         # How long a Deployment may stay unseen by the watch before a GET looks for it.
         self.straggler_after = max(2.0, poll_interval * 10)
+        # Rollout waits sleep until the watch reports their Deployment or pods changed;
+        # `poll_interval` bounds each sleep only by this much, for what no event reports.
+        self._wakeups = wakeups.Wakeups()
+        self.quiet_wait = poll_interval * 8
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
         self._canaries: dict[tuple[str, str], _Canary] = {}
         self.weights = canaries.WeightPublisher(client)
@@ -435,6 +440,9 @@ class KubernetesTarget:
         unseen_since = loop.time()
         crashes_seen: dict[tuple[str, str], float] = {}
         while True:
+            wakeup = self._wakeups.arm(
+                (("Deployment", request.namespace, name), _pods_key(request))
+            )
             applied = state.generations.get(name, 0)
             live = self._watched(request.namespace, name, state.uids.get(name, ""), applied)
             if live is _UNSEEN and loop.time() - unseen_since >= self.straggler_after:
@@ -466,7 +474,7 @@ class KubernetesTarget:
                 return False, _crash_message(crash, lines)
             if loop.time() >= give_up:
                 return False, message
-            await asyncio.sleep(self.poll_interval)
+            await wakeup.sleep(min(self.quiet_wait, give_up - loop.time()))
 
     def _watched(self, namespace: str, name: str, uid: str, applied: int) -> object:
         """The Deployment as the watch last saw it, once that is at least our own write;
@@ -493,7 +501,13 @@ class KubernetesTarget:
         """A pod of this version in a crash state for at least `crash_grace` seconds."""
         if self._pods is None:
             self._pods = informer.Informer(
-                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
+                self.client,
+                "v1",
+                "Pod",
+                MANAGED,
+                index=_pod_version,
+                transform=_essentials,
+                on_object=lambda pod: self._wakeups.fire(("Pod", *_pod_version(pod))),
             ).start()
         current: set[tuple[str, str]] = set()
         for pod in self._pods.indexed((request.namespace, request.agent, request.version)):
@@ -523,7 +537,12 @@ class KubernetesTarget:
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
             self._deployments = informer.Informer(
-                self.client, "apps/v1", "Deployment", MANAGED, transform=_essentials
+                self.client,
+                "apps/v1",
+                "Deployment",
+                MANAGED,
+                transform=_essentials,
+                on_object=lambda live: self._wakeups.fire(("Deployment", *_key(live))),
             ).start()
         return self._deployments
 
@@ -641,6 +660,15 @@ def _essentials(obj: KubeObject) -> KubeObject:
     if replicas is not None:
         kept["spec"] = {"replicas": replicas}
     return informer.interned(kept)  # type: ignore[no-any-return]
+
+
+def _pods_key(request: KubeRequest) -> tuple[str, str, str, str]:
+    return ("Pod", request.namespace, request.agent, request.version)
+
+
+def _key(obj: KubeObject) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
 
 
 def _pod_version(pod: KubeObject) -> tuple[str, str, str]:
