@@ -205,16 +205,18 @@ async def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         async def step(name: str) -> dict[str, Any]:
             before_failed, before_calls = failed_rollouts(), http_calls()
             before_writes = client.writes()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             await controller.sync_once()
             await controller.wait_idle()
             seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             writes = client.writes() - before_writes
             row = {
                 "step": name,
                 "calls": http_calls() - before_calls,
                 "writes": writes,
                 "seconds": seconds,
+                "cpu_seconds": cpu,
                 "ms_per_write": seconds * 1000 / writes if writes else None,
                 "false_failures": failed_rollouts() - before_failed,
             }
@@ -326,12 +328,15 @@ def serve_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def print_measure(result: dict[str, Any]) -> None:
     print(f"{result['agents']} agents against the fake API server")
-    print(f"{'step':<32} {'calls':>7} {'writes':>7} {'seconds':>8} {'ms/write':>9} {'failed':>7}")
+    # cpu: this process's (the controller's, all its threads; the fake runs elsewhere).
+    print(f"{'step':<32} {'calls':>7} {'writes':>7} {'seconds':>8} {'cpu s':>6} "
+          f"{'ms/write':>9} {'failed':>7}")  # fmt: skip
     for row in result["steps"]:
         per = f"{row['ms_per_write']:.2f}" if row["ms_per_write"] else "-"
         print(
             f"{row['step']:<32} {row['calls']:>7} {row['writes']:>7} "
-            f"{row['seconds']:>8.2f} {per:>9} {row['false_failures']:>7}"
+            f"{row['seconds']:>8.2f} {row['cpu_seconds']:>6.2f} {per:>9} "
+            f"{row['false_failures']:>7}"
         )
     steps = {row["step"][:3]: row for row in result["steps"]}
     if "(b)" in steps:

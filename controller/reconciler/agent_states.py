@@ -86,28 +86,46 @@ class AgentStates:
                 state = "Progressing" if wanted else "Removing"
             record = deployed.get(name)
             labels = (
-                dict(desired[name].spec.labels)
+                desired[name].spec.labels
                 if desired is not None and name in desired
                 else (previous.labels if previous else {})
             )
+            message = (
+                pin.reason
+                if pin is not None and state == "Pinned"
+                else previous.message
+                if previous and state in ("Failed", "Aborted")
+                else ""
+            )
+            commit = record.commit if record else None
+            since = record.since if record and serving == record.version else None
+            pinned_version = pin.version if pin is not None else None
+            runtime = self.target.process(status.name, name) if serving else None
+            if (
+                previous is not None
+                and (previous.version, previous.desired_version, previous.commit)
+                == (serving, wanted, commit)
+                and (previous.state, previous.message, previous.since, previous.pinned_version)
+                == (state, message, since, pinned_version)
+                and previous.runtime is runtime
+                and previous.labels == labels
+            ):
+                # Nothing it is built from changed (its URL follows from its name and
+                # whether it serves): a push that changes one agent of 1,000 rebuilds one.
+                agents[name] = previous
+                continue
             agents[name] = AgentStatus(
                 name=name,
                 version=serving,
                 desired_version=wanted,
-                commit=record.commit if record else None,
+                commit=commit,
                 url=self.url(name, status.name) if serving else None,
                 state=state,
-                message=(
-                    pin.reason
-                    if pin is not None and state == "Pinned"
-                    else previous.message
-                    if previous and state in ("Failed", "Aborted")
-                    else ""
-                ),
-                labels=labels,
-                since=record.since if record and serving == record.version else None,
-                pinned_version=pin.version if pin is not None else None,
-                runtime=self.target.process(status.name, name) if serving else None,
+                message=message,
+                labels=dict(labels),
+                since=since,
+                pinned_version=pinned_version,
+                runtime=runtime,
             )
         status.agents = agents
 

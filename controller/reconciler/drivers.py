@@ -129,6 +129,10 @@ class KubernetesDriver:
         self.options = options
         self.source = source
         self.credentials = credentials  # the controller's own: never in an agent's Secret
+        # environment → its namespace objects as last rendered: every agent's request
+        # holds this one tuple instead of a copy of its own (1,000 agents, 1,000 copies
+        # kept by the target as last-good requests).
+        self._shared_namespace_objects: dict[str, tuple[KubeObject, ...]] = {}
 
     async def prepare(self, placement: Placement) -> KubeRequest:
         copies = await self._secret_copies(placement)
@@ -210,9 +214,17 @@ class KubernetesDriver:
             version=placement.agent.version,
             namespace=settings.namespace,
             objects=tuple(objects),
-            namespace_objects=tuple(namespace_objects),
+            namespace_objects=self._shared(placement.environment, tuple(namespace_objects)),
             is_preview=settings.is_preview,
         )
+
+    def _shared(self, environment: str, rendered: tuple[KubeObject, ...]) -> tuple[KubeObject, ...]:
+        """`rendered`, or the equal tuple an earlier agent of `environment` got."""
+        shared = self._shared_namespace_objects.get(environment)
+        if shared is not None and shared == rendered:
+            return shared
+        self._shared_namespace_objects[environment] = rendered
+        return rendered
 
     async def deploy(self, request: KubeRequest, deadline_seconds: float) -> DeployResult:
         return await self.target.deploy(request, deadline_seconds)
@@ -232,6 +244,7 @@ class KubernetesDriver:
         ]
 
     async def teardown(self, environment: str) -> None:
+        self._shared_namespace_objects.pop(environment, None)
         await self.target.teardown(environment)
 
     def recall(self, request: KubeRequest) -> None:

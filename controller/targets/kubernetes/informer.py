@@ -25,9 +25,11 @@ a capped backoff, marking what vanished meanwhile as gone.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from controller.targets.kubernetes import errors
 from controller.targets.kubernetes.client import KubeClient, KubeObject, WatchStream
@@ -51,6 +53,7 @@ class Informer:
         watch_timeout: int = 300,
         retry_cap: float = 10.0,
         on_change: Callable[[], None] | None = None,
+        on_object: Callable[[KubeObject], None] | None = None,
         index: Index | None = None,
         transform: Transform | None = None,
     ) -> None:
@@ -63,6 +66,9 @@ class Informer:
         # Called from the watch thread after each change to the cache (the gateway
         # rebuilds its routes then); it must not block.
         self.on_change = on_change
+        # Called from the watch thread with each object added, changed or deleted (as
+        # kept: transformed), and with every object a relist brings; must not block.
+        self.on_object = on_object
         self._objects: dict[Key, KubeObject] = {}
         self._index_of = index
         self._transform = transform
@@ -124,6 +130,8 @@ class Informer:
                     self._replace(items)
                     self._synced.set()
                     self._changed()
+                    for item in items:
+                        self._observed(item)
                 version = self._follow(version)
                 delay = 0.2
             except errors.Expired:
@@ -157,10 +165,11 @@ class Informer:
                 metadata = obj.get("metadata") or {}
                 version = str(metadata.get("resourceVersion") or version)
                 if kind in ("ADDED", "MODIFIED"):
-                    self._put(obj)
+                    self._observed(self._put(obj))
                     self._changed()
                 elif kind == "DELETED":
                     self._delete(obj)
+                    self._observed(obj)
                     self._changed()
                 if self._stopping.is_set():
                     break
@@ -176,7 +185,14 @@ class Informer:
             except Exception:  # a listener's bug must not end the watch
                 log.exception("a listener of the %s watch failed", self.kind)
 
-    def _put(self, obj: KubeObject) -> None:
+    def _observed(self, obj: KubeObject) -> None:
+        if self.on_object is not None:
+            try:
+                self.on_object(obj)
+            except Exception:  # a listener's bug must not end the watch
+                log.exception("a listener of the %s watch failed", self.kind)
+
+    def _put(self, obj: KubeObject) -> KubeObject:
         metadata = obj.get("metadata") or {}
         key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
         kept = self._kept({"apiVersion": self.api_version, "kind": self.kind, **obj})
@@ -184,6 +200,7 @@ class Informer:
             self._unindex(key)
             self._objects[key] = kept
             self._reindex(key)
+        return kept
 
     def _delete(self, obj: KubeObject) -> None:
         metadata = obj.get("metadata") or {}
@@ -240,6 +257,22 @@ class Informer:
         self._gone[uid] = None
         while len(self._gone) > _GONE_REMEMBERED:
             self._gone.popitem(last=False)
+
+
+def interned(value: Any) -> Any:
+    """`value` (decoded JSON) rebuilt with every string interned.
+
+    Each decoded watch event brings its own copy of every label key, label value,
+    condition type and reason; a cache of thousands of objects then holds thousands of
+    equal strings. Interned, they hold one each.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {sys.intern(key): interned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interned(item) for item in value]
+    return value
 
 
 def _uid(obj: KubeObject) -> str:

@@ -43,6 +43,7 @@ from controller.targets.kubernetes import (
     pod_states,
     rendering,
     route_weights,
+    wakeups,
 )
 from controller.targets.kubernetes.client import KubeClient, KubeObject
 from controller.targets.kubernetes.gateway_rendering import GatewayRef
@@ -141,6 +142,10 @@ class KubernetesTarget:
         self._pods: informer.Informer | None = None
         # How long a Deployment may stay unseen by the watch before a GET looks for it.
         self.straggler_after = max(2.0, poll_interval * 10)
+        # Rollout waits sleep until the watch reports their Deployment or pods changed;
+        # `poll_interval` bounds each sleep only by this much, for what no event reports.
+        self._wakeups = wakeups.Wakeups()
+        self.quiet_wait = poll_interval * 8
         self.drift: list[tuple[str, str, str]] = []  # (environment, agent, what) found
         self._canaries: dict[tuple[str, str], _Canary] = {}
         self.weights = canaries.WeightPublisher(client)
@@ -472,6 +477,9 @@ class KubernetesTarget:
         unseen_since = loop.time()
         crashes_seen: dict[tuple[str, str], float] = {}
         while True:
+            wakeup = self._wakeups.arm(
+                (("Deployment", request.namespace, name), _pods_key(request))
+            )
             applied = state.generations.get(name, 0)
             live = self._watched(request.namespace, name, state.uids.get(name, ""), applied)
             if live is _UNSEEN and loop.time() - unseen_since >= self.straggler_after:
@@ -503,7 +511,7 @@ class KubernetesTarget:
                 return False, _crash_message(crash, lines)
             if loop.time() >= give_up:
                 return False, message
-            await asyncio.sleep(self.poll_interval)
+            await wakeup.sleep(min(self.quiet_wait, give_up - loop.time()))
 
     def _watched(self, namespace: str, name: str, uid: str, applied: int) -> object:
         """The Deployment as the watch last saw it, once that is at least our own write;
@@ -557,14 +565,25 @@ class KubernetesTarget:
     def _pod_informer(self) -> informer.Informer:
         if self._pods is None:
             self._pods = informer.Informer(
-                self.client, "v1", "Pod", MANAGED, index=_pod_version, transform=_essentials
+                self.client,
+                "v1",
+                "Pod",
+                MANAGED,
+                index=_pod_version,
+                transform=_essentials,
+                on_object=lambda pod: self._wakeups.fire(("Pod", *_pod_version(pod))),
             ).start()
         return self._pods
 
     def _deployment_informer(self) -> informer.Informer:
         if self._deployments is None:
             self._deployments = informer.Informer(
-                self.client, "apps/v1", "Deployment", MANAGED, transform=_essentials
+                self.client,
+                "apps/v1",
+                "Deployment",
+                MANAGED,
+                transform=_essentials,
+                on_object=lambda live: self._wakeups.fire(("Deployment", *_key(live))),
             ).start()
         return self._deployments
 
@@ -687,7 +706,16 @@ def _essentials(obj: KubeObject) -> KubeObject:
     replicas = (obj.get("spec") or {}).get("replicas")
     if replicas is not None:
         kept["spec"] = {"replicas": replicas}
-    return kept
+    return informer.interned(kept)  # type: ignore[no-any-return]
+
+
+def _pods_key(request: KubeRequest) -> tuple[str, str, str, str]:
+    return ("Pod", request.namespace, request.agent, request.version)
+
+
+def _key(obj: KubeObject) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
 
 
 def _pod_version(pod: KubeObject) -> tuple[str, str, str]:
