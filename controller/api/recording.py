@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from controller.api import tracing
@@ -279,16 +280,19 @@ def _row(pending: _Pending) -> tuple[object, ...]:
             str(scope["path"]),
             bytes(scope.get("query_string", b"")).decode("latin-1"),
         ),
-        (_redacted(scope["headers"], redacted), request.body(), request.total),
-        (status, _redacted(response_headers, redacted), response.body(), response.total),
+        (headers_json(scope["headers"], redacted), request.body(), request.total),
+        (status, headers_json(response_headers, redacted), response.body(), response.total),
         outcome=(latency, complete),
     )
 
 
-def _redacted(headers: Any, redacted: frozenset[str]) -> tuple[tuple[str, str], ...]:
-    kept = []
+def headers_json(headers: Any, redacted: frozenset[str]) -> str:
+    """The JSON of the (name, value) pairs as stored (names lower case, secrets redacted):
+    what `json.dumps` makes of them, written with its own string encoder (about half the
+    CPU of building the tuples and dumping them, on the writer's thread for every row)."""
+    pairs = []
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()
         value = REDACTED if name in redacted else raw_value.decode("latin-1")
-        kept.append((name, value))
-    return tuple(kept)
+        pairs.append("[" + _json_string(name) + ", " + _json_string(value) + "]")
+    return "[" + ", ".join(pairs) + "]"
