@@ -81,8 +81,31 @@ class Destination(Protocol):
 D = TypeVar("D", bound=Destination)
 
 
+class Tap(Protocol):
+    """The copy of one recorded exchange, which the proxy fills as the request goes
+    (no wrapper around `receive` and `send` on its path)."""
+
+    def request_body(self, piece: bytes) -> None: ...
+
+    def response_start(self, status: int, headers: Any) -> None:
+        """The status and the headers as the client is sent them (stamps included)."""
+        ...
+
+    def response_body(self, piece: bytes) -> None: ...
+
+
 class Inner(Protocol):
     """What runs inside a request's span around the proxying (the recorder)."""
+
+    def tap(self, upstream: Destination, scope: Scope) -> Tap | None:
+        """A copy for the proxy to fill if this request is to be recorded, else None."""
+        ...
+
+    def tapped(
+        self, upstream: Destination, scope: Scope, tap: Tap, latency: float, complete: bool
+    ) -> None:
+        """Keep the filled copy (queued: written off the request path)."""
+        ...
 
     async def recorded(
         self,
@@ -249,6 +272,7 @@ class Exchange:
         "sent",
         "start_ns",
         "status",
+        "tap",
         "traceparent",
     )
 
@@ -262,6 +286,7 @@ class Exchange:
         self.parent: bytes | None = None  # the caller's span id (hex), when continued
         self.sampled = False
         self.start_ns = 0
+        self.tap: Tap | None = None  # the recorder's copy, when the request is recorded
 
 
 # What a span's shape needs of the request: Host, User-Agent, client address, scheme.
