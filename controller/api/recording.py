@@ -169,9 +169,6 @@ class Recorder:
             policy = self._policies[key] = found
         return policy
 
-    def records(self, upstream: tracing.Destination) -> bool:
-        return self.policy(upstream.agent, upstream.environment, upstream.version).settings.enabled
-
     def tap(self, upstream: tracing.Destination, scope: Scope) -> _Tap | None:
         """A copy for the proxy to fill if the version records this request (sampled,
         not its health check), else None."""

@@ -116,10 +116,6 @@ class Inner(Protocol):
         proxy: Callable[[Scope, Receive, Send], Awaitable[None]],
     ) -> None: ...
 
-    def records(self, upstream: Destination) -> bool:
-        """Whether requests to `upstream` may be recorded (else `recorded` only proxies)."""
-        ...
-
     def close(self) -> None: ...
 
 
