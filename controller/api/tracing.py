@@ -465,7 +465,7 @@ class Tracing:
                 )
                 if parts is not None:
                     span = self._span(finished, parts, commits)
-                    self._batch.add(upstream.agent, upstream.environment, self._encoder.span(span))
+                    self._batch.add(upstream.agent, upstream.environment, span)
                     if self._batch.count >= EXPORT_BATCH:
                         self._flush_batch()
             if kept:
@@ -515,7 +515,8 @@ class Tracing:
         finished: _Finished,
         parts: _ShapeParts,
         commits: dict[tuple[str, str, str], str | None],
-    ) -> span_export.FinishedSpan:
+    ) -> bytes:
+        """The span's encoding (`span_export.Encoder.encode`)."""
         (upstream, method, path, status, sent, received, latency, traceparent, parent, start_ns,
          error, _) = finished  # fmt: skip
         agent, environment, version = upstream.agent, upstream.environment, upstream.version
@@ -528,20 +529,16 @@ class Tracing:
                 commit = commits[key] = self._commit_of(*key)
         shape_key = (agent, environment, version, method, path, *parts, commit)
         shape = self._shapes.get(shape_key) or self._shape(shape_key)
-        return span_export.FinishedSpan(
-            agent,
-            environment,
-            binascii.unhexlify(traceparent[3:35]),
-            binascii.unhexlify(traceparent[36:52]),
-            binascii.unhexlify(parent) if parent else None,
-            start_ns,
-            start_ns + int(latency * 1e9),
+        return self._encoder.encode(
+            (
+                binascii.unhexlify(traceparent[3:35]),
+                binascii.unhexlify(traceparent[36:52]),
+                binascii.unhexlify(parent) if parent else None,
+            ),
+            (start_ns, start_ns + int(latency * 1e9)),
             shape,
             path,
-            status,
-            sent,
-            received,
-            error,
+            (status, sent, received, error),
         )
 
     def _shape(self, key: _ShapeKey) -> span_export.Shape:
