@@ -299,14 +299,18 @@ class Recorder:
         size = 0
         try:
             batch = []
-            retention: dict[tuple[str, str], Retention] = {}
+            # The latest settings of each agent and environment in the batch decide its
+            # retention (one `Retention` per agent, not per row).
+            latest: dict[tuple[str, str], model.RecordSettings] = {}
             for pending in taken:
                 batch.append(_row(pending))
-                upstream, settings = pending[1], pending[15]
-                retention[(upstream.agent, upstream.environment)] = Retention(
-                    settings.max_requests, settings.max_age_seconds
-                )
+                upstream = pending[1]
+                latest[(upstream.agent, upstream.environment)] = pending[15]
                 size += len(pending[7]) + len(pending[11])
+            retention = {
+                owner: Retention(settings.max_requests, settings.max_age_seconds)
+                for owner, settings in latest.items()
+            }
             self.recordings.add_rows(batch, retention)
         except Exception:
             # Never the bodies: they may hold personal data.
