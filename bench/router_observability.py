@@ -22,6 +22,11 @@ Spans are exported and records written off the request path; each round waits fo
 deferred work (`Tracing.flush`) so that its CPU counts in the round that caused it.
 `--sample-ratio` (as `serve --trace-sample-ratio`) and `--record-sample-rate` (the
 manifest's `sampleRate`) show the two levers.
+
+`--served` puts each setup's router on the protocol `shipyard serve` runs (uvicorn's
+httptools parser with agent requests served below ASGI, controller/api/agent_protocol.py)
+in a process of its own, and drives it with `wrk` (the same 1 KiB POST, 8 connections);
+the figure is then the router process's CPU per request, from /proc.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import socket
 import statistics
 import subprocess
@@ -40,7 +47,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from controller.api import proxy, recording, tracing
+import uvicorn
+
+from controller.api import connections, proxy, recording, tracing
 from controller.metrics.collector import Metrics
 from controller.specs import model
 from controller.store.recordings import Recordings
@@ -247,6 +256,107 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def recorder_of(state: Path, sample_rate: float) -> recording.Recorder:
+    policy = recording.Policy(model.RecordSettings(enabled=True, sample_rate=sample_rate))
+    return recording.Recorder(
+        Recordings(state / "db.sqlite", enforce_every_seconds=1.0), lambda *_: policy
+    )
+
+
+def serve_router(port: int, agent_port: int, setup: str, endpoint: str, ratios: str) -> None:
+    """One setup's router on `serve`'s protocol (a child process of `--served`)."""
+    sample_ratio, record_sample_rate = (float(value) for value in ratios.split(","))
+    traced = None
+    with tempfile.TemporaryDirectory() as state:
+        if setup != "off":
+            inner = recorder_of(Path(state), record_sample_rate) if setup == "recording" else None
+            traced = tracing.Tracing(endpoint, inner=inner, sample_ratio=sample_ratio)
+        app = router(agent_port, traced)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            http=connections.protocol_with_header_timeout(60.0, app),
+        )
+        asyncio.run(uvicorn.Server(config).serve())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_round(port: int, seconds: float, script: Path, pid: int) -> float:
+    """The router's CPU (µs) per request over one `wrk` run."""
+    before = cpu_seconds(pid)
+    output = subprocess.run(
+        ["wrk", "-t", "1", "-c", "8", "-d", f"{seconds:g}s", "-s", str(script),
+         f"http://127.0.0.1:{port}/chat"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise SystemExit(f"requests failed:\n{output}")
+    found = re.search(r"(\d+) requests in", output)
+    if found is None:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
+    return (cpu_seconds(pid) - before) / int(found.group(1)) * 1e6
+
+
+def served(arguments: argparse.Namespace) -> dict[str, float]:
+    """Median router CPU per request for each setup on `serve`'s protocol."""
+    setups = ("off", "tracing", "recording")
+    ratios = f"{arguments.sample_ratio},{arguments.record_sample_rate}"
+    with (
+        serving(AGENT) as agent_port,
+        serving(COLLECTOR) as collector_port,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        script = Path(scratch) / "post.lua"
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(PAYLOAD.decode())}\n'
+            f'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Host"] = "{HOST}"\n'
+        )
+        routers = {}
+        for setup in setups:
+            port = free_port()
+            routers[setup] = (port, subprocess.Popen([
+                sys.executable, __file__, "--serve-router", str(port), str(agent_port), setup,
+                f"http://127.0.0.1:{collector_port}", ratios,
+            ]))  # fmt: skip
+        try:
+            for port, _ in routers.values():
+                wait_port(port)
+            for port, process in routers.values():  # warm up
+                wrk_round(port, 1, script, process.pid)
+            runs: dict[str, list[float]] = {setup: [] for setup in setups}
+            for index in range(arguments.rounds):
+                order = setups if index % 2 == 0 else setups[::-1]
+                for setup in order:
+                    port, process = routers[setup]
+                    runs[setup].append(wrk_round(port, arguments.seconds, script, process.pid))
+        finally:
+            for _, process in routers.values():
+                process.terminate()
+                process.wait(10)
+    return {setup: statistics.median(values) for setup, values in runs.items()}
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=600)
@@ -262,7 +372,28 @@ def main(argv: list[str] | None = None) -> int:
         help="the manifest's spec.observability.record.sampleRate for the recording setup",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--served", action="store_true", help="on serve's protocol, driven by wrk (needs wrk)"
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="per wrk round (--served)")
+    parser.add_argument("--serve-router", nargs=5, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
+    if arguments.serve_router:
+        port, agent_port, setup, endpoint, ratios = arguments.serve_router
+        serve_router(int(port), int(agent_port), setup, endpoint, ratios)
+        return 0
+    if arguments.served:
+        cpu_us = served(arguments)
+        if arguments.json:
+            print(json.dumps({"cpu_us_per_request": cpu_us}, indent=2))
+            return 0
+        print(
+            f"router on serve's protocol, wrk -c 8, {arguments.rounds} rounds of "
+            f"{arguments.seconds:g} s (median), router CPU per request:"
+        )
+        for name, value in cpu_us.items():
+            print(f"  {name:<10} {value:>6.1f} µs   {cpu_us['off'] / value:.2f} of off per CPU")
+        return 0
     result = asyncio.run(measure(arguments))
     if arguments.json:
         print(json.dumps(result, indent=2))

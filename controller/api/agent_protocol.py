@@ -11,8 +11,9 @@ transport, with the same stamps, trace context, span, metrics and canary choice 
 Only the common case takes this path: a request with no body or a small sized one
 (buffered, at most `BUFFERED_BODY_LIMIT`), no `Expect`, no upgrade, no forwarding headers
 for uvicorn's proxy-headers middleware to apply, no request still in flight on the
-connection, and a version that does not record. Everything else (streamed uploads,
-recorded versions, the API, unknown agent hosts) goes to the ASGI app as before, on the
+connection. A recorded version's copy (request body, status, headers as sent, reply body)
+is filled here as through `proxy.Router`. Everything else (streamed uploads, the API,
+unknown agent hosts) goes to the ASGI app as before, on the
 same connection: uvicorn's parser, limits, pipelining queue and keep-alive handling stay
 in charge, and this path only stands where uvicorn keeps its request cycle.
 """
@@ -80,12 +81,6 @@ def take(protocol: HttpToolsProtocol, router: Router) -> FastRequest | None:
     upstream = router.upstreams().get(host.partition(b":")[0].decode("latin-1").lower())
     if upstream is None:
         return None
-    tracing = router.tracing
-    inner = tracing.inner if tracing is not None else None
-    if inner is not None and (
-        inner.records(upstream) or (upstream.canary is not None and inner.records(upstream.canary))
-    ):
-        return None  # recording tees ASGI messages
     scope: Any = protocol.scope
     method = protocol.parser.get_method().decode("ascii")
     scope["method"] = method
@@ -145,8 +140,13 @@ class FastRequest:
         router = self.router
         upstream = self.upstream
         exchange = self.exchange
-        if router.tracing is not None:
-            router.tracing.start(self.scope, exchange)
+        tracing = router.tracing
+        if tracing is not None:
+            tracing.start(self.scope, exchange)
+            if tracing.inner is not None:
+                tap = exchange.tap = tracing.inner.tap(upstream, self.scope)
+                if tap is not None and self.body:
+                    tap.request_body(bytes(self.body))
         self._began = time.perf_counter()
         target, headers, has_body, body_length = forwarded(self.scope, exchange.traceparent)
         exchange.received = body_length
@@ -187,6 +187,9 @@ class FastRequest:
             else:
                 self.exchange.status = reply.status
                 self.exchange.sent = len(whole)
+                if (tap := self.exchange.tap) is not None:
+                    tap.response_start(reply.status, self._client_headers(reply))
+                    tap.response_body(whole)
                 head = self._head_of(reply)
                 self._write(head if self.scope["method"] == "HEAD" else head + whole)
             reply.close()
@@ -275,8 +278,12 @@ class FastRequest:
             router.metrics.observe_request(
                 upstream.agent, upstream.environment, upstream.version, exchange.status, latency
             )
-        if router.tracing is not None:
-            router.tracing.finish(upstream, self.scope, exchange)
+        tracing = router.tracing
+        if tracing is not None:
+            if tracing.inner is not None and exchange.tap is not None:
+                complete = exchange.error is None and not self.disconnected
+                tracing.inner.tapped(upstream, self.scope, exchange.tap, latency, complete)
+            tracing.finish(upstream, self.scope, exchange)
         self.response_complete = True
         self._reply = None
         protocol = self.protocol
@@ -299,6 +306,12 @@ class FastRequest:
         head.append(b"\r\n")
         return b"".join(head)
 
+    def _client_headers(self, reply: upstream_http.Reply) -> list[tuple[bytes, bytes]]:
+        """The reply's headers as `_head_of` sends them (for a recorded request's copy)."""
+        headers = [pair for pair in reply.headers if pair[0].lower() not in HOP_BY_HOP]
+        headers += self.upstream.stamp
+        return headers
+
     def _chunked(self, reply: upstream_http.Reply) -> bool:
         return reply.streamed and self.scope["method"] != "HEAD" and reply.status not in (204, 304)
 
@@ -306,6 +319,9 @@ class FastRequest:
         """A reply that streams or is large: the head, then each piece as it arrives."""
         exchange = self.exchange
         exchange.status = reply.status
+        tap = exchange.tap
+        if tap is not None:
+            tap.response_start(reply.status, self._client_headers(reply))
         if not reply.streamed:
             # A sized reply's head is no use without its body (agents often write them apart).
             await reply.body_started()
@@ -313,6 +329,8 @@ class FastRequest:
         whole = reply.whole_body()
         if whole is not None:
             exchange.sent = len(whole)
+            if tap is not None:
+                tap.response_body(whole)
             self._write(head if self.scope["method"] == "HEAD" else head + whole)
             return
         self._write(head)
@@ -325,6 +343,8 @@ class FastRequest:
             if self.disconnected or transport.is_closing():
                 return
             exchange.sent += len(piece)
+            if tap is not None:
+                tap.response_body(piece)
             self._write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             if flow.write_paused:
                 await flow.drain()  # a client reading slower than the agent writes
@@ -333,6 +353,14 @@ class FastRequest:
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         payload = json.dumps(body, indent=2).encode() + b"\n"
+        if (tap := self.exchange.tap) is not None:
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(payload)),
+                *self.upstream.stamp,
+            ]
+            tap.response_start(status, headers)
+            tap.response_body(payload)
         head = [STATUS_LINE[status], b"content-type: application/json\r\n"]
         head.append(b"content-length: %d\r\n" % len(payload))
         for name, value in self.upstream.stamp:

@@ -139,25 +139,22 @@ class Router:
     async def _serve(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one request, counted for the version that answered and, when tracing, in a
         span whose `traceparent` the agent receives (and, inside it, recorded if the version
-        records). Status and sizes are noted by `_proxy` itself, not by wrapping `send`: the
-        request path pays for no extra layer per message."""
+        records). Status and sizes, and a recorded request's copy, are noted by `_proxy`
+        itself, not by wrapping `receive` and `send`: the request path pays for no extra
+        layer per message."""
         tracing = self.tracing
         exchange = Exchange()
+        inner = None
         if tracing is not None:
             tracing.start(scope, exchange)
+            inner = tracing.inner
+            if inner is not None:
+                exchange.tap = inner.tap(upstream, scope)
         started = time.perf_counter()
+        complete = False
         try:
-            inner = tracing.inner if tracing is not None else None
-            if inner is None:
-                await self._proxy(upstream, scope, receive, send, exchange)
-            else:
-                await inner.recorded(
-                    upstream,
-                    scope,
-                    receive,
-                    send,
-                    lambda s, r, w: self._proxy(upstream, s, r, w, exchange),
-                )
+            await self._proxy(upstream, scope, receive, send, exchange)
+            complete = True
         except BaseException as exc:
             exchange.error = type(exc).__qualname__
             raise
@@ -168,6 +165,8 @@ class Router:
                     upstream.agent, upstream.environment, upstream.version, exchange.status, latency
                 )
             if tracing is not None:
+                if inner is not None and exchange.tap is not None:
+                    inner.tapped(upstream, scope, exchange.tap, latency, complete)
                 tracing.finish(upstream, scope, exchange)
 
     async def _proxy(
@@ -187,7 +186,7 @@ class Router:
                 scope["method"],
                 target,
                 headers,
-                body=_body(receive) if has_body else None,
+                body=_body(receive, exchange.tap) if has_body else None,
                 body_length=body_length,
                 host=address,
             )
@@ -203,6 +202,7 @@ class Router:
                     "detail": str(error),
                 },
                 upstream,
+                exchange.tap,
             )
             return
         # A stream may never end by itself: stop reading it when the client leaves.
@@ -283,6 +283,9 @@ async def _relay(
     out_headers = [pair for pair in reply.headers if pair[0].lower() not in _HOP_BY_HOP]
     out_headers += upstream.stamp
     exchange.status = reply.status
+    tap = exchange.tap
+    if tap is not None:
+        tap.response_start(reply.status, out_headers)
     start = {"type": "http.response.start", "status": reply.status, "headers": out_headers}
     if not reply.streamed:
         # A sized reply's head is no use without its body: wait for the body's first piece
@@ -292,6 +295,8 @@ async def _relay(
     whole = reply.whole_body()
     if whole is not None:  # the usual small answer: all there, head and body in one write
         exchange.sent = len(whole)
+        if tap is not None:
+            tap.response_body(whole)
         if writes is not None:
             writes.hold()
         try:
@@ -305,18 +310,22 @@ async def _relay(
     # Each piece as it arrives, so streams stay live; the last one ends the reply.
     async for chunk, last in reply.body():
         exchange.sent += len(chunk)
+        if tap is not None:
+            tap.response_body(chunk)
         await send({"type": "http.response.body", "body": chunk, "more_body": not last})
         if last:
             return
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
+async def _body(receive: Receive, tap: tracing_.Tap | None) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise upstream_http.ClientGone
         chunk = message.get("body", b"")
+        if tap is not None:
+            tap.request_body(chunk)
         if chunk:
             yield chunk
         if not message.get("more_body", False):
@@ -341,7 +350,13 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-async def _json(send: Send, status: int, body: dict[str, Any], upstream: Upstream | None) -> None:
+async def _json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    upstream: Upstream | None,
+    tap: tracing_.Tap | None = None,
+) -> None:
     payload = json.dumps(body, indent=2).encode() + b"\n"
     headers = [
         (b"content-type", b"application/json"),
@@ -349,5 +364,8 @@ async def _json(send: Send, status: int, body: dict[str, Any], upstream: Upstrea
     ]
     if upstream is not None:
         headers += upstream.stamp
+    if tap is not None:
+        tap.response_start(status, headers)
+        tap.response_body(payload)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})

@@ -29,7 +29,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import NamedTuple
 
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
@@ -57,24 +56,6 @@ class Shape:
         self.name = name
         self.attributes = attributes
         self.encoded: bytes | None = None
-
-
-class FinishedSpan(NamedTuple):
-    """What the exporter needs of one router span (built off the request path)."""
-
-    agent: str
-    environment: str
-    trace_id: bytes  # 16 bytes
-    span_id: bytes  # 8 bytes
-    parent_span_id: bytes | None  # 8 bytes, when the caller's trace was continued
-    start_ns: int
-    end_ns: int
-    shape: Shape
-    path: str
-    status: int
-    response_bytes: int
-    request_bytes: int | None
-    error: str | None
 
 
 # --- protobuf wire format ----------------------------------------------------------------
@@ -164,8 +145,8 @@ class Batch:
 
 
 class Encoder:
-    """Span bytes for each `FinishedSpan`, and the `ExportTraceServiceRequest` around a
-    `Batch` of them."""
+    """Span bytes for each finished request (`encode`), and the `ExportTraceServiceRequest`
+    around a `Batch` of them."""
 
     def __init__(self) -> None:
         self._resources: dict[tuple[str, str], bytes] = {}
@@ -175,33 +156,45 @@ class Encoder:
         self._scope = _field(1, scope.SerializeToString())
 
     def request(self, batch: Batch) -> bytes:
-        """The `ExportTraceServiceRequest` of spans encoded one by one (`span`)."""
+        """The `ExportTraceServiceRequest` of spans encoded one by one (`encode`)."""
         body = []
         for (agent, environment), encoded in batch.by_resource.items():
             scope_spans = _field(2, self._scope + b"".join(encoded))
             body.append(_field(1, self._resource(agent, environment) + scope_spans))
         return b"".join(body)
 
-    def span(self, span: FinishedSpan) -> bytes:
-        shape = span.shape
-        status = span.status
+    def encode(
+        self,
+        ids: tuple[bytes, bytes, bytes | None],
+        times: tuple[int, int],
+        shape: Shape,
+        path: str,
+        outcome: tuple[int, int, int | None, str | None],
+    ) -> bytes:
+        """One span's bytes: ids (trace, span, parent span when the caller's trace was
+        continued; 16, 8 and 8 bytes), start and end (ns), its shape and path, and the
+        outcome (status, response and request body sizes, the router's error if any).
+        Plain values, not an object per span: that cost the drain ~0.6 µs of ~4 µs."""
+        trace_id, span_id, parent_span_id = ids
+        start_ns, end_ns = times
+        status, response_bytes, request_bytes, error = outcome
         parts = [
             b"\x0a\x10",
-            span.trace_id,
+            trace_id,
             b"\x12\x08",
-            span.span_id,
+            span_id,
             shape.encoded or self._shape(shape),
-            _PACK_TIMES(0x39, span.start_ns, 0x41, span.end_ns),
-            self._paths.get(span.path) or self._path(span.path),
+            _PACK_TIMES(0x39, start_ns, 0x41, end_ns),
+            self._paths.get(path) or self._path(path),
             self._statuses.get(status) or self._status(status),
-            _response_size(span.response_bytes),
+            _response_size(response_bytes),
         ]
-        if span.parent_span_id is not None:
-            parts.append(b"\x22\x08" + span.parent_span_id)
-        if span.request_bytes is not None:
-            parts.append(_request_size(span.request_bytes))
-        if span.error is not None or status >= 500:
-            parts.append(_string_attribute("error.type", span.error or str(status)))
+        if parent_span_id is not None:
+            parts.append(b"\x22\x08" + parent_span_id)
+        if request_bytes is not None:
+            parts.append(_request_size(request_bytes))
+        if error is not None or status >= 500:
+            parts.append(_string_attribute("error.type", error or str(status)))
             parts.append(_STATUS_ERROR)
         return b"".join(parts)
 

@@ -81,8 +81,31 @@ class Destination(Protocol):
 D = TypeVar("D", bound=Destination)
 
 
+class Tap(Protocol):
+    """The copy of one recorded exchange, which the proxy fills as the request goes
+    (no wrapper around `receive` and `send` on its path)."""
+
+    def request_body(self, piece: bytes) -> None: ...
+
+    def response_start(self, status: int, headers: Any) -> None:
+        """The status and the headers as the client is sent them (stamps included)."""
+        ...
+
+    def response_body(self, piece: bytes) -> None: ...
+
+
 class Inner(Protocol):
     """What runs inside a request's span around the proxying (the recorder)."""
+
+    def tap(self, upstream: Destination, scope: Scope) -> Tap | None:
+        """A copy for the proxy to fill if this request is to be recorded, else None."""
+        ...
+
+    def tapped(
+        self, upstream: Destination, scope: Scope, tap: Tap, latency: float, complete: bool
+    ) -> None:
+        """Keep the filled copy (queued: written off the request path)."""
+        ...
 
     async def recorded(
         self,
@@ -92,10 +115,6 @@ class Inner(Protocol):
         send: Send,
         proxy: Callable[[Scope, Receive, Send], Awaitable[None]],
     ) -> None: ...
-
-    def records(self, upstream: Destination) -> bool:
-        """Whether requests to `upstream` may be recorded (else `recorded` only proxies)."""
-        ...
 
     def close(self) -> None: ...
 
@@ -249,6 +268,7 @@ class Exchange:
         "sent",
         "start_ns",
         "status",
+        "tap",
         "traceparent",
     )
 
@@ -262,6 +282,7 @@ class Exchange:
         self.parent: bytes | None = None  # the caller's span id (hex), when continued
         self.sampled = False
         self.start_ns = 0
+        self.tap: Tap | None = None  # the recorder's copy, when the request is recorded
 
 
 # What a span's shape needs of the request: Host, User-Agent, client address, scheme.
@@ -444,7 +465,7 @@ class Tracing:
                 )
                 if parts is not None:
                     span = self._span(finished, parts, commits)
-                    self._batch.add(upstream.agent, upstream.environment, self._encoder.span(span))
+                    self._batch.add(upstream.agent, upstream.environment, span)
                     if self._batch.count >= EXPORT_BATCH:
                         self._flush_batch()
             if kept:
@@ -494,7 +515,8 @@ class Tracing:
         finished: _Finished,
         parts: _ShapeParts,
         commits: dict[tuple[str, str, str], str | None],
-    ) -> span_export.FinishedSpan:
+    ) -> bytes:
+        """The span's encoding (`span_export.Encoder.encode`)."""
         (upstream, method, path, status, sent, received, latency, traceparent, parent, start_ns,
          error, _) = finished  # fmt: skip
         agent, environment, version = upstream.agent, upstream.environment, upstream.version
@@ -507,20 +529,16 @@ class Tracing:
                 commit = commits[key] = self._commit_of(*key)
         shape_key = (agent, environment, version, method, path, *parts, commit)
         shape = self._shapes.get(shape_key) or self._shape(shape_key)
-        return span_export.FinishedSpan(
-            agent,
-            environment,
-            binascii.unhexlify(traceparent[3:35]),
-            binascii.unhexlify(traceparent[36:52]),
-            binascii.unhexlify(parent) if parent else None,
-            start_ns,
-            start_ns + int(latency * 1e9),
+        return self._encoder.encode(
+            (
+                binascii.unhexlify(traceparent[3:35]),
+                binascii.unhexlify(traceparent[36:52]),
+                binascii.unhexlify(parent) if parent else None,
+            ),
+            (start_ns, start_ns + int(latency * 1e9)),
             shape,
             path,
-            status,
-            sent,
-            received,
-            error,
+            (status, sent, received, error),
         )
 
     def _shape(self, key: _ShapeKey) -> span_export.Shape:

@@ -166,6 +166,11 @@ def test_requests_are_recorded_with_secrets_redacted_and_bodies_capped(
     assert chat["query"] == "lang=en"
     assert chat["status"] == 200
     assert base64.b64decode(chat["responseBodyBase64"]) == traffic["chat"].content[:1024]
+    # The response headers as the client got them: stamped, without hop-by-hop ones.
+    response_headers = dict(chat["responseHeaders"])
+    assert response_headers["x-shipyard-version"] == traffic["chat"].headers["x-shipyard-version"]
+    assert response_headers["x-shipyard-environment"] == "production"
+    assert "connection" not in response_headers
     assert len(chat["traceId"]) == 32
     assert chat["complete"] is True
 
