@@ -41,7 +41,8 @@ class Chromium:
     """One headless browser with one tab, closed with `close`."""
 
     def __init__(self) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        # Chromium's helper processes can still be writing here as the browser exits.
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True)
         port = free_port()
         profile = f"--user-data-dir={self._profile.name}"
         debugging = (f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1")
