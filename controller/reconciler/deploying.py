@@ -106,12 +106,8 @@ class Deployer:
         started = time.monotonic()
         aborted = False
         gated = self.eval_gate.applies(agent, environment)
-        # The gate needs the new version running beside the stable one, reachable alone.
-        gate_runs = gated and isinstance(
-            self.driver, (drivers.LocalDriver, drivers.KubernetesDriver)
-        )
         try:
-            if canary_deploy.applies(agent, action.current, self.driver, gated=gate_runs):
+            if canary_deploy.applies(agent, action.current, self.driver, gated=gated):
                 assert action.current is not None
                 outcome = await canary_deploy.deploy(
                     driver=self.driver,
@@ -124,15 +120,9 @@ class Deployer:
                     deadline_seconds=deadline,
                     rollout_id=rollout.id,
                     prometheus=self.prometheus,
-                    gate=(
-                        self.eval_gate.for_rollout(agent, environment, commit.sha, action.current)
-                        if gate_runs
-                        else None
-                    ),
+                    gate=self.eval_gate.for_rollout(agent, environment, commit.sha, action.current),
                 )
                 result, aborted = outcome.result, outcome.aborted
-                if gated and not gate_runs:
-                    self._say_ungated(environment, agent.name, action.current)
             else:
                 if gated:
                     self._say_ungated(environment, agent.name, action.current)
