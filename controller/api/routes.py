@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from controller.api import auth, crash_output, leadership
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
-from controller.reconciler import agent_logs, canary, steering
+from controller.reconciler import agent_logs, canary
 from controller.reconciler.agent_logs import LogOptions
 from controller.reconciler.controller import Controller
 from controller.source import errors as source_errors
@@ -227,9 +227,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         While a canary runs, hold it at its current step (weight and analysis) instead."""
         if controller.canaries.running(environment, agent):
             actor = _actor(request) + (f": {body.reason}" if body.reason else "")
-            await _steer(
-                lambda: _canary_intent(controller, environment, agent, canary.PAUSE, actor)
-            )
+            await _steer(lambda: controller.steer_canary(environment, agent, canary.PAUSE, actor))
             return {
                 "requested": canary.PAUSE,
                 "canary": controller.canaries.as_dict(environment, agent),
@@ -246,9 +244,7 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         A canary held at its step by `pause` walks on from there."""
         if controller.canaries.held(environment, agent):
             await _steer(
-                lambda: _canary_intent(
-                    controller, environment, agent, canary.RESUME, _actor(request)
-                )
+                lambda: controller.steer_canary(environment, agent, canary.RESUME, _actor(request))
             )
             return {"resumed": True, "canary": controller.canaries.as_dict(environment, agent)}
         lifted = await _steer(lambda: controller.resume(environment, agent, _actor(request)))
@@ -260,16 +256,14 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
     ) -> dict[str, Any]:
         """Move a running canary past its current pause (or, with `full`, promote it now)."""
         intent = canary.PROMOTE_FULL if body.full else canary.PROMOTE
-        await _steer(
-            lambda: _canary_intent(controller, environment, agent, intent, _actor(request))
-        )
+        await _steer(lambda: controller.steer_canary(environment, agent, intent, _actor(request)))
         return {"requested": intent, "canary": controller.canaries.as_dict(environment, agent)}
 
     @write.post("/environments/{environment}/agents/{agent}/abort", tags=["rollouts"])
     async def abort(environment: str, agent: str, request: Request) -> dict[str, Any]:
         """Stop a running canary: all traffic back to the stable version."""
         await _steer(
-            lambda: _canary_intent(controller, environment, agent, canary.ABORT, _actor(request))
+            lambda: controller.steer_canary(environment, agent, canary.ABORT, _actor(request))
         )
         return {
             "requested": canary.ABORT,
@@ -283,20 +277,6 @@ def _writes(controller: Controller, write: APIRouter) -> APIRouter:
         return {"status": "sync requested"}
 
     return write
-
-
-def _canary_intent(
-    controller: Controller, environment: str, agent: str, intent: str, actor: str
-) -> None:
-    controller.status_of(environment, agent)  # 404 for unknown names
-    steering.steer_canary(
-        controller.store,
-        controller.canaries,
-        environment,
-        agent,
-        intent=intent,
-        actor=actor,
-    )
 
 
 async def _steer(call: Callable[[], Any]) -> Any:

@@ -20,7 +20,15 @@ from typing import Any
 
 from controller.errors import ShipyardError
 from controller.metrics.collector import Metrics
-from controller.reconciler import assembly, canary, drivers, interrupted, lifecycle, reporting
+from controller.reconciler import (
+    assembly,
+    canary,
+    drivers,
+    interrupted,
+    lifecycle,
+    reporting,
+    steering,
+)
 from controller.reconciler.backoff import Backoff
 from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import AgentStatus, EnvironmentStatus, Outcome
@@ -326,6 +334,14 @@ class Controller:
 
     def status_of(self, environment: str, agent: str) -> AgentStatus:
         return self.steering.status_of(environment, agent)
+
+    def steer_canary(self, environment: str, agent: str, intent: str, actor: str) -> None:
+        """Record a canary intent (promote, abort, pause, resume); NotFound for unknown
+        names, Conflict when no canary runs."""
+        self.status_of(environment, agent)
+        steering.steer_canary(
+            self.store, self.canaries, environment, agent, intent=intent, actor=actor
+        )
 
     def url(self, agent: str, environment: str) -> str:
         return naming.preview_url(

@@ -2,7 +2,7 @@
 
 Reads go straight to the controller and its store (no HTTP round trip to our own API, a
 fixed number of store queries per page whatever the number of agents); writes call the
-same `Controller.undo / pause / resume` and canary steering (`steering.steer_canary`)
+same `Controller.undo / pause / resume` and canary steering (`Controller.steer_canary`)
 the API calls. Every page needs a read scope and every post a write scope plus a genuine
 CSRF token (see `session`).
 """
@@ -23,7 +23,7 @@ from controller.api import auth, crash_output, tracing
 from controller.api.ui import live, log_follow, pages, rates, session, version_diff
 from controller.api.ui.markup import FOLLOW_SCRIPT, STREAM, page
 from controller.errors import Conflict, NotFound, ShipyardError, Transient
-from controller.reconciler import agent_logs, canary, steering
+from controller.reconciler import agent_logs, canary
 from controller.reconciler.agent_logs import LogOptions
 from controller.reconciler.controller import Controller
 
@@ -297,18 +297,20 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
             "undo": lambda: controller.undo(environment, agent, None, ACTOR, reason),
             # While a canary runs, pause holds it at its step and resume walks on, as the API.
             "pause": lambda: (
-                _steer(controller, environment, agent, canary.PAUSE)
+                controller.steer_canary(environment, agent, canary.PAUSE, ACTOR)
                 if controller.canaries.running(environment, agent)
                 else controller.pause(environment, agent, ACTOR, reason)
             ),
             "resume": lambda: (
-                _steer(controller, environment, agent, canary.RESUME)
+                controller.steer_canary(environment, agent, canary.RESUME, ACTOR)
                 if controller.canaries.held(environment, agent)
                 else controller.resume(environment, agent, ACTOR)
             ),
-            "promote": lambda: _steer(controller, environment, agent, canary.PROMOTE),
-            "promote-full": lambda: _steer(controller, environment, agent, canary.PROMOTE_FULL),
-            "abort": lambda: _steer(controller, environment, agent, canary.ABORT),
+            "promote": lambda: controller.steer_canary(environment, agent, canary.PROMOTE, ACTOR),
+            "promote-full": lambda: controller.steer_canary(
+                environment, agent, canary.PROMOTE_FULL, ACTOR
+            ),
+            "abort": lambda: controller.steer_canary(environment, agent, canary.ABORT, ACTOR),
         }
         if action not in steps:
             return _no_such_action(board, request, viewer, action)
@@ -325,14 +327,6 @@ def _actions(router: APIRouter, board: Dashboard) -> None:
                 request, viewer, title, pages.problem(title, str(error)), status=code
             )
         return RedirectResponse(pages.agent_href(environment, agent), status_code=303)
-
-
-def _steer(controller: Controller, environment: str, agent: str, intent: str) -> None:
-    """A canary intent, as `shipyard rollout promote|abort` records it through the API."""
-    controller.status_of(environment, agent)  # NotFound for unknown names
-    steering.steer_canary(
-        controller.store, controller.canaries, environment, agent, intent=intent, actor=ACTOR
-    )
 
 
 def _running_canaries(controller: Controller) -> pages.Canaries:
