@@ -31,6 +31,12 @@ from controller.cli.main import cli
             "600s is longer than --restart-backoff-cap (300s)",
             id="restart-backoff-over-cap",
         ),
+        pytest.param(["--prune-interval", "0s"], "must be longer than zero", id="zero-prune"),
+        pytest.param(
+            ["--prometheus-url", "ftp://prom:9090"],
+            "'ftp://prom:9090' is not an http:// or https:// URL",
+            id="prometheus-url-scheme",
+        ),
         pytest.param(
             ["--gitea-token", "t"],
             "--gitea-token needs --gitea-api-url",
