@@ -41,6 +41,7 @@ from tests.integration.controller_harness import (
     preview_of,
     wait_for,
 )
+from tests.streams import readline_within
 
 BIN = Path(sys.executable).parent
 SHIPYARD = BIN / "shipyard"
@@ -536,7 +537,7 @@ def test_logs(world: World) -> None:
     follower = start(world, "logs", "beta", "-f")
     try:
         assert follower.stdout is not None
-        assert "agent beta version" in follower.stdout.readline()
+        assert "agent beta version" in readline_within(follower.stdout, what="a followed log line")
     finally:
         follower.terminate()
         follower.communicate(timeout=10)
@@ -696,7 +697,7 @@ def test_head_metrics_process_series_and_a_helpful_404(world: World) -> None:
 def test_rollout_status_exit_codes_and_watch(world: World) -> None:
     watch = start(world, "get", "agents", "-w", "--watch-timeout", "9s", "-o", "wide")
     assert watch.stdout is not None
-    listed = [watch.stdout.readline() for _ in range(3)]  # the table before any change
+    listed = [readline_within(watch.stdout, what="the watched table") for _ in range(3)]
     slow = '["sh", "-c", "sleep 5; exec python3 agent/server.py"]'
     crash = '["python3", "-c", "import sys; sys.exit(3)"]'
     sha = commit_on(

@@ -19,6 +19,7 @@ from tests.gitrepos import Upstream
 from tests.integration.controller_harness import Shipyard, wait_for
 from tests.integration.test_kubernetes_serve import kubernetes_flags
 from tests.integration.test_kubernetes_target import PRODUCTION_NS, manifest
+from tests.streams import readline_within
 
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 
@@ -105,7 +106,10 @@ def test_logs_follow_streams_lines_from_every_pod(served: tuple[Shipyard, FakeAp
         assert follower.stdout is not None
         wait_for(lambda: _following(fake), what="two followed pod logs")
         fake.pods.append_log(f"{PRODUCTION_NS}/alpha", "a new request")
-        seen = {follower.stdout.readline().strip() for _ in range(2)}
+        seen = {
+            readline_within(follower.stdout, what="a followed pod log line").strip()
+            for _ in range(2)
+        }
         assert {line.split("] ", 1)[1] for line in seen} == {"a new request"}
         assert len({line.split("] ", 1)[0] for line in seen}) == 2
     finally:
