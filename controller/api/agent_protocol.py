@@ -31,7 +31,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from controller.api import traffic_split, upstream_http
-from controller.api.proxy import HOP_BY_HOP, Router, Upstream, endpoint, forwarded
+from controller.api.proxy import HOP_BY_HOP, Router, Upstream, endpoint, forwarded, proxy_status
 from controller.api.tracing import Exchange
 
 if TYPE_CHECKING:
@@ -168,8 +168,12 @@ class FastRequest:
             self._reply.abort()  # stop reading a stream nobody will receive
 
     # serving ---------------------------------------------------------------------------
-    def _on_reply(self, reply: upstream_http.Reply | None) -> None:
-        if reply is None:
+    def _on_reply(self, reply: upstream_http.Reply | upstream_http.UpstreamError) -> None:
+        if isinstance(reply, upstream_http.UpstreamTimeout):
+            self._not_answering(reply)
+            self._finish()
+            return
+        if isinstance(reply, upstream_http.UpstreamError):
             # The agent closed the idle connection as it was reused: a fresh one, as
             # `UpstreamPool.request` does (nothing of the request was answered).
             target, headers, has_body, body_length = forwarded(
@@ -206,6 +210,8 @@ class FastRequest:
     async def _relay_to_end(self, reply: upstream_http.Reply) -> None:
         try:
             await self._relay(reply)
+        except upstream_http.UpstreamError as error:
+            self._broken(error)
         except Exception as error:
             self._failed(error)
         finally:
@@ -219,7 +225,6 @@ class FastRequest:
         has_body: bool,
         body_length: int | None,
     ) -> None:
-        upstream = self.upstream
         try:
             try:
                 address, port = self._endpoint
@@ -233,15 +238,7 @@ class FastRequest:
                     host=address,
                 )
             except upstream_http.UpstreamError as error:
-                self.exchange.status = 502
-                self._json(
-                    502,
-                    {
-                        "error": f"agent {upstream.agent} in {upstream.environment} "
-                        "is not answering",
-                        "detail": str(error),
-                    },
-                )
+                self._not_answering(error)
                 return
             self._reply = reply
             try:
@@ -251,10 +248,30 @@ class FastRequest:
                 await self._relay(reply)
             finally:
                 reply.close()
+        except upstream_http.UpstreamError as error:
+            self._broken(error)
         except Exception as error:
             self._failed(error)
         finally:
             self._finish()
+
+    def _not_answering(self, error: upstream_http.UpstreamError) -> None:
+        status = self.exchange.status = proxy_status(error)
+        upstream = self.upstream
+        self._json(
+            status,
+            {
+                "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
+                "detail": str(error),
+            },
+        )
+
+    def _broken(self, error: upstream_http.UpstreamError) -> None:
+        """The agent failed after its reply began: the client's connection ends without
+        the reply's end (no last chunk, fewer bytes than its length), so it knows."""
+        self.exchange.error = type(error).__qualname__
+        self.keep_alive = False
+        log.warning("agent %s in %s: %s", self.upstream.agent, self.upstream.environment, error)
 
     def _failed(self, error: Exception) -> None:
         """A bug here must not leave the client waiting: a 500, and the connection ends."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import re
 import time
@@ -30,6 +31,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
+log = logging.getLogger("shipyard")
+
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -106,13 +109,15 @@ class Router:
         agent_hosts: re.Pattern[str],
         metrics: Metrics | None = None,
         tracing: tracing_.Tracing | None = None,
+        *,
+        agent_timeout: float = upstream_http.DEFAULT_AGENT_TIMEOUT_SECONDS,
     ) -> None:
         self.api = api
         self.tracing = tracing
         self.upstreams = upstreams
         self.agent_hosts = agent_hosts
         self.metrics = metrics
-        self.pool = upstream_http.UpstreamPool()
+        self.pool = upstream_http.UpstreamPool(agent_timeout=agent_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,10 +198,10 @@ class Router:
         except upstream_http.ClientGone:
             return  # nobody is left to answer
         except upstream_http.UpstreamError as error:
-            exchange.status = 502
+            exchange.status = proxy_status(error)
             await _json(
                 send,
-                502,
+                exchange.status,
                 {
                     "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
                     "detail": str(error),
@@ -209,6 +214,11 @@ class Router:
         watcher = asyncio.create_task(_on_disconnect(receive, reply)) if reply.streamed else None
         try:
             await _relay(reply, upstream, send, exchange, scope.get(WRITES_KEY))
+        except upstream_http.UpstreamError as error:
+            # The head has gone out: returning without the end of the body makes the
+            # server close the connection, so the client sees a broken reply.
+            exchange.error = type(error).__qualname__
+            log.warning("agent %s in %s: %s", upstream.agent, upstream.environment, error)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -236,6 +246,12 @@ class Router:
             )
         body = {"error": error, "available": [f"http://{name}" for name in related]}
         await _json(send, 404, body, None)
+
+
+def proxy_status(error: upstream_http.UpstreamError) -> int:
+    """What the client is answered when the agent fails before its reply: 504 when it went
+    silent past the router's wait, 502 when it could not be reached or broke off."""
+    return 504 if isinstance(error, upstream_http.UpstreamTimeout) else 502
 
 
 def forwarded(

@@ -80,6 +80,7 @@ class ApiSettings:
     gitea_token: str | None = field(default=None, repr=False)
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0  # a connection must finish each request's headers in time
+    agent_timeout: float = 300.0  # an agent's longest silence before a 504 or a cut stream
     otlp_endpoint: str | None = None  # where request spans go (OTLP/HTTP); None: kept in memory
     trace_sample_ratio: float | None = None  # share of new traces exported; None: OTEL_* or 1
 
@@ -161,6 +162,7 @@ def build(
         agent_hosts=proxy.host_pattern(config.url_template),
         metrics=metrics,
         tracing=traced,
+        agent_timeout=api.agent_timeout,
     )
     return controller, router
 

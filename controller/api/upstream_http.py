@@ -7,6 +7,10 @@ decompression). This one writes the request head in one write, parses the reply 
 llhttp (through httptools, the parser uvicorn uses) and hands body pieces on as they
 arrive, so server-sent events and chunked replies pass through unbuffered. Connections
 go back to a per-address pool when a reply ends cleanly and the agent keeps them alive.
+An agent that goes silent (no reply head, or a stream with no new byte, for the pool's
+`agent_timeout`) has its connection closed and its request failed with `UpstreamTimeout`:
+a hung agent costs a client a bounded wait (a 504), not a connection held forever. One
+sweep a second finds them, so a request pays two set operations, not a timer.
 Local agents listen on 127.0.0.1 (a port each); the gateway reaches pods at their own
 address and container port.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -28,13 +33,20 @@ _IDLE_PER_PORT = 64
 # A sized reply is held whole for one write to the client up to this size; past it (or
 # for a stream) a `send_idle` caller is handed the reply as it arrives.
 _WHOLE_LIMIT = 64 * 1024
+# As nginx's proxy_read_timeout, but long: a model's answer can take minutes to start.
+DEFAULT_AGENT_TIMEOUT_SECONDS = 300.0
+_SWEEP_SECONDS = 1.0
 
-# Told once: the reply (head in, body whole or arriving), or None if the agent never answered.
-OnReply = Callable[["Reply | None"], None]
+# Told once: the reply (head in, body whole or arriving), or why the agent never answered.
+OnReply = Callable[["Reply | UpstreamError"], None]
 
 
 class UpstreamError(Exception):
-    """The agent could not be reached, or broke off its reply before the headers."""
+    """The agent could not be reached, or broke off its reply."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The agent sent nothing (no reply head, or no more of a reply) for too long."""
 
 
 class ClientGone(Exception):
@@ -91,6 +103,7 @@ class _Connection(asyncio.Protocol):
         self._writable.set()
         self._complete = False
         self._lost = False
+        self._failure: Exception | None = None
         self._paused = False
         self._head_only = False
         self._delimited = False  # the reply's length is known (Content-Length or chunked)
@@ -98,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._on_reply: OnReply | None = None
         self._reply_ready = False  # `_on_reply` is due once the parser has returned
+        self.heard_at = 0.0  # when the agent last sent something, while a request is out
 
     # asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +119,7 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
@@ -124,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._pool.done(self)
         self._lost = True
         self._writable.set()  # a paused upload ends: nothing more can be sent
         if self._head is not None and not self._head.done():
@@ -178,6 +194,7 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         self._head = asyncio.get_running_loop().create_future()
         self._head_only = head.startswith(b"HEAD ")
+        self._pool.waiting(self)
         try:
             if body is None:
                 self._transport.write(head)
@@ -197,6 +214,7 @@ class _Connection(asyncio.Protocol):
         self._head = asyncio.get_running_loop().create_future()
         self._head_only = head.startswith(b"HEAD ")
         self._on_reply = on_reply
+        self._pool.waiting(self)
         self._transport.write(head)
 
     def _tell_reply(self) -> None:
@@ -207,7 +225,12 @@ class _Connection(asyncio.Protocol):
         head = self._head
         if head is None or not head.done() or head.exception() is not None:
             self.close()
-            on_reply(None)
+            failure = head.exception() if head is not None and head.done() else None
+            on_reply(
+                failure
+                if isinstance(failure, UpstreamError)
+                else UpstreamError("the agent closed the connection before replying")
+            )
         else:
             on_reply(Reply(head.result(), self._headers, self))
 
@@ -241,6 +264,7 @@ class _Connection(asyncio.Protocol):
         self._buffered = 0
         if self._paused and self._transport is not None:
             self._paused = False
+            self.heard_at = time.monotonic()  # the wait was the client's
             self._transport.resume_reading()
         return whole
 
@@ -251,14 +275,20 @@ class _Connection(asyncio.Protocol):
                 self._buffered -= len(piece)
                 if self._paused and self._buffered <= _HIGH_WATER // 2 and self._transport:
                     self._paused = False
+                    self.heard_at = time.monotonic()  # the wait was the client's
                     self._transport.resume_reading()
                 yield piece, self._complete and not self._chunks
-            if self._complete or self._lost:
+            if self._complete:
                 return
+            if self._lost:
+                # Ended short of its length (or of its last chunk): the client must see a
+                # broken reply, not a whole one.
+                raise self._failure or UpstreamError("the agent broke off its reply")
             self._wake.clear()
             await self._wake.wait()
 
     def finish(self) -> None:
+        self._pool.done(self)
         reusable = (
             self._complete
             and not self._lost
@@ -287,8 +317,21 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: Exception) -> None:
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
+        self._failure = error
         self._lost = True
         self._wake.set()
+
+    @property
+    def silent(self) -> bool:
+        """Nothing expected from the agent is late: a reply held back because the client
+        reads slowly (reading paused) is the client's wait, not the agent's."""
+        return not self._paused
+
+    def time_out(self, seconds: float) -> None:
+        """The agent has been silent for `seconds`: fail the request, drop the connection."""
+        self._fail(UpstreamTimeout(f"the agent sent nothing for {seconds:g} s"))
+        self.close()
+        self._tell_reply()
 
     @property
     def usable(self) -> bool:
@@ -302,9 +345,35 @@ class _Connection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to agents, kept per address (127.0.0.1 and a port, locally)."""
 
-    def __init__(self, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        connect_timeout: float = 5.0,
+        agent_timeout: float = DEFAULT_AGENT_TIMEOUT_SECONDS,
+    ) -> None:
         self._connect_timeout = connect_timeout
+        self.agent_timeout = agent_timeout
         self._idle: dict[tuple[str, int], collections.deque[_Connection]] = {}
+        self._busy: set[_Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def waiting(self, connection: _Connection) -> None:
+        """`connection` has a request out: from now on the agent's silence is timed."""
+        connection.heard_at = time.monotonic()
+        self._busy.add(connection)
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(_SWEEP_SECONDS, self._swept)
+
+    def done(self, connection: _Connection) -> None:
+        self._busy.discard(connection)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        deadline = time.monotonic() - self.agent_timeout
+        for connection in [c for c in self._busy if c.heard_at < deadline and c.silent]:
+            self._busy.discard(connection)
+            connection.time_out(self.agent_timeout)
+        if self._busy:
+            self._sweep = asyncio.get_running_loop().call_later(_SWEEP_SECONDS, self._swept)
 
     def send_idle(self, port: int, head: bytes, on_reply: OnReply, host: str = "127.0.0.1") -> bool:
         """Send `head` (a whole request: `request_head` and any body) on an idle kept-alive
@@ -356,6 +425,9 @@ class UpstreamPool:
             connection.close()
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()

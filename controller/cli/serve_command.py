@@ -63,6 +63,7 @@ class ServeOptions:
     prometheus_url: str | None = None
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
+    agent_timeout: float = 300.0
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = None
     prune_interval: float = 3600.0
@@ -83,6 +84,7 @@ class ServeOptions:
             gitea_token=self.gitea_token,
             webhook_limits=self.webhook_limits,
             header_timeout=self.header_timeout,
+            agent_timeout=self.agent_timeout,
             otlp_endpoint=self.otlp_endpoint,
             trace_sample_ratio=self.trace_sample_ratio,
         )
@@ -227,6 +229,15 @@ _SHARED = [
         show_default=True,
         envvar="SHIPYARD_HEADER_TIMEOUT",
         help="Time a client may take to send a request's headers (then it is disconnected).",
+    ),
+    click.option(
+        "--agent-timeout",
+        callback=durations.option_callback,
+        default="5m",
+        show_default=True,
+        envvar="SHIPYARD_AGENT_TIMEOUT",
+        help="Time an agent may stay silent (no reply yet, or no more of a streamed one); "
+        "then the client gets a 504, or a stream is cut.",
     ),
     click.option(
         "--webhook-body-timeout",
@@ -411,6 +422,7 @@ def gather(**values: Any) -> ServeOptions:
         gitea_token=_token(values["gitea_token"], values["gitea_token_file"], "--gitea-token"),
         prometheus_url=_http_url(values.get("prometheus_url"), "--prometheus-url"),
         header_timeout=values["header_timeout"],
+        agent_timeout=values["agent_timeout"],
         webhook_limits=IntakeLimits(
             body_timeout=values["webhook_body_timeout"],
             max_pending=values["webhook_max_pending"],

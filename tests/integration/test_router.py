@@ -3,7 +3,8 @@
 The router sits on every request to a local agent, so what it must keep is tested here
 on its own, with the same route table and server stack `shipyard serve` uses: streams
 pass through as they are written (server-sent events, chunked uploads), connections to
-agents are reused, bodies and targets arrive unchanged, a dead agent is a clear 502, a
+agents are reused, bodies and targets arrive unchanged, a dead agent is a clear 502 and a
+hung one a 504 (a stalled stream is cut, not ended), a
 client that leaves a stream stops the agent's side too, and routes follow the table.
 """
 
@@ -42,6 +43,7 @@ class Agent(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.release_second_event = threading.Event()
         self.stream_closed = threading.Event()
+        self.wake_silent = threading.Event()  # ends the silences of /silent and /stall
 
     @property
     def port(self) -> int:
@@ -72,6 +74,11 @@ class _AgentHandler(BaseHTTPRequestHandler):
             self._events()
         elif self.path == "/forever":
             self._forever()
+        elif self.path == "/silent":
+            self.server.wake_silent.wait(WAIT)  # a hung agent: read, never answered
+            self.close_connection = True
+        elif self.path == "/stall":
+            self._stall()
         elif getattr(self, "drop_next", False):
             self.close_connection = True  # read, never answered: as an agent restarting
         elif self.path == "/then-drop":
@@ -136,6 +143,15 @@ class _AgentHandler(BaseHTTPRequestHandler):
         self._chunk(b"data: second\n\n")
         self._chunk(b"")
 
+    def _stall(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._chunk(b"data: first\n\n")
+        self.server.wake_silent.wait(WAIT)  # then nothing more: a stream gone silent
+        self.close_connection = True
+
     def _forever(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -159,10 +175,18 @@ class RouterServer:
     """The production Router under uvicorn, as `shipyard serve` runs it, in a thread."""
 
     def __init__(
-        self, table: route_table.RouteTable, traced: tracing.Tracing | None = None
+        self,
+        table: route_table.RouteTable,
+        traced: tracing.Tracing | None = None,
+        agent_timeout: float = 300.0,
     ) -> None:
         self.router = proxy.Router(
-            _api, lambda: table.hosts, proxy.host_pattern(TEMPLATE), Metrics(), traced
+            _api,
+            lambda: table.hosts,
+            proxy.host_pattern(TEMPLATE),
+            Metrics(),
+            traced,
+            agent_timeout=agent_timeout,
         )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -221,6 +245,7 @@ def agent() -> Iterator[Agent]:
     yield server
     server.release_second_event.set()
     server.stream_closed.set()
+    server.wake_silent.set()
     server.shutdown()
     server.server_close()
 
@@ -446,3 +471,50 @@ def test_a_request_on_a_connection_the_agent_drops_is_retried_on_a_fresh_one(
         assert client.get(router.url("/then-drop")).content == b"ok"
         assert client.get(router.url(f"/after/{index}")).text == f"GET /after/{index}"
     assert agent.connections == 4  # the first, and one fresh one per dropped request
+
+
+# Through serve's protocol (no forwarding header) and through ASGI (uvicorn's proxy-headers
+# middleware has one to apply): the two paths an agent request can take.
+PATHS = pytest.mark.parametrize(
+    "extra", [{}, {"x-forwarded-for": "10.0.0.1"}], ids=["protocol", "asgi"]
+)
+
+
+@PATHS
+def test_an_agent_that_never_answers_is_a_504_after_the_agent_timeout(
+    agent: Agent, table: route_table.RouteTable, client: httpx.Client, extra: dict[str, str]
+) -> None:
+    with RouterServer(table, agent_timeout=0.5) as router:
+        response = client.get(router.url("/silent"), headers=extra)
+        assert response.status_code == 504
+        assert "agent echo in production is not answering" in response.json()["error"]
+        assert "sent nothing for 0.5 s" in response.json()["detail"]
+        assert response.headers["x-shipyard-version"] == "v1"
+        agent.wake_silent.set()
+        # The router is unharmed: the next request on a fresh connection is answered.
+        assert client.get(router.url("/after"), headers=extra).text == "GET /after"
+
+
+@PATHS
+def test_a_stream_that_goes_silent_is_cut_and_the_client_sees_it_broken(
+    agent: Agent, table: route_table.RouteTable, client: httpx.Client, extra: dict[str, str]
+) -> None:
+    with (
+        RouterServer(table, agent_timeout=0.5) as router,
+        client.stream("GET", router.url("/stall"), headers=extra) as response,
+    ):
+        pieces = response.iter_raw()
+        assert next(pieces) == b"data: first\n\n"
+        # Not a clean end: the router must not write the last chunk for the agent.
+        with pytest.raises(httpx.RemoteProtocolError):
+            b"".join(pieces)
+
+
+def test_a_slow_answer_within_the_agent_timeout_is_served(
+    agent: Agent, router: RouterServer, client: httpx.Client
+) -> None:
+    # The default wait is long (minutes: a model's answer can take that long to start);
+    # a reply that takes a little while is not cut.
+    threading.Timer(1.5, agent.release_second_event.set).start()
+    with client.stream("GET", router.url("/events")) as response:
+        assert b"".join(response.iter_raw()) == b"data: first\n\ndata: second\n\n"
