@@ -23,6 +23,7 @@ from controller.api import (
     webhooks,
 )
 from controller.api.ui import router as dashboard
+from controller.api.ui.rates import RateHistory
 from controller.metrics import exposition
 from controller.reconciler.controller import Controller
 from controller.store.recordings import Recordings
@@ -36,6 +37,7 @@ def create_app(
     *,
     traced: tracing.Tracing | None = None,
     recordings: Recordings | None = None,
+    traffic: RateHistory | None = None,
 ) -> FastAPI:
     standby = standby or leadership.Standby()
     app = FastAPI(
@@ -80,6 +82,8 @@ def create_app(
         app.include_router(
             recordings_api.create_router(controller, recordings, tokens or auth.Tokens())
         )
-    app.include_router(dashboard.create_router(controller, tokens or auth.Tokens(), traced))
+    app.include_router(
+        dashboard.create_router(controller, tokens or auth.Tokens(), traced, traffic)
+    )
     webhooks.install(app, webhook_settings or webhooks.WebhookSettings(None), sink)
     return app

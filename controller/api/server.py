@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import httpx
 import uvicorn
 
 from controller.api import app as apps
@@ -29,6 +30,7 @@ from controller.api import (
     tracing,
     webhooks,
 )
+from controller.api.ui.rates import RateHistory
 from controller.api.webhook_binding import ServedRepositories
 from controller.api.webhook_intake import IntakeLimits
 from controller.metrics import gateway_scrape
@@ -108,6 +110,7 @@ def build(
     metrics = Metrics()  # one registry: the controller and the router record into it
     notifier = api.notifier()
     target: Target
+    traffic: RateHistory | None = None  # the dashboard's default: this process's registry
     driver: drivers.Driver
     if kubernetes is None:
         restarts = RestartPolicy(
@@ -128,6 +131,8 @@ def build(
         cluster.on_close(
             gateway_scrape.GatewayScraper(cluster.client, metrics.windows).start().stop
         )
+        # So do the dashboard's charts: agent traffic passes the gateways, not us.
+        traffic = gateway_traffic(cluster)
         target = cluster
     controller = Controller(
         config, mirror, store, target, metrics=metrics, notifier=notifier, driver=driver
@@ -157,6 +162,7 @@ def build(
             recordings=traced.inner.recordings
             if traced is not None and isinstance(traced.inner, recording.Recorder)
             else None,
+            traffic=traffic,
         ),
         upstreams=lambda: routes,
         agent_hosts=proxy.host_pattern(config.url_template),
@@ -165,6 +171,16 @@ def build(
         agent_timeout=api.agent_timeout,
     )
     return controller, router
+
+
+def gateway_traffic(cluster: KubernetesTarget) -> RateHistory:
+    """The dashboard's charts on a cluster: read from every gateway pod's `/metrics`."""
+    http = httpx.Client(timeout=gateway_scrape.SCRAPE_TIMEOUT)
+    cluster.on_close(http.close)
+    return RateHistory(
+        lambda: gateway_scrape.gateway_readings(cluster.client, http),
+        source="the gateways' metrics",
+    )
 
 
 def observing(controller: Controller, api: ApiSettings) -> tracing.Tracing:

@@ -193,6 +193,27 @@ class GatewayScraper:
             self.windows.set_blind("")
 
 
+def gateway_readings(
+    client: KubeClient, http: httpx.Client, selector: str = GATEWAY_PODS
+) -> dict[str, list[object] | None]:
+    """Every running gateway pod's `/metrics` as metric families, by pod uid (None for a
+    pod that did not answer), for the dashboard's charts. Raises `ApiError` when the pods
+    cannot be listed."""
+    readings: dict[str, list[object] | None] = {}
+    for pod in client.list("v1", "Pod", None, selector):
+        address = _address(pod)
+        if address is None:
+            continue
+        uid = str((pod.get("metadata") or {}).get("uid") or address)
+        try:
+            answer = http.get(f"http://{address}/metrics")
+            answer.raise_for_status()
+            readings[uid] = list(text_string_to_metric_families(answer.text))
+        except (httpx.HTTPError, ValueError):
+            readings[uid] = None
+    return readings
+
+
 def _address(pod: KubeObject) -> str | None:
     """`podIP:port` of a running gateway pod (its port named `http`, else 8080)."""
     status = pod.get("status") or {}

@@ -21,7 +21,7 @@ def _traffic(metrics: Metrics, version: str, ok: int, failed: int, seconds: floa
 
 def test_each_interval_becomes_a_point_per_version_from_the_counters_growth() -> None:
     metrics = Metrics()
-    history = rates.RateHistory(metrics.registry, interval=10.0)
+    history = rates.RateHistory(rates.registry_reader(metrics.registry), interval=10.0)
     _traffic(metrics, "v1", 50, 0, 0.02)  # before the first sample: not in any interval
     history.sample(T0)
     _traffic(metrics, "v1", 30, 10, 0.02)
@@ -49,7 +49,7 @@ def test_each_interval_becomes_a_point_per_version_from_the_counters_growth() ->
 
 def test_old_points_age_out_with_the_window() -> None:
     metrics = Metrics()
-    history = rates.RateHistory(metrics.registry, interval=10.0, kept=3)
+    history = rates.RateHistory(rates.registry_reader(metrics.registry), interval=10.0, kept=3)
     history.sample(T0)
     _traffic(metrics, "v1", 5, 0, 0.02)
     history.sample(T0 + 10)
@@ -68,7 +68,7 @@ def test_quantile_interpolates_inside_the_bucket_as_promql_does() -> None:
 
 def test_the_charts_draw_a_line_per_version_and_say_the_numbers_in_text() -> None:
     metrics = Metrics()
-    history = rates.RateHistory(metrics.registry, interval=10.0)
+    history = rates.RateHistory(rates.registry_reader(metrics.registry), interval=10.0)
     history.sample(T0)
     _traffic(metrics, "v1", 20, 0, 0.02)
     history.sample(T0 + 10)
@@ -90,7 +90,39 @@ def test_the_charts_draw_a_line_per_version_and_say_the_numbers_in_text() -> Non
 
 
 def test_without_traffic_the_section_says_so() -> None:
-    history = rates.RateHistory(Metrics().registry, interval=10.0)
+    history = rates.RateHistory(rates.registry_reader(Metrics().registry), interval=10.0)
     history.sample(T0)
     history.sample(T0 + 10)
-    assert "No requests" in charts.section(history.of("alpha", "production"))
+    assert "No agent requests" in charts.section(history.of("alpha", "production"))
+
+
+def test_several_sources_grow_apart_and_add_up() -> None:
+    """Gateway replicas on a cluster: each one's counters grow (or reset) on their own."""
+    pod_a, pod_b, pod_c = Metrics(), Metrics(), Metrics()
+    readings: dict[str, list[object] | None] = {}
+    history = rates.RateHistory(
+        lambda: dict(readings), source="the gateways' metrics", interval=10.0
+    )
+    _traffic(pod_a, "v1", 100, 0, 0.02)  # before the first sample: counts for nothing
+    readings.update({"a": list(pod_a.registry.collect()), "b": list(pod_b.registry.collect())})
+    history.sample(T0)
+    _traffic(pod_a, "v1", 10, 0, 0.02)
+    _traffic(pod_b, "v1", 5, 5, 0.02)
+    readings.update({"a": list(pod_a.registry.collect()), "b": list(pod_b.registry.collect())})
+    history.sample(T0 + 10)
+    # Pod a restarts (its counters start again), b does not answer this time (its requests
+    # wait for its next answer), c is a new replica (all of its requests are new).
+    pod_a = Metrics()
+    _traffic(pod_a, "v1", 3, 0, 0.02)
+    _traffic(pod_b, "v1", 7, 0, 0.02)
+    _traffic(pod_c, "v1", 2, 0, 0.02)
+    readings.update({"a": list(pod_a.registry.collect()), "b": None,
+                     "c": list(pod_c.registry.collect())})  # fmt: skip
+    history.sample(T0 + 20)
+    readings["b"] = list(pod_b.registry.collect())
+    history.sample(T0 + 30)
+
+    traffic = history.of("alpha", "production")
+    assert [(p.requests, p.errors) for p in traffic.series["v1"]] == [(20, 5), (5, 0), (7, 0)]
+    assert traffic.source == "the gateways' metrics"
+    assert "From the gateways&#x27; metrics" in charts.section(traffic)

@@ -56,13 +56,13 @@ def section(traffic: Traffic) -> str:
     span = times[-1] - times[0] if times else 0.0
     window = f"{span / 60:.0f} min" if span >= 120 else f"{span:.0f} s"
     source = (
-        f"<p class=muted>From Shipyard's own metrics (<code>shipyard_agent_requests_total</code>, "
+        f"<p class=muted>From {text(traffic.source)} (<code>shipyard_agent_requests_total</code>, "
         f"<code>shipyard_agent_request_duration_seconds</code>), sampled every "
         f"{interval:g} s; the last {text(window)}.</p>"
     )
     heading = '<h2 id="traffic">Traffic by version</h2>'
     if len(times) < 2 or not series:
-        return f"{heading}{source}<p>No requests through Shipyard's router in this window.</p>"
+        return f"{heading}{source}<p>No agent requests counted in this window.</p>"
     styles = {version: index % len(COLOURS) for index, version in enumerate(series)}
     figures = "".join(_chart(measure, series, times, styles) for measure in MEASURES)
     return f"{heading}{source}{_legend(styles)}<div class=charts>{figures}</div>{_table(series)}"

@@ -1,11 +1,15 @@
 """Per-version request rate, error rate and latency over the last minutes, for the charts.
 
-Read from Shipyard's own Prometheus registry (the series `/metrics` exports, which the
-router records into), sampled every `interval` seconds by one task: each sample turns the
-counters' growth since the one before into a point per version (requests per second, the
-share answered 5xx, the P95 latency estimated from the histogram's buckets as PromQL's
-`histogram_quantile` does). Only intervals with requests are kept per version; an idle
-interval is a zero, known from the shared list of sample times, so idle agents cost
+Read from where agent requests are counted: on the local target Shipyard's own Prometheus
+registry (the series `/metrics` exports, which the router records into); on Kubernetes
+each `shipyard gateway` pod's `/metrics`, since agent traffic passes the gateways, not the
+controller. Sampled every `interval` seconds by one task (reading off the event loop):
+each sample turns the counters' growth since the one before into a point per version
+(requests per second, the share answered 5xx, the P95 latency estimated from the
+histogram's buckets as PromQL's `histogram_quantile` does). Growth is taken per source
+(per gateway pod) and then summed, so a restarted replica's reset counters or a new
+replica's first ones count as what they are. Only intervals with requests are kept per
+version; an idle interval is a zero, known from the shared list of sample times, so idle agents cost
 nothing. A retired version keeps its points until they age out, so a chart after a
 rollout still shows the version before it.
 """
@@ -18,7 +22,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -31,6 +35,9 @@ INTERVAL_SECONDS = 15.0
 KEPT_SAMPLES = 60  # 15 minutes at the default interval
 
 VersionKey = tuple[str, str, str]  # agent, environment (as labelled), version
+# Per source (a gateway pod; "" for the registry): its metric families as read now, or
+# None when it did not answer (its counts are kept for when it does).
+Readings = Mapping[str, Iterable[object] | None]
 log = logging.getLogger("shipyard")
 
 
@@ -60,6 +67,7 @@ class Traffic:
     series: dict[str, list[Point]]
     times: tuple[float, ...]
     interval: float
+    source: str = "Shipyard's own metrics"
 
 
 @dataclass
@@ -71,42 +79,61 @@ class _Totals:
     buckets: dict[float, float] = field(default_factory=dict)
 
 
+def registry_reader(registry: CollectorRegistry) -> Callable[[], Readings]:
+    """Readings of one process's own registry (the local target's router records there)."""
+    return lambda: {"": list(registry.collect())}
+
+
 class RateHistory:
     def __init__(
         self,
-        registry: CollectorRegistry,
+        read: Callable[[], Readings],
         *,
+        source: str = "Shipyard's own metrics",
         interval: float = INTERVAL_SECONDS,
         kept: int = KEPT_SAMPLES,
     ) -> None:
-        self.registry = registry
+        self.read = read
+        self.source = source  # where the numbers come from, as the page says
         self.interval = interval
         self.times: deque[float] = deque(maxlen=kept)
-        self._totals: dict[VersionKey, _Totals] = {}
+        self._totals: dict[str, dict[VersionKey, _Totals]] = {}
         self._points: dict[VersionKey, deque[Point]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def sample(self, now: float | None = None) -> None:
-        """Read the counters once and add a point per version that had requests."""
+    def sample(self, now: float | None = None, readings: Readings | None = None) -> None:
+        """Read the counters once (or take `readings`) and add a point per version that
+        had requests."""
         now = time.time() if now is None else now
+        readings = self.read() if readings is None else readings
         previous_time = self.times[-1] if self.times else None
-        current = _read(self.registry.collect())
-        for key, totals in current.items():
-            # A version first seen now counts from zero; at the very first sample
-            # nothing is known of the interval before, so nothing counts.
-            before = self._totals.get(key) or (totals if previous_time is None else _Totals())
-            requests = _growth(totals.requests, before.requests)
-            if requests <= 0:
+        grown: dict[VersionKey, _Totals] = {}
+        totals_now: dict[str, dict[VersionKey, _Totals]] = {}
+        for source, families in readings.items():
+            earlier = self._totals.get(source)
+            if families is None:  # silent this time: its counts wait for the next answer
+                if earlier is not None:
+                    totals_now[source] = earlier
                 continue
-            errors = min(requests, _growth(totals.errors, before.errors))
-            buckets = {
-                le: _growth(count, before.buckets.get(le, 0.0))
-                for le, count in totals.buckets.items()
-            }
+            current = totals_now[source] = totals_of(families)
+            for key, totals in current.items():
+                # At the very first sample nothing is known of the interval before, so
+                # nothing counts; after it a version or a source first seen counts from
+                # zero (a new version, a new gateway replica).
+                before = (earlier or {}).get(key) or (
+                    totals if previous_time is None else _Totals()
+                )
+                _add_growth(grown.setdefault(key, _Totals()), totals, before)
+        for key, growth in grown.items():
+            if growth.requests <= 0:
+                continue
+            errors = min(growth.requests, growth.errors)
             seconds = now - previous_time if previous_time is not None else self.interval
             points = self._points.setdefault(key, deque(maxlen=self.times.maxlen))
-            points.append(Point(now, seconds, requests, errors, quantile(0.95, buckets)))
-        self._totals = current
+            points.append(
+                Point(now, seconds, growth.requests, errors, quantile(0.95, growth.buckets))
+            )
+        self._totals = totals_now
         self.times.append(now)
         oldest = self.times[0]
         for key in [key for key, points in self._points.items() if points[-1].time < oldest]:
@@ -121,7 +148,7 @@ class RateHistory:
             if key[0] == agent and key[1] == environment
         }
         ordered = dict(sorted(found.items(), key=lambda item: item[1][0].time))
-        return Traffic(ordered, tuple(self.times), self.interval)
+        return Traffic(ordered, tuple(self.times), self.interval, self.source)
 
     def start(self) -> None:
         """Begin sampling on the running event loop (once; no loop, no start)."""
@@ -133,7 +160,8 @@ class RateHistory:
     async def _run(self) -> None:
         while True:
             try:
-                self.sample()
+                # Scraping gateways is network I/O: never on the event loop.
+                self.sample(readings=await asyncio.to_thread(self.read))
             except Exception as error:  # a chart with a gap beats a sampler that stops
                 log.warning("dashboard: reading the metrics for the charts failed: %s", error)
             await asyncio.sleep(self.interval)
@@ -144,7 +172,16 @@ def _growth(now: float, before: float) -> float:
     return now - before if now >= before else now
 
 
-def _read(families: Iterable[object]) -> dict[VersionKey, _Totals]:
+def _add_growth(into: _Totals, now: _Totals, before: _Totals) -> None:
+    into.requests += _growth(now.requests, before.requests)
+    into.errors += _growth(now.errors, before.errors)
+    for le, count in now.buckets.items():
+        into.buckets[le] = into.buckets.get(le, 0.0) + _growth(count, before.buckets.get(le, 0.0))
+
+
+def totals_of(families: Iterable[object]) -> dict[VersionKey, _Totals]:
+    """Each version's request counters in metric families (from a registry's `collect`
+    or parsed from a `/metrics` text)."""
     totals: dict[VersionKey, _Totals] = {}
     for family in families:
         name = getattr(family, "name", "")

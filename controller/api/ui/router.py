@@ -37,13 +37,19 @@ LogRow = tuple[float | None, str, str]  # when, which stream or pod, the line
 
 class Dashboard:
     def __init__(
-        self, controller: Controller, tokens: auth.Tokens, traced: tracing.Tracing | None
+        self,
+        controller: Controller,
+        tokens: auth.Tokens,
+        traced: tracing.Tracing | None,
+        traffic: rates.RateHistory | None = None,
     ) -> None:
         self.controller = controller
         self.sessions = session.Sessions(tokens)
         self.traced = traced
         self.fingerprints = live.Fingerprints(controller)
-        self.rates = rates.RateHistory(controller.metrics.registry)
+        self.rates = traffic or rates.RateHistory(
+            rates.registry_reader(controller.metrics.registry)
+        )
         self.rates.start()  # when built inside the running controller; else at a first page
         self.stylesheet = (
             resources.files("controller.api.ui").joinpath("static/dashboard.css").read_bytes()
@@ -93,9 +99,14 @@ class Dashboard:
 
 
 def create_router(
-    controller: Controller, tokens: auth.Tokens, traced: tracing.Tracing | None = None
+    controller: Controller,
+    tokens: auth.Tokens,
+    traced: tracing.Tracing | None = None,
+    traffic: rates.RateHistory | None = None,
 ) -> APIRouter:
-    board = Dashboard(controller, tokens, traced)
+    """`traffic`: where the charts' numbers come from (default: this process's registry,
+    which the local router records into)."""
+    board = Dashboard(controller, tokens, traced, traffic)
     router = APIRouter(prefix="/ui", include_in_schema=False)
 
     @router.get("")
