@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.metrics.windows import RequestWindows, Sample
-from controller.reconciler import canary_analysis, prometheus_analysis
+from controller.reconciler import canary_analysis, canary_resume, prometheus_analysis
 from controller.reconciler.canary_analysis import Result, Verdict
 from controller.reconciler.prometheus_analysis import Prometheus, QueryJudge
 from controller.reconciler.target import CanaryRequest, CanaryTarget
@@ -102,6 +102,10 @@ class Book:
         progress = self.progress.get((environment, agent))
         return progress is not None and progress.phase in ("Progressing", "Paused")
 
+    def running_in(self, environment: str) -> bool:
+        """Some canary of `environment` is under way (between its steps and its end)."""
+        return any(self.running(*slot) for slot in self.progress if slot[0] == environment)
+
     def held(self, environment: str, agent: str) -> bool:
         """A running canary that `rollout pause` holds at its step (`resume` walks on)."""
         progress = self.progress.get((environment, agent))
@@ -173,6 +177,7 @@ class CanaryRun:
         self.judges: list[_Judge] = []
         self._until: float | None = None  # when the current wait ends (None: on promote)
         self._held_since: float | None = None  # paused by a person since
+        self._hold_at_wait: str | None = None  # a hold from before a restart, by whom
 
     async def run(self, deadline_seconds: float) -> Ended:
         environment, agent = self.slot
@@ -187,9 +192,12 @@ class CanaryRun:
         try:
             if self.settings.analysis is not None:
                 self.judges.append(_Judge(self.settings.analysis, "analysis"))
-            ended = await self._gate() if self.gate is not None else None
+            resumed = self._reached()
+            # Steps begin only once the gate passed: a resumed canary does not sit it again.
+            gated = self.gate is not None and resumed is None
+            ended = await self._gate() if gated else None
             if ended is None:
-                ended = await self._steps()
+                ended = await self._steps(resumed)
         except BaseException:
             await self.target.abort_canary(environment, agent)
             raise
@@ -216,16 +224,46 @@ class CanaryRun:
             return Ended(Ending.ABORTED, f"evals failed: {verdict.message}")
         return None
 
-    async def _steps(self) -> Ended:
-        for index, step in enumerate(self.settings.steps):
+    def _reached(self) -> canary_resume.Reached | None:
+        """Where an earlier run of this rollout got to, if this one resumes it."""
+        if self.rollout_id is None:
+            return None
+        history = self.store.rollout(self.rollout_id).steps
+        return canary_resume.reached(history, len(self.settings.steps))
+
+    async def _steps(self, resumed: canary_resume.Reached | None = None) -> Ended:
+        first = resumed.index if resumed is not None else 0
+        for index, step in enumerate(self.settings.steps[first:], first):
             self.progress.step = index + 1
-            self._record_step(step)
-            ended = await self._step(step)
+            pause_left: float | None = None
+            if resumed is not None and index == first:
+                pause_left = self._resume(step, resumed)
+            else:
+                self._record_step(step)
+            ended = await self._step(step, pause_left)
             if ended is not None:
                 return ended
         return Ended(Ending.PROMOTED, "every step passed")
 
-    async def _step(self, step: CanaryStep) -> Ended | None:
+    def _resume(self, step: CanaryStep, resumed: canary_resume.Reached) -> float | None:
+        """Stand where the interrupted run stood: its weight, its hold; what is left of
+        its timed pause (None for any other step)."""
+        self._set_weight(resumed.weight)
+        where = f"step {self.progress.step}/{self.progress.steps}, weight {resumed.weight}%"
+        self._history("resumed", f"at {where} after a controller restart")
+        self.store.record_event(
+            type="Normal",
+            reason="CanaryResumed",
+            message=f"{self.launch.version} resumed at {where} after a controller restart",
+            environment=self.slot[0],
+            agent=self.slot[1],
+        )
+        self._hold_at_wait = resumed.held_by  # held once the step has said what it does
+        if step.pause and step.pause_seconds is not None:
+            return resumed.pause_left(step.pause_seconds)
+        return None
+
+    async def _step(self, step: CanaryStep, pause_left: float | None = None) -> Ended | None:
         if step.set_weight is not None:
             self._set_weight(step.set_weight)
             self.progress.message = f"weight {step.set_weight}%"
@@ -236,8 +274,9 @@ class CanaryRun:
                 self.progress.message = "paused until `shipyard rollout promote`"
                 ended = await self._wait(None)
             else:
-                self.progress.message = f"pausing {step.pause_seconds}s"
-                ended = await self._wait(float(step.pause_seconds))
+                seconds = float(step.pause_seconds) if pause_left is None else pause_left
+                self.progress.message = f"pausing {seconds:g}s"
+                ended = await self._wait(seconds)
             self.progress.phase = "Progressing"
             return ended
         assert step.analysis is not None
@@ -263,6 +302,9 @@ class CanaryRun:
         """
         self._promoted_past = False
         self._until = None if seconds is None else time.monotonic() + seconds
+        if self._hold_at_wait is not None:
+            self._hold(self._hold_at_wait)
+            self._hold_at_wait = None
         while True:
             self.wake.clear()  # before looking: an intent recorded after this wakes the wait
             ended = self._steer()

@@ -156,6 +156,24 @@ class Controller:
             tasks = [*self._tasks.values(), *self._teardowns.values()]
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _wait_settled(self) -> None:
+        """Wait until every environment's work is done or has become a running canary.
+
+        A canary waits on its steps, its analysis and on people (`pause: {}` holds until
+        `rollout promote`), so it is no part of a first sync: waiting for it would keep
+        a controller restarted mid-canary unready (and its banner unprinted) for as long
+        as nobody promotes."""
+        while True:
+            pending = [
+                task
+                for environment, task in self._tasks.items()
+                if not self.canaries.running_in(environment)
+            ] + list(self._teardowns.values())
+            if not pending:
+                return
+            # A deploy may turn into a canary while it runs: look again now and then.
+            await asyncio.wait(pending, timeout=0.25)
+
     # One poll --------------------------------------------------------------------------
 
     async def sync_once(self) -> Outcome:
@@ -199,7 +217,7 @@ class Controller:
         )
         self._schedule(wanted)
         if first:
-            await self.wait_idle()
+            await self._wait_settled()
             self.first_sync.set()
         return outcome
 

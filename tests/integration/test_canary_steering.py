@@ -10,6 +10,7 @@ shows them.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +206,51 @@ def test_pause_holds_a_canary_at_its_step_until_resume_and_history_lists_each_st
     assert "step 3/4" in history.stdout
     assert "weight 60%" in history.stdout
     assert "resume" in history.stdout
+
+
+def test_a_controller_killed_mid_canary_resumes_it_at_its_step_and_hold(
+    shipyard: Shipyard, upstream: Upstream
+) -> None:
+    stable, canary = push_canary(shipyard, upstream, manifest(rollout=STEERED))
+    wait_for(
+        lambda: (describe(shipyard).get("canary") or {}).get("step") == 2, what="the timed pause"
+    )
+    held = cli(shipyard, "rollout", "pause", "alpha", "-e", "production", "--reason", "look")
+    assert held.returncode == 0, held
+    wait_for(lambda: canary_phase(shipyard, "Paused"), what="the hold")
+
+    shipyard.stop(signal.SIGKILL)  # no shutdown at all: as a node lost or an OOM kill
+    shipyard.start()
+    resumed = wait_for(lambda: canary_phase(shipyard, "Paused"), what="the canary back, held")
+    assert (resumed["step"], resumed["weight"], resumed["canary"]) == (2, 30, canary), resumed
+    assert resumed["held"], resumed
+    assert resumed["message"].startswith("paused at step 2/4, weight 30% by "), resumed
+    # Still held past what was left of the timed pause: a hold outlives the restart.
+    time.sleep(7)
+    assert canary_phase(shipyard, "Paused") is not None
+    assert set(versions_answering(shipyard, 40)) == {stable, canary}
+
+    assert cli(shipyard, "rollout", "resume", "alpha", "-e", "production").returncode == 0
+    last = wait_for(
+        lambda: (p := canary_phase(shipyard, "Paused")) and p["step"] == 4 and p,
+        what="the canary at its last pause",
+    )
+    assert last["weight"] == 60
+    assert cli(shipyard, "rollout", "promote", "alpha", "-e", "production").returncode == 0
+    wait_for(
+        lambda: shipyard.rollouts("alpha", "production")[-1].result is RolloutResult.HEALTHY,
+        what="the promotion",
+    )
+    rollout = describe(shipyard)["rollouts"][-1]
+    kinds = [(step["kind"], step["what"]) for step in rollout["steps"]]
+    # One record, each step begun once: the restart did not start the canary over.
+    assert [what for kind, what in kinds if kind == "step"] == [
+        "weight 30%",
+        "pause 6s",
+        "weight 60%",
+        "pause until `shipyard rollout promote`",
+    ]
+    assert [kind for kind, _ in kinds if kind != "step"] == [
+        "pause", "resumed", "resume", "promote"
+    ]  # fmt: skip
+    assert "at step 2/4, weight 30% after a controller restart" in dict(kinds)["resumed"]
