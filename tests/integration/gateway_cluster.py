@@ -2,7 +2,8 @@
 
 The kubelet runs `pod_agent.py` for the image `IMAGE`; `shipyard gateway` runs as a
 real process against the fake API server; agent versions are deployed by the real
-Kubernetes target from objects rendered as the controller renders them.
+Kubernetes target from objects rendered as the controller renders them. The fixtures
+`fake`, `kubeconfig`, `kubelet` and `gateway` serve a test module that imports them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import yaml
 
 from controller.targets.kubernetes import rendering
@@ -89,7 +91,8 @@ class Gateway:
 
 
 @contextmanager
-def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
+def gateway_process(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
+    """`shipyard gateway` against the cluster in `kubeconfig`, once it answers /readyz."""
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -111,13 +114,34 @@ def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
             process.wait()
 
 
-@contextmanager
-def kubelet(fake: FakeApiServer, log_dir: Path) -> Iterator[Kubelet]:
-    running = Kubelet(fake, images(), log_dir=log_dir).start()
+@pytest.fixture
+def fake() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(ready_delay=0.05).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
+    return fake.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
+    """Runs the pods of `images()` as processes, their logs under `tmp_path / "pods"`."""
+    running = Kubelet(fake, images(), log_dir=tmp_path / "pods").start()
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
+    with gateway_process(kubeconfig, tmp_path / "gateway.log") as running:
+        yield running
 
 
 def _ready(running: Gateway) -> bool:

@@ -11,7 +11,6 @@ before any request through the gateway reaches it, and the fix rolls out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,11 +25,12 @@ from controller.store.sqlite import Store
 from controller.targets.kubernetes import canaries
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
-from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, Gateway
+from tests.integration.gateway_cluster import NAMESPACE, Gateway, fake, gateway, kubeconfig, kubelet
+
+__all__ = ["fake", "gateway", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "alpha"
 SUITE = """\
@@ -77,32 +77,6 @@ CANARY = """\
     steps:
       - setWeight: 50
 """
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
-    with gateway_cluster.gateway(kubeconfig, tmp_path / "gateway.log") as running:
-        yield running
 
 
 def tones(gateway: Gateway, count: int = 20) -> set[tuple[str, str]]:

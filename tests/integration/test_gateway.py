@@ -31,29 +31,20 @@ from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, Gateway, request, wait_for
+from tests.integration.gateway_cluster import (
+    NAMESPACE,
+    Gateway,
+    fake,
+    gateway,
+    kubeconfig,
+    kubelet,
+    request,
+    wait_for,
+)
+
+__all__ = ["fake", "gateway", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "support-bot"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
 
 
 @pytest.fixture
@@ -61,12 +52,6 @@ def target(kubeconfig: Path) -> Iterator[KubernetesTarget]:
     cluster = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
     yield cluster
     asyncio.run(cluster.close())
-
-
-@pytest.fixture
-def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
-    with gateway_cluster.gateway(kubeconfig, tmp_path / "gateway.log") as running:
-        yield running
 
 
 def answers(gateway: Gateway, count: int) -> list[httpx.Response]:
@@ -370,7 +355,7 @@ def test_connections_that_never_finish_their_headers_are_closed(
 ) -> None:
     assert asyncio.run(target.deploy(request(AGENT, "v1"), 30)).healthy
     log = tmp_path / "gateway.log"
-    with gateway_cluster.gateway(kubeconfig, log, "--header-timeout", "1s") as running:
+    with gateway_cluster.gateway_process(kubeconfig, log, "--header-timeout", "1s") as running:
         wait_for(lambda: ok(running.get(AGENT)), what="v1 answering")
         port = int(running.url.rsplit(":", 1)[1])
         silent = socket.create_connection(("127.0.0.1", port), timeout=60)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from controller.metrics.collector import Metrics
 from controller.metrics.gateway_scrape import GATEWAY_PODS, GatewayScraper
@@ -34,30 +32,12 @@ from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, wait_for
+from tests.integration.gateway_cluster import NAMESPACE, fake, kubeconfig, kubelet, wait_for
+
+__all__ = ["fake", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "support-bot"
 HOST = f"{AGENT}--production.agents.test"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
 
 
 def manifest(image: str, prompt: str) -> str:
