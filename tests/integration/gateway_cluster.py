@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from controller.reconciler import kube_workloads
 from controller.targets.kubernetes import rendering
 from controller.targets.kubernetes.target import KubeRequest
 from tests.fake_apiserver.kubelet import Image, Kubelet
@@ -32,6 +33,11 @@ BROKEN_IMAGE = "registry.test/pod-agent-broken:1"  # answers 500 to everything b
 GATEWAY_IMAGE = "registry.test/shipyard:1"
 URL_TEMPLATE = "http://{agent}--{env}.agents.test/"
 NAMESPACE = "shipyard-production"
+# How the controller maps environments onto this cluster: production in NAMESPACE,
+# each agent's URL the host the gateway routes by.
+CLUSTER_OPTIONS = kube_workloads.ClusterOptions(
+    url_template=URL_TEMPLATE, production_namespace=NAMESPACE
+)
 POD_AGENT = Path(__file__).with_name("pod_agent.py")
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 T = TypeVar("T")

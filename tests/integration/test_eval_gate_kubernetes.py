@@ -16,10 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controller.reconciler import drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
 from controller.store.records import Rollout, RolloutResult
 from controller.store.sqlite import Store
 from controller.targets.kubernetes import canaries
@@ -27,7 +24,7 @@ from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration import gateway_cluster
+from tests.integration import gateway_cluster, kube_controller
 from tests.integration.gateway_cluster import NAMESPACE, Gateway, fake, gateway, kubeconfig, kubelet
 
 __all__ = ["fake", "gateway", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
@@ -105,33 +102,21 @@ def test_a_version_breaking_a_passing_case_is_aborted_on_the_cluster_and_a_fix_r
         branch="main",
     )
     upstream.push("main")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
-    )
+    config = kube_controller.config(upstream, tmp_path)
 
     async def push_and_settle(controller: Controller, tone: str, prompt: str) -> str:
         upstream.commit({f"agents/{AGENT}.yaml": manifest(tone, rollout, prompt)}, branch="main")
         upstream.push("main")
-        await controller.sync_once()
-        await controller.wait_idle()
+        await kube_controller.sync(controller)
         return latest(controller.store).to_version
 
     async def scenario() -> None:
-        store = Store(config.database)
         target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await controller.sync_once()
-            await controller.wait_idle()
+        async with kube_controller.controller_on(
+            config, target, gateway_cluster.CLUSTER_OPTIONS
+        ) as controller:
+            store = controller.store
+            await kube_controller.sync(controller)
             stable = target.running("production")[AGENT]
             assert await asyncio.to_thread(tones, gateway) == {(stable, "polite")}
 
@@ -164,8 +149,5 @@ def test_a_version_breaking_a_passing_case_is_aborted_on_the_cluster_and_a_fix_r
             assert target.running("production") == {AGENT: fixed}
             assert target.canaries() == []
             assert await asyncio.to_thread(tones, gateway) == {(fixed, "polite")}
-        finally:
-            await controller.close()
-            store.close()
 
     asyncio.run(scenario())

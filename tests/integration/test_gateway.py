@@ -19,18 +19,14 @@ import httpx
 import kubernetes
 import pytest
 
-from controller.reconciler import drivers, kube_workloads, steering
-from controller.reconciler.config import ControllerConfig
-from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
-from controller.store.sqlite import Store
+from controller.reconciler import steering
 from controller.targets.kubernetes import canaries, gateway_rendering, rendering
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration import gateway_cluster
+from tests.integration import gateway_cluster, kube_controller
 from tests.integration.gateway_cluster import (
     NAMESPACE,
     Gateway,
@@ -189,26 +185,14 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
 ) -> None:
     upstream.commit({f"agents/{AGENT}.yaml": canary_manifest("You help.")}, branch="main")
     upstream.push("main")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
-    )
+    config = kube_controller.config(upstream, tmp_path)
 
     async def scenario() -> None:
-        store = Store(config.database)
         target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await controller.sync_once()
-            await controller.wait_idle()
+        async with kube_controller.controller_on(
+            config, target, gateway_cluster.CLUSTER_OPTIONS
+        ) as controller:
+            await kube_controller.sync(controller)
             stable = target.running("production")[AGENT]
             upstream.commit(
                 {f"agents/{AGENT}.yaml": canary_manifest("You help kindly.")}, branch="main"
@@ -229,7 +213,12 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
             assert (progress["step"], progress["weight"], progress["phase"]) == (2, 30, "Paused")
 
             steering.steer_canary(
-                store, controller.canaries, "production", AGENT, intent="promote", actor="test"
+                controller.store,
+                controller.canaries,
+                "production",
+                AGENT,
+                intent="promote",
+                actor="test",
             )
             await controller.wait_idle()
             assert target.running("production") == {AGENT: canary}
@@ -238,9 +227,6 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
             assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is None
             after = await asyncio.to_thread(answers, gateway, 20)
             assert {r.headers["x-shipyard-version"] for r in after} == {canary}
-        finally:
-            await controller.close()
-            store.close()
 
     asyncio.run(scenario())
 
