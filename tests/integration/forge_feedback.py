@@ -8,6 +8,7 @@ against a forge that never answers, with a wrong token, or with none.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -16,6 +17,7 @@ import pytest
 
 from preview.delivery import ForgeNotifier
 from preview.feedback import AgentReport, EvalComparison, PreviewReport, ReportState
+from tests.fakes.json_http import Call
 
 REPO = "acme/agents"
 BRANCH = "feature/faster-answers"
@@ -102,9 +104,11 @@ def deliver_with_a_good_and_a_wrong_token(
     tokens: tuple[str, str],
     pull: int,
     fail_twice: Callable[[], None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Two reports with the good token (the first of them meeting two failures, armed
-    by `fail_twice`), one with the wrong token; the good notifier never shows its token."""
+    by `fail_twice`), one with the wrong token: the refusal is logged, neither token is,
+    and the good notifier never shows its token."""
     good_token, wrong_token = tokens
 
     async def main() -> None:
@@ -118,7 +122,22 @@ def deliver_with_a_good_and_a_wrong_token(
         await good.close()
         await bad.close()
 
-    asyncio.run(main())
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(main())
+
+    assert "401" in caplog.text  # the refused token was reported...
+    for token in tokens:
+        assert token not in caplog.text  # ...without the token itself
+
+
+def assert_the_wait_was_retry_after(caplog: pytest.LogCaptureFixture, calls: list[Call]) -> None:
+    """`calls` are a rate-limited call and the same call again, sent after the forge's
+    Retry-After of 1 s (logged), not after the millisecond backoff the notifier has."""
+    first, second = calls
+    assert second.json == first.json
+    waits = [r.getMessage() for r in caplog.records if "rate limited" in r.getMessage()]
+    assert len(waits) == 1
+    assert waits[0].endswith("retry 1 in 1.00s"), waits
 
 
 def submit_without_a_token(new_notifier: Callable[[], ForgeNotifier]) -> None:
