@@ -82,6 +82,29 @@ def request(agent: str, version: str, replicas: int = 1) -> KubeRequest:
     )
 
 
+def agent_manifest(
+    name: str, prompt: str, rollout: str = "", *, image: str = IMAGE, env: str = ""
+) -> str:
+    """An Agent whose pods run `image` here, with the fake model and `prompt`. `env` (lines
+    under `spec`) and `rollout` (lines under `spec.rollout`, after its 30 s progress
+    deadline) are YAML text, indented to sit there."""
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata:
+  name: {name}
+spec:
+  image: {image}
+  model:
+    provider: fake
+    name: echo
+  prompt:
+    system: {prompt}
+{env}  rollout:
+    progressDeadlineSeconds: 30
+{rollout}"""
+
+
 @dataclass
 class Gateway:
     url: str

@@ -48,25 +48,12 @@ spec:
 
 
 def manifest(tone: str, rollout: str = "", prompt: str = "You help.") -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {gateway_cluster.IMAGE}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  env:
-    - name: TONE
-      value: {tone}
-  rollout:
-    progressDeadlineSeconds: 30
-    requireEvals: true
-{rollout}"""
+    return gateway_cluster.agent_manifest(
+        AGENT,
+        prompt,
+        "    requireEvals: true\n" + rollout,
+        env=f"  env:\n    - name: TONE\n      value: {tone}\n",
+    )
 
 
 CANARY = """\

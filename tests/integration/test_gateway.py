@@ -158,26 +158,16 @@ def test_a_pod_that_goes_away_drops_out_of_rotation(
     assert gone not in {r.json()["pod"] for r in replies}
 
 
-def canary_manifest(prompt: str) -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {gateway_cluster.IMAGE}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  rollout:
-    progressDeadlineSeconds: 30
+CANARY_AT_30 = """\
     strategy: Canary
     steps:
       - setWeight: 30
-      - pause: {{}}
+      - pause: {}
 """
+
+
+def canary_manifest(prompt: str) -> str:
+    return gateway_cluster.agent_manifest(AGENT, prompt, CANARY_AT_30)
 
 
 def test_the_controller_runs_a_canary_manifest_through_the_gateway(

@@ -36,31 +36,21 @@ AGENT = "support-bot"
 HOST = f"{AGENT}--production.agents.test"
 
 
-def manifest(image: str, prompt: str) -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {image}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  rollout:
-    progressDeadlineSeconds: 30
+ANALYSED_CANARY = """\
     strategy: Canary
     steps:
       - setWeight: 50
-      - pause: {{}}
+      - pause: {}
     analysis:
       interval: 1s
       minRequests: 10
       errorRate:
         max: 0.05
 """
+
+
+def manifest(image: str, prompt: str) -> str:
+    return gateway_cluster.agent_manifest(AGENT, prompt, ANALYSED_CANARY, image=image)
 
 
 def ready_gateways(client: KubeClient) -> list[str] | None:
