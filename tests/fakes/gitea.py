@@ -18,45 +18,35 @@ Gitea's documented shapes and status codes, records every call, and fails on req
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from tests.fakes.json_http import Call, Faults, Hang, JsonServer, Result
+from tests.fakes.forge import FakeForge, ForgeState, HTTPError, Json, public, running
+from tests.fakes.json_http import Result
 
 DEFAULT_TOKEN = "gitea-fake-token-for-tests-0123456789abcdef"
 WEB = "https://gitea.example.com"
 PREFIX = "/api/v1"
 MAX_LIMIT = 50
 
-Json = dict[str, Any]
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
 
 @dataclass
-class FakeGiteaState:
+class FakeGiteaState(ForgeState):
     """Everything the fake knows; every method is safe to call from the test thread."""
 
+    invalid_json: ClassVar[Result] = (422, {"message": "invalid JSON"}, {})
+    fault_body: ClassVar[Json] = {"message": "Bad Gateway"}
+
     token: str = DEFAULT_TOKEN
-    calls: list[Call] = field(default_factory=list)
     pulls: dict[tuple[str, int], Json] = field(default_factory=dict)  # (repository, number)
     comments: dict[int, Json] = field(default_factory=dict)  # id → comment (+ private keys)
     statuses: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
-    faults: Faults = field(default_factory=Faults)
     _next_id: int = 700
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -109,11 +99,6 @@ class FakeGiteaState:
 
     # -- inspection ------------------------------------------------------------------------
 
-    def calls_to(self, method: str, path: str = ".*") -> list[Call]:
-        """Recorded calls with `method` whose path fully matches the regex `path`."""
-        with self._lock:
-            return [c for c in self.calls if c.method == method and re.fullmatch(path, c.path)]
-
     def commit_statuses(self, repository: str, sha: str) -> list[Json]:
         """Statuses of a commit, oldest first."""
         with self._lock:
@@ -122,53 +107,37 @@ class FakeGiteaState:
     def pull_comments(self, repository: str, number: int) -> list[Json]:
         with self._lock:
             return [
-                _public(c)
+                public(c)
                 for c in self.comments.values()
                 if c["_repository"] == repository and c["_issue"] == number
             ]
 
     # -- request handling (server threads) -------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Result:
-        parts = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            return 422, {"message": "invalid JSON"}, {}
-        with self._lock:
-            self.calls.append(Call(method, parts.path, query, payload, headers))
-        fault = self.faults.take(f"{method} {parts.path}")
-        if fault is not None and fault.status == 0:
-            raise Hang
-        if fault is not None and not fault.processed:
-            return fault.status, {"message": "Bad Gateway"}, fault.headers
-        try:
-            scheme, _, credential = headers.get("authorization", "").partition(" ")
-            if scheme.lower() not in {"token", "bearer"} or credential != self.token:
-                raise _HTTPError(401, "token is required")
-            with self._lock:
-                result = self._route(method, parts.path, query, payload)
-        except _HTTPError as error:
-            result = error.status, {"message": error.message, "url": f"{WEB}/api/swagger"}, {}
-        if fault is not None:
-            return fault.status, {"message": "Bad Gateway"}, fault.headers
-        return result
+    def _authenticate(self, headers: dict[str, str]) -> None:
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in {"token", "bearer"} or credential != self.token:
+            raise HTTPError(401, "token is required")
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> Result:
+    def _error_body(self, message: str) -> Json:
+        return {"message": message, "url": f"{WEB}/api/swagger"}
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
+    ) -> Result:
         if not path.startswith(PREFIX + "/"):
-            raise _HTTPError(404, "not found")
+            raise HTTPError(404, "not found")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path[len(PREFIX) :])
             if match is None:
                 continue
             handler = handlers.get(method)
             if handler is None:
-                raise _HTTPError(405, "method not allowed")
+                raise HTTPError(405, "method not allowed")
             args = match.groupdict()
             repository = f"{args.pop('owner')}/{args.pop('repo')}"
             return handler(self, repository, args, query, body)
-        raise _HTTPError(404, "not found")
+        raise HTTPError(404, "not found")
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -178,7 +147,7 @@ class FakeGiteaState:
         body = _object(body)
         state = body.get("state")
         if state not in {"pending", "success", "error", "failure", "warning"}:
-            raise _HTTPError(422, f"[State]: invalid commit status state {state!r}")
+            raise HTTPError(422, f"[State]: invalid commit status state {state!r}")
         status = {
             "id": self._id(),
             "status": state,
@@ -221,24 +190,24 @@ class FakeGiteaState:
     ) -> Result:
         number = self._issue(repository, args)
         text = _comment_body(body)
-        return 201, _public(self._create_comment(repository, number, text, "shipyard-bot")), {}
+        return 201, public(self._create_comment(repository, number, text, "shipyard-bot")), {}
 
     def _patch_comment(
         self, repository: str, args: dict[str, str], query: dict[str, str], body: Any
     ) -> Result:
         comment = self.comments.get(int(args["comment"]))
         if comment is None or comment["_repository"] != repository:
-            raise _HTTPError(404, "comment does not exist")
+            raise HTTPError(404, "comment does not exist")
         comment["body"] = _comment_body(body)
         comment["updated_at"] = _now()
-        return 200, _public(comment), {}
+        return 200, public(comment), {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _issue(self, repository: str, args: dict[str, str]) -> int:
         number = int(args["number"])
         if (repository, number) not in self.pulls:
-            raise _HTTPError(404, "issue does not exist")
+            raise HTTPError(404, "issue does not exist")
         return number
 
     def _create_comment(self, repository: str, number: int, body: str, user: str) -> Json:
@@ -256,11 +225,6 @@ class FakeGiteaState:
         }
         self.comments[comment_id] = comment
         return comment
-
-    def _id(self) -> int:
-        with self._lock:
-            self._next_id += 1
-            return self._next_id
 
 
 _Endpoint = Callable[[FakeGiteaState, str, dict[str, str], dict[str, str], Any], Result]
@@ -281,46 +245,28 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, _Endpoint]]] = [
 
 def _object(body: Any) -> Json:
     if not isinstance(body, dict):
-        raise _HTTPError(422, "a JSON object is required")
+        raise HTTPError(422, "a JSON object is required")
     return body
 
 
 def _comment_body(body: Any) -> str:
     text = _object(body).get("body")
     if not isinstance(text, str) or not text.strip():
-        raise _HTTPError(422, "[Body]: Required")
+        raise HTTPError(422, "[Body]: Required")
     return text
-
-
-def _public(record: Json) -> Json:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeGitea:
+class FakeGitea(FakeForge[FakeGiteaState]):
     """The server: `url` is the API base URL (ending in `/api/v1`), `state` what it holds."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
-        self.state = FakeGiteaState(token=token)
-        self._server = JsonServer(self.state.handle, "fake-gitea")
-        self.url = self._server.origin + PREFIX
-
-    def start(self) -> FakeGitea:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__(FakeGiteaState(token=token), "fake-gitea", prefix=PREFIX)
 
 
-@contextmanager
-def fake_gitea(token: str = DEFAULT_TOKEN) -> Iterator[FakeGitea]:
+def fake_gitea(token: str = DEFAULT_TOKEN) -> AbstractContextManager[FakeGitea]:
     """Run a fake Gitea on a free loopback port for the duration of the block."""
-    server = FakeGitea(token).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(FakeGitea(token))

@@ -22,48 +22,37 @@ must reproduce, or the tests lie (grow this list with each bug found):
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from tests.fakes.json_http import Call, Faults, JsonServer
+from tests.fakes.forge import FakeForge, ForgeState, HTTPError, Json, public, running
+from tests.fakes.json_http import Result
 
 DEFAULT_TOKEN = "ghs_fake-token-for-tests-0123456789"
 WEB = "https://github.com"
 DOCS = "https://docs.github.com/rest"
 MAX_COMMENT = 65_536
 
-Json = dict[str, Any]
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
 
 @dataclass
-class FakeGitHubState:
+class FakeGitHubState(ForgeState):
     """Everything the fake knows; every method is safe to call from the test thread."""
 
+    invalid_json: ClassVar[Result] = (400, {"message": "Problems parsing JSON"}, {})
+    fault_body: ClassVar[Json] = {"message": "Server Error"}
+
     token: str = DEFAULT_TOKEN
-    calls: list[Call] = field(default_factory=list)
     pulls: dict[tuple[str, int], Json] = field(default_factory=dict)
     comments: dict[int, Json] = field(default_factory=dict)  # id → comment (+ private keys)
     statuses: dict[tuple[str, str], list[Json]] = field(default_factory=dict)
     deployments: dict[int, Json] = field(default_factory=dict)
     deployment_statuses: dict[int, list[Json]] = field(default_factory=dict)
-    faults: Faults = field(default_factory=Faults)
     _next_id: int = 1000
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- set-up and fault injection --------------------------------------------------------
 
@@ -111,28 +100,7 @@ class FakeGitHubState:
         with self._lock:
             return self._create_comment(repository, number, body, user)["id"]  # type: ignore[no-any-return]
 
-    def fail_next(
-        self,
-        n: int,
-        status: int = 502,
-        *,
-        match: str | None = None,
-        processed: bool = False,
-    ) -> None:
-        """Answer the next `n` requests (matching the regex `match` on "METHOD /path", if
-        given) with `status`; with `processed` the request takes effect first."""
-        self.faults.fail_next(n, status, match=match, processed=processed)
-
-    def rate_limit_next(self, retry_after: int = 1) -> None:
-        """Answer the next request with GitHub's secondary-rate-limit 429."""
-        self.faults.rate_limit_next(retry_after)
-
     # -- inspection ------------------------------------------------------------------------
-
-    def calls_to(self, method: str, path: str = ".*") -> list[Call]:
-        """Recorded calls with `method` whose path fully matches the regex `path`."""
-        with self._lock:
-            return [c for c in self.calls if c.method == method and re.fullmatch(path, c.path)]
 
     def commit_statuses(self, repository: str, sha: str) -> list[Json]:
         """Statuses of a commit, oldest first."""
@@ -142,7 +110,7 @@ class FakeGitHubState:
     def pull_comments(self, repository: str, number: int) -> list[Json]:
         with self._lock:
             return [
-                _public(c)
+                public(c)
                 for c in self.comments.values()
                 if c["_repository"] == repository and c["_issue"] == number
             ]
@@ -151,7 +119,7 @@ class FakeGitHubState:
         """Deployments of an environment, oldest first."""
         with self._lock:
             return [
-                _public(d)
+                public(d)
                 for d in self.deployments.values()
                 if d["_repository"] == repository and d["environment"] == environment
             ]
@@ -162,34 +130,13 @@ class FakeGitHubState:
 
     # -- request handling (server threads) -------------------------------------------------
 
-    def handle(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, Any, dict[str, str]]:
-        parts = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            return 400, {"message": "Problems parsing JSON"}, {}
-        with self._lock:
-            self.calls.append(Call(method, parts.path, query, payload, headers))
-        fault = self.faults.take(f"{method} {parts.path}")
-        if fault is not None and not fault.processed:
-            return fault.status, {"message": "Server Error"}, fault.headers
-        try:
-            self._authenticate(headers)
-            with self._lock:
-                status, response, extra = self._route(method, parts.path, query, payload, headers)
-        except _HTTPError as error:
-            status, response, extra = error.status, _error(error.message), error.headers
-        if fault is not None:
-            return fault.status, {"message": "Server Error"}, fault.headers
-        return status, response, extra
-
     def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         if scheme.lower() not in {"bearer", "token"} or credential != self.token:
-            raise _HTTPError(401, "Bad credentials")
+            raise HTTPError(401, "Bad credentials")
+
+    def _error_body(self, message: str) -> Json:
+        return {"message": message, "documentation_url": DOCS, "status": "error"}
 
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
@@ -200,12 +147,12 @@ class FakeGitHubState:
                 continue
             handler: _Endpoint | None = handlers.get(method)
             if handler is None:
-                raise _HTTPError(404, "Not Found")
+                raise HTTPError(404, "Not Found")
             repository = f"{match['owner']}/{match['repo']}"
             # Endpoints that build absolute links need the address the client used.
             args = {**match.groupdict(), "_host": headers.get("host", "127.0.0.1")}
             return handler(self, repository, args, query, body)
-        raise _HTTPError(404, "Not Found")
+        raise HTTPError(404, "Not Found")
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -215,10 +162,10 @@ class FakeGitHubState:
         body = _object(body)
         state = body.get("state")
         if state not in {"error", "failure", "pending", "success"}:
-            raise _HTTPError(422, f"Validation Failed: state {state!r} is not included in the list")
+            raise HTTPError(422, f"Validation Failed: state {state!r} is not included in the list")
         description = body.get("description")
         if description is not None and len(description) > 140:
-            raise _HTTPError(422, "Validation Failed: description is too long (maximum is 140)")
+            raise HTTPError(422, "Validation Failed: description is too long (maximum is 140)")
         sha = args["sha"]
         status_id = self._id()
         status = {
@@ -240,7 +187,7 @@ class FakeGitHubState:
         self, repository: str, args: dict[str, str], query: dict[str, str], body: Any
     ) -> tuple[int, Any, dict[str, str]]:
         found = [
-            _public(d)
+            public(d)
             for d in reversed(self.deployments.values())
             if d["_repository"] == repository
             and all(query[k] == d[k] for k in ("sha", "ref", "task", "environment") if k in query)
@@ -253,13 +200,13 @@ class FakeGitHubState:
         body = _object(body)
         ref = body.get("ref")
         if not isinstance(ref, str) or not ref:
-            raise _HTTPError(422, "Invalid request: ref is required")
+            raise HTTPError(422, "Invalid request: ref is required")
         if "required_contexts" not in body:
             latest: dict[str, str] = {}
             for status in self.statuses.get((repository, ref), []):
                 latest[status["context"]] = status["state"]
             if any(state != "success" for state in latest.values()):
-                raise _HTTPError(409, f"Conflict: Commit status checks failed for {ref}.")
+                raise HTTPError(409, f"Conflict: Commit status checks failed for {ref}.")
         environment = body.get("environment", "production")
         deployment_id = self._id()
         deployment = {
@@ -285,7 +232,7 @@ class FakeGitHubState:
         }
         deployment["statuses_url"] = f"{deployment['url']}/statuses"
         self.deployments[deployment["id"]] = deployment
-        return 201, _public(deployment), {}
+        return 201, public(deployment), {}
 
     def _create_deployment_status(
         self, repository: str, args: dict[str, str], query: dict[str, str], body: Any
@@ -293,14 +240,14 @@ class FakeGitHubState:
         body = _object(body)
         deployment = self.deployments.get(int(args["id"]))
         if deployment is None or deployment["_repository"] != repository:
-            raise _HTTPError(404, "Not Found")
+            raise HTTPError(404, "Not Found")
         state = body.get("state")
         allowed = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
         if state not in allowed:
-            raise _HTTPError(422, f"Validation Failed: state {state!r} is not included in the list")
+            raise HTTPError(422, f"Validation Failed: state {state!r} is not included in the list")
         description = body.get("description")
         if description is not None and len(description) > 140:
-            raise _HTTPError(422, "Validation Failed: description is too long (maximum is 140)")
+            raise HTTPError(422, "Validation Failed: description is too long (maximum is 140)")
         status = self._deployment_status(deployment, body)
         if state == "success" and body.get("auto_inactive", True):
             for other in self.deployments.values():
@@ -354,7 +301,7 @@ class FakeGitHubState:
     ) -> tuple[int, Any, dict[str, str]]:
         number = self._issue(repository, args)
         comments = [
-            _public(c)
+            public(c)
             for c in self.comments.values()
             if c["_repository"] == repository and c["_issue"] == number
         ]
@@ -376,24 +323,24 @@ class FakeGitHubState:
     ) -> tuple[int, Any, dict[str, str]]:
         number = self._issue(repository, args)
         text = _comment_body(body)
-        return 201, _public(self._create_comment(repository, number, text, "shipyard[bot]")), {}
+        return 201, public(self._create_comment(repository, number, text, "shipyard[bot]")), {}
 
     def _patch_comment(
         self, repository: str, args: dict[str, str], query: dict[str, str], body: Any
     ) -> tuple[int, Any, dict[str, str]]:
         comment = self.comments.get(int(args["id"]))
         if comment is None or comment["_repository"] != repository:
-            raise _HTTPError(404, "Not Found")
+            raise HTTPError(404, "Not Found")
         comment["body"] = _comment_body(body)
         comment["updated_at"] = _now()
-        return 200, _public(comment), {}
+        return 200, public(comment), {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _issue(self, repository: str, args: dict[str, str]) -> int:
         number = int(args["number"])
         if (repository, number) not in self.pulls:
-            raise _HTTPError(404, "Not Found")
+            raise HTTPError(404, "Not Found")
         return number
 
     def _create_comment(self, repository: str, number: int, body: str, user: str) -> Json:
@@ -414,11 +361,6 @@ class FakeGitHubState:
         }
         self.comments[comment_id] = comment
         return comment
-
-    def _id(self) -> int:
-        with self._lock:
-            self._next_id += 1
-            return self._next_id
 
 
 _Endpoint = Callable[
@@ -454,16 +396,16 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, _Endpoint]]] = [
 
 def _object(body: Any) -> Json:
     if not isinstance(body, dict):
-        raise _HTTPError(400, "Problems parsing JSON")
+        raise HTTPError(400, "Problems parsing JSON")
     return body
 
 
 def _comment_body(body: Any) -> str:
     text = _object(body).get("body")
     if not isinstance(text, str) or not text:
-        raise _HTTPError(422, "Validation Failed: body cannot be blank")
+        raise HTTPError(422, "Validation Failed: body cannot be blank")
     if len(text) > MAX_COMMENT:
-        raise _HTTPError(422, "Validation Failed: body is too long (maximum is 65536 characters)")
+        raise HTTPError(422, "Validation Failed: body is too long (maximum is 65536 characters)")
     return text
 
 
@@ -471,42 +413,21 @@ def _per_page(query: dict[str, str]) -> int:
     return min(100, max(1, int(query.get("per_page", "30"))))
 
 
-def _public(record: Json) -> Json:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
-def _error(message: str) -> Json:
-    return {"message": message, "documentation_url": DOCS, "status": "error"}
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeGitHub:
+class FakeGitHub(FakeForge[FakeGitHubState]):
     """The server: `url` is the API base URL, `state` what it recorded and holds."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
-        self.state = FakeGitHubState(token=token)
-        self._server = JsonServer(
-            self.state.handle, "fake-github", {"X-GitHub-Media-Type": "github.v3; format=json"}
+        super().__init__(
+            FakeGitHubState(token=token),
+            "fake-github",
+            headers={"X-GitHub-Media-Type": "github.v3; format=json"},
         )
-        self.url = self._server.origin
-
-    def start(self) -> FakeGitHub:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and cut open connections: to a client, GitHub is gone."""
-        self._server.stop()
 
 
-@contextmanager
-def fake_github(token: str = DEFAULT_TOKEN) -> Iterator[FakeGitHub]:
+def fake_github(token: str = DEFAULT_TOKEN) -> AbstractContextManager[FakeGitHub]:
     """Run a fake GitHub on a free loopback port for the duration of the block."""
-    server = FakeGitHub(token).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(FakeGitHub(token))

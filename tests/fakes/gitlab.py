@@ -20,48 +20,42 @@ reproduce, or the tests lie:
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
-from tests.fakes.json_http import Call, Faults, JsonServer
+from tests.fakes.forge import FakeForge, ForgeState, HTTPError, Json, public, running
+from tests.fakes.json_http import Result
 
 DEFAULT_TOKEN = "glpat-fake-token-for-tests-0123456789"
 WEB = "https://gitlab.example.com"
 PREFIX = "/api/v4"
-
-Json = dict[str, Any]
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 _Result = tuple[int, Any, dict[str, str]]
 
 
 @dataclass
-class FakeGitLabState:
+class FakeGitLabState(ForgeState):
     """Everything the fake knows; every method is safe to call from the test thread."""
 
+    invalid_json: ClassVar[Result] = (
+        400,
+        {"error": "The provided content-type is not supported."},
+        {},
+    )
+    fault_body: ClassVar[Json] = {"message": "502 Bad Gateway"}
+
     token: str = DEFAULT_TOKEN
-    calls: list[Call] = field(default_factory=list)
     projects: dict[int, Json] = field(default_factory=dict)
     merge_requests: dict[tuple[int, int], Json] = field(default_factory=dict)  # (project, iid)
     notes: dict[int, Json] = field(default_factory=dict)  # id → note (+ private keys)
     statuses: dict[tuple[int, str], list[Json]] = field(default_factory=dict)
-    faults: Faults = field(default_factory=Faults)
     _next_id: int = 5000
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- set-up and fault injection --------------------------------------------------------
 
@@ -121,23 +115,7 @@ class FakeGitLabState:
             project_id = self.add_project(project)
             return int(self._create_note(project_id, iid, body, user, system)["id"])
 
-    def fail_next(
-        self, n: int, status: int = 502, *, match: str | None = None, processed: bool = False
-    ) -> None:
-        """Answer the next `n` requests (matching the regex `match` on "METHOD /path", if
-        given) with `status`; with `processed` the request takes effect first."""
-        self.faults.fail_next(n, status, match=match, processed=processed)
-
-    def rate_limit_next(self, retry_after: int = 1) -> None:
-        """Answer the next request with GitLab's 429 and a Retry-After."""
-        self.faults.rate_limit_next(retry_after)
-
     # -- inspection ------------------------------------------------------------------------
-
-    def calls_to(self, method: str, path: str = ".*") -> list[Call]:
-        """Recorded calls with `method` whose raw path fully matches the regex `path`."""
-        with self._lock:
-            return [c for c in self.calls if c.method == method and re.fullmatch(path, c.path)]
 
     def commit_statuses(self, project: str, sha: str) -> list[Json]:
         """Statuses of a commit, oldest first."""
@@ -149,57 +127,43 @@ class FakeGitLabState:
         with self._lock:
             project_id = self.add_project(project)
             return [
-                _public(n)
+                public(n)
                 for n in self.notes.values()
                 if n["_project"] == project_id and n["noteable_iid"] == iid
             ]
 
     # -- request handling (server threads) -------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Result:
-        parts = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            return 400, {"error": "The provided content-type is not supported."}, {}
-        with self._lock:
-            self.calls.append(Call(method, parts.path, query, payload, headers))
-        fault = self.faults.take(f"{method} {parts.path}")
-        if fault is not None and not fault.processed:
-            return fault.status, {"message": "502 Bad Gateway"}, fault.headers
-        try:
-            if headers.get("private-token") != self.token:
-                raise _HTTPError(401, "401 Unauthorized")
-            with self._lock:
-                result = self._route(method, parts.path, query, payload)
-        except _HTTPError as error:
-            result = error.status, {"message": error.message}, {}
-        if fault is not None:
-            return fault.status, {"message": "502 Bad Gateway"}, fault.headers
-        return result
+    def _authenticate(self, headers: dict[str, str]) -> None:
+        if headers.get("private-token") != self.token:
+            raise HTTPError(401, "401 Unauthorized")
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> _Result:
+    def _error_body(self, message: str) -> Json:
+        return {"message": message}
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
+    ) -> _Result:
         if not path.startswith(PREFIX + "/"):
-            raise _HTTPError(404, "404 Not Found")
+            raise HTTPError(404, "404 Not Found")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path[len(PREFIX) :])
             if match is None:
                 continue
             handler = handlers.get(method)
             if handler is None:
-                raise _HTTPError(405, "405 Method Not Allowed")
+                raise HTTPError(405, "405 Method Not Allowed")
             args = match.groupdict()
             project = self._project(args.pop("project"))
             return handler(self, project, args, query, body)
-        raise _HTTPError(404, "404 Not Found")
+        raise HTTPError(404, "404 Not Found")
 
     def _project(self, raw: str) -> int:
         wanted = unquote(raw)
         for project in self.projects.values():
             if str(project["id"]) == wanted or project["path_with_namespace"] == wanted:
                 return int(project["id"])
-        raise _HTTPError(404, "404 Project Not Found")
+        raise HTTPError(404, "404 Project Not Found")
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -209,13 +173,13 @@ class FakeGitLabState:
         body = _object(body)
         state = body.get("state")
         if state not in {"pending", "running", "success", "failed", "canceled"}:
-            raise _HTTPError(400, "state does not have a valid value")
+            raise HTTPError(400, "state does not have a valid value")
         name = body.get("name") or body.get("context") or "default"
         sha = args["sha"]
         existing = [s for s in self.statuses.get((project, sha), []) if s["name"] == name]
         if existing and existing[-1]["status"] == state:
             verb = {"running": "run", "success": "succeed", "failed": "drop"}.get(state, state)
-            raise _HTTPError(400, f"Cannot transition status via :{verb} from :{state}")
+            raise HTTPError(400, f"Cannot transition status via :{verb} from :{state}")
         status_id = self._id()
         status = {
             "id": status_id,
@@ -255,7 +219,7 @@ class FakeGitLabState:
     ) -> _Result:
         iid = self._merge_request(project, args)
         notes = [
-            _public(n)
+            public(n)
             for n in self.notes.values()
             if n["_project"] == project and n["noteable_iid"] == iid
         ]
@@ -278,7 +242,7 @@ class FakeGitLabState:
     ) -> _Result:
         iid = self._merge_request(project, args)
         text = _note_body(body)
-        return 201, _public(self._create_note(project, iid, text, "shipyard-bot", False)), {}
+        return 201, public(self._create_note(project, iid, text, "shipyard-bot", False)), {}
 
     def _put_note(
         self, project: int, args: dict[str, str], query: dict[str, str], body: Any
@@ -286,17 +250,17 @@ class FakeGitLabState:
         iid = self._merge_request(project, args)
         note = self.notes.get(int(args["note"]))
         if note is None or note["_project"] != project or note["noteable_iid"] != iid:
-            raise _HTTPError(404, "404 Not found")
+            raise HTTPError(404, "404 Not found")
         note["body"] = _note_body(body)
         note["updated_at"] = _now()
-        return 200, _public(note), {}
+        return 200, public(note), {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _merge_request(self, project: int, args: dict[str, str]) -> int:
         iid = int(args["iid"])
         if (project, iid) not in self.merge_requests:
-            raise _HTTPError(404, "404 Not found")
+            raise HTTPError(404, "404 Not found")
         return iid
 
     def _create_note(self, project: int, iid: int, body: str, user: str, system: bool) -> Json:
@@ -321,11 +285,6 @@ class FakeGitLabState:
         }
         self.notes[note_id] = note
         return note
-
-    def _id(self) -> int:
-        with self._lock:
-            self._next_id += 1
-            return self._next_id
 
 
 _Endpoint = Callable[[FakeGitLabState, int, dict[str, str], dict[str, str], Any], _Result]
@@ -352,16 +311,16 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, _Endpoint]]] = [
 
 def _object(body: Any) -> Json:
     if not isinstance(body, dict):
-        raise _HTTPError(400, "400 Bad request")
+        raise HTTPError(400, "400 Bad request")
     return body
 
 
 def _note_body(body: Any) -> str:
     text = _object(body).get("body")
     if not isinstance(text, str) or not text.strip():
-        raise _HTTPError(400, "400 Bad request - body is missing")
+        raise HTTPError(400, "400 Bad request - body is missing")
     if len(text) > 1_000_000:
-        raise _HTTPError(400, "Note is too long (maximum is 1000000 characters)")
+        raise HTTPError(400, "Note is too long (maximum is 1000000 characters)")
     return text
 
 
@@ -369,36 +328,17 @@ def _per_page(query: dict[str, str]) -> int:
     return min(100, max(1, int(query.get("per_page", "20"))))
 
 
-def _public(record: Json) -> Json:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class FakeGitLab:
+class FakeGitLab(FakeForge[FakeGitLabState]):
     """The server: `url` is the API base URL (ending in `/api/v4`), `state` what it holds."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
-        self.state = FakeGitLabState(token=token)
-        self._server = JsonServer(self.state.handle, "fake-gitlab", None)
-        self.url = self._server.origin + PREFIX
-
-    def start(self) -> FakeGitLab:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and cut open connections: to a client, GitLab is gone."""
-        self._server.stop()
+        super().__init__(FakeGitLabState(token=token), "fake-gitlab", prefix=PREFIX)
 
 
-@contextmanager
-def fake_gitlab(token: str = DEFAULT_TOKEN) -> Iterator[FakeGitLab]:
+def fake_gitlab(token: str = DEFAULT_TOKEN) -> AbstractContextManager[FakeGitLab]:
     """Run a fake GitLab on a free loopback port for the duration of the block."""
-    server = FakeGitLab(token).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(FakeGitLab(token))

@@ -2,7 +2,8 @@
 
 The kubelet runs `pod_agent.py` for the image `IMAGE`; `shipyard gateway` runs as a
 real process against the fake API server; agent versions are deployed by the real
-Kubernetes target from objects rendered as the controller renders them.
+Kubernetes target from objects rendered as the controller renders them. The fixtures
+`fake`, `kubeconfig`, `kubelet` and `gateway` serve a test module that imports them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import yaml
 
+from controller.reconciler import kube_workloads
 from controller.targets.kubernetes import rendering
 from controller.targets.kubernetes.target import KubeRequest
 from tests.fake_apiserver.kubelet import Image, Kubelet
@@ -30,6 +33,11 @@ BROKEN_IMAGE = "registry.test/pod-agent-broken:1"  # answers 500 to everything b
 GATEWAY_IMAGE = "registry.test/shipyard:1"
 URL_TEMPLATE = "http://{agent}--{env}.agents.test/"
 NAMESPACE = "shipyard-production"
+# How the controller maps environments onto this cluster: production in NAMESPACE,
+# each agent's URL the host the gateway routes by.
+CLUSTER_OPTIONS = kube_workloads.ClusterOptions(
+    url_template=URL_TEMPLATE, production_namespace=NAMESPACE
+)
 POD_AGENT = Path(__file__).with_name("pod_agent.py")
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 T = TypeVar("T")
@@ -74,6 +82,29 @@ def request(agent: str, version: str, replicas: int = 1) -> KubeRequest:
     )
 
 
+def agent_manifest(
+    name: str, prompt: str, rollout: str = "", *, image: str = IMAGE, env: str = ""
+) -> str:
+    """An Agent whose pods run `image` here, with the fake model and `prompt`. `env` (lines
+    under `spec`) and `rollout` (lines under `spec.rollout`, after its 30 s progress
+    deadline) are YAML text, indented to sit there."""
+    return f"""\
+apiVersion: shipyard.dev/v1alpha1
+kind: Agent
+metadata:
+  name: {name}
+spec:
+  image: {image}
+  model:
+    provider: fake
+    name: echo
+  prompt:
+    system: {prompt}
+{env}  rollout:
+    progressDeadlineSeconds: 30
+{rollout}"""
+
+
 @dataclass
 class Gateway:
     url: str
@@ -89,7 +120,8 @@ class Gateway:
 
 
 @contextmanager
-def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
+def gateway_process(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
+    """`shipyard gateway` against the cluster in `kubeconfig`, once it answers /readyz."""
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -111,13 +143,34 @@ def gateway(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gateway]:
             process.wait()
 
 
-@contextmanager
-def kubelet(fake: FakeApiServer, log_dir: Path) -> Iterator[Kubelet]:
-    running = Kubelet(fake, images(), log_dir=log_dir).start()
+@pytest.fixture
+def fake() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(ready_delay=0.05).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
+    return fake.kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
+    """Runs the pods of `images()` as processes, their logs under `tmp_path / "pods"`."""
+    running = Kubelet(fake, images(), log_dir=tmp_path / "pods").start()
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
+    with gateway_process(kubeconfig, tmp_path / "gateway.log") as running:
+        yield running
 
 
 def _ready(running: Gateway) -> bool:

@@ -17,7 +17,8 @@ from controller.targets.kubernetes.target import KubernetesTarget
 from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration.test_kubernetes_health import manifest, run, sync
+from tests.integration.kube_controller import sync
+from tests.integration.test_kubernetes_health import manifest, run
 
 NAMES = ("agent-a", "agent-b", "agent-c")
 

@@ -11,26 +11,23 @@ before any request through the gateway reaches it, and the fix rolls out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from controller.reconciler import drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
 from controller.store.records import Rollout, RolloutResult
 from controller.store.sqlite import Store
 from controller.targets.kubernetes import canaries
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
-from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, Gateway
+from tests.integration import gateway_cluster, kube_controller
+from tests.integration.gateway_cluster import NAMESPACE, Gateway, fake, gateway, kubeconfig, kubelet
+
+__all__ = ["fake", "gateway", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "alpha"
 SUITE = """\
@@ -51,25 +48,12 @@ spec:
 
 
 def manifest(tone: str, rollout: str = "", prompt: str = "You help.") -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {gateway_cluster.IMAGE}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  env:
-    - name: TONE
-      value: {tone}
-  rollout:
-    progressDeadlineSeconds: 30
-    requireEvals: true
-{rollout}"""
+    return gateway_cluster.agent_manifest(
+        AGENT,
+        prompt,
+        "    requireEvals: true\n" + rollout,
+        env=f"  env:\n    - name: TONE\n      value: {tone}\n",
+    )
 
 
 CANARY = """\
@@ -77,32 +61,6 @@ CANARY = """\
     steps:
       - setWeight: 50
 """
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
-    with gateway_cluster.gateway(kubeconfig, tmp_path / "gateway.log") as running:
-        yield running
 
 
 def tones(gateway: Gateway, count: int = 20) -> set[tuple[str, str]]:
@@ -131,33 +89,21 @@ def test_a_version_breaking_a_passing_case_is_aborted_on_the_cluster_and_a_fix_r
         branch="main",
     )
     upstream.push("main")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
-    )
+    config = kube_controller.config(upstream, tmp_path)
 
     async def push_and_settle(controller: Controller, tone: str, prompt: str) -> str:
         upstream.commit({f"agents/{AGENT}.yaml": manifest(tone, rollout, prompt)}, branch="main")
         upstream.push("main")
-        await controller.sync_once()
-        await controller.wait_idle()
+        await kube_controller.sync(controller)
         return latest(controller.store).to_version
 
     async def scenario() -> None:
-        store = Store(config.database)
         target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await controller.sync_once()
-            await controller.wait_idle()
+        async with kube_controller.controller_on(
+            config, target, gateway_cluster.CLUSTER_OPTIONS
+        ) as controller:
+            store = controller.store
+            await kube_controller.sync(controller)
             stable = target.running("production")[AGENT]
             assert await asyncio.to_thread(tones, gateway) == {(stable, "polite")}
 
@@ -190,8 +136,5 @@ def test_a_version_breaking_a_passing_case_is_aborted_on_the_cluster_and_a_fix_r
             assert target.running("production") == {AGENT: fixed}
             assert target.canaries() == []
             assert await asyncio.to_thread(tones, gateway) == {(fixed, "polite")}
-        finally:
-            await controller.close()
-            store.close()
 
     asyncio.run(scenario())

@@ -19,41 +19,28 @@ import httpx
 import kubernetes
 import pytest
 
-from controller.reconciler import drivers, kube_workloads, steering
-from controller.reconciler.config import ControllerConfig
-from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
-from controller.store.sqlite import Store
+from controller.reconciler import steering
 from controller.targets.kubernetes import canaries, gateway_rendering, rendering
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, Gateway, request, wait_for
+from tests.integration import gateway_cluster, kube_controller
+from tests.integration.gateway_cluster import (
+    NAMESPACE,
+    Gateway,
+    fake,
+    gateway,
+    kubeconfig,
+    kubelet,
+    request,
+    wait_for,
+)
+
+__all__ = ["fake", "gateway", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "support-bot"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
 
 
 @pytest.fixture
@@ -61,12 +48,6 @@ def target(kubeconfig: Path) -> Iterator[KubernetesTarget]:
     cluster = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
     yield cluster
     asyncio.run(cluster.close())
-
-
-@pytest.fixture
-def gateway(kubeconfig: Path, tmp_path: Path, kubelet: Kubelet) -> Iterator[Gateway]:
-    with gateway_cluster.gateway(kubeconfig, tmp_path / "gateway.log") as running:
-        yield running
 
 
 def answers(gateway: Gateway, count: int) -> list[httpx.Response]:
@@ -177,26 +158,16 @@ def test_a_pod_that_goes_away_drops_out_of_rotation(
     assert gone not in {r.json()["pod"] for r in replies}
 
 
-def canary_manifest(prompt: str) -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {gateway_cluster.IMAGE}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  rollout:
-    progressDeadlineSeconds: 30
+CANARY_AT_30 = """\
     strategy: Canary
     steps:
       - setWeight: 30
-      - pause: {{}}
+      - pause: {}
 """
+
+
+def canary_manifest(prompt: str) -> str:
+    return gateway_cluster.agent_manifest(AGENT, prompt, CANARY_AT_30)
 
 
 def test_the_controller_runs_a_canary_manifest_through_the_gateway(
@@ -204,26 +175,14 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
 ) -> None:
     upstream.commit({f"agents/{AGENT}.yaml": canary_manifest("You help.")}, branch="main")
     upstream.push("main")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
-    )
+    config = kube_controller.config(upstream, tmp_path)
 
     async def scenario() -> None:
-        store = Store(config.database)
         target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await controller.sync_once()
-            await controller.wait_idle()
+        async with kube_controller.controller_on(
+            config, target, gateway_cluster.CLUSTER_OPTIONS
+        ) as controller:
+            await kube_controller.sync(controller)
             stable = target.running("production")[AGENT]
             upstream.commit(
                 {f"agents/{AGENT}.yaml": canary_manifest("You help kindly.")}, branch="main"
@@ -244,7 +203,12 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
             assert (progress["step"], progress["weight"], progress["phase"]) == (2, 30, "Paused")
 
             steering.steer_canary(
-                store, controller.canaries, "production", AGENT, intent="promote", actor="test"
+                controller.store,
+                controller.canaries,
+                "production",
+                AGENT,
+                intent="promote",
+                actor="test",
             )
             await controller.wait_idle()
             assert target.running("production") == {AGENT: canary}
@@ -253,9 +217,6 @@ def test_the_controller_runs_a_canary_manifest_through_the_gateway(
             assert fake.get_object("apps/v1", "deployments", name, NAMESPACE) is None
             after = await asyncio.to_thread(answers, gateway, 20)
             assert {r.headers["x-shipyard-version"] for r in after} == {canary}
-        finally:
-            await controller.close()
-            store.close()
 
     asyncio.run(scenario())
 
@@ -370,7 +331,7 @@ def test_connections_that_never_finish_their_headers_are_closed(
 ) -> None:
     assert asyncio.run(target.deploy(request(AGENT, "v1"), 30)).healthy
     log = tmp_path / "gateway.log"
-    with gateway_cluster.gateway(kubeconfig, log, "--header-timeout", "1s") as running:
+    with gateway_cluster.gateway_process(kubeconfig, log, "--header-timeout", "1s") as running:
         wait_for(lambda: ok(running.get(AGENT)), what="v1 answering")
         port = int(running.url.rsplit(":", 1)[1])
         silent = socket.create_connection(("127.0.0.1", port), timeout=60)

@@ -11,80 +11,46 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from controller.metrics.collector import Metrics
 from controller.metrics.gateway_scrape import GATEWAY_PODS, GatewayScraper
 from controller.metrics.windows import RequestWindows
-from controller.reconciler import canary_analysis, drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
-from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
+from controller.reconciler import canary_analysis
 from controller.specs.model import Analysis
 from controller.store.records import RolloutResult
-from controller.store.sqlite import Store
 from controller.targets.kubernetes import canaries
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
-from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import NAMESPACE, wait_for
+from tests.integration import gateway_cluster, kube_controller
+from tests.integration.gateway_cluster import NAMESPACE, fake, kubeconfig, kubelet, wait_for
+
+__all__ = ["fake", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "support-bot"
 HOST = f"{AGENT}--production.agents.test"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def kubelet(fake: FakeApiServer, tmp_path: Path) -> Iterator[Kubelet]:
-    with gateway_cluster.kubelet(fake, tmp_path / "pods") as running:
-        yield running
-
-
-@pytest.fixture
-def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
-    return fake.kubeconfig(tmp_path / "kubeconfig")
-
-
-def manifest(image: str, prompt: str) -> str:
-    return f"""\
-apiVersion: shipyard.dev/v1alpha1
-kind: Agent
-metadata:
-  name: {AGENT}
-spec:
-  image: {image}
-  model:
-    provider: fake
-    name: echo
-  prompt:
-    system: {prompt}
-  rollout:
-    progressDeadlineSeconds: 30
+ANALYSED_CANARY = """\
     strategy: Canary
     steps:
       - setWeight: 50
-      - pause: {{}}
+      - pause: {}
     analysis:
       interval: 1s
       minRequests: 10
       errorRate:
         max: 0.05
 """
+
+
+def manifest(image: str, prompt: str) -> str:
+    return gateway_cluster.agent_manifest(AGENT, prompt, ANALYSED_CANARY, image=image)
 
 
 def ready_gateways(client: KubeClient) -> list[str] | None:
@@ -139,29 +105,17 @@ def test_a_canary_answering_500_behind_the_gateways_is_aborted_by_error_rate(
     upstream.commit({f"agents/{AGENT}.yaml": manifest(gateway_cluster.IMAGE, "You help.")},
                     branch="main")  # fmt: skip
     upstream.push("main")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template=gateway_cluster.URL_TEMPLATE, production_namespace=NAMESPACE
-    )
+    config = kube_controller.config(upstream, tmp_path)
 
     async def scenario() -> None:
-        store = Store(config.database)
         metrics = Metrics()
         target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
         target.on_close(GatewayScraper(target.client, metrics.windows, period=0.2).start().stop)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            metrics=metrics,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await controller.sync_once()
-            await controller.wait_idle()
+        async with kube_controller.controller_on(
+            config, target, gateway_cluster.CLUSTER_OPTIONS, metrics=metrics
+        ) as controller:
+            store = controller.store
+            await kube_controller.sync(controller)
             stable = target.running("production")[AGENT]
             broken = manifest(gateway_cluster.BROKEN_IMAGE, "You help kindly.")
             upstream.commit({f"agents/{AGENT}.yaml": broken}, branch="main")
@@ -182,9 +136,6 @@ def test_a_canary_answering_500_behind_the_gateways_is_aborted_by_error_rate(
             assert {(r.status_code, r.headers["x-shipyard-version"]) for r in after} == {
                 (200, stable)
             }
-        finally:
-            await controller.close()
-            store.close()
 
     asyncio.run(scenario())
 

@@ -7,27 +7,21 @@ what Gitea would have recorded.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from preview.feedback import AgentReport, EvalComparison, PreviewReport, ReportState
+from preview.feedback import EvalComparison, PreviewReport, ReportState
 from preview.gitea import GiteaNotifier
 from tests.fakes.gitea import DEFAULT_TOKEN, FakeGitea, fake_gitea
+from tests.integration import forge_feedback
+from tests.integration.forge_feedback import BRANCH, MARKER, REPO, SHA, SHAS, URL, deliver
 
-REPO = "acme/agents"
-BRANCH = "feature/faster-answers"
-ENV = "preview-feature-faster-answers"
 PR = 5
-SHAS = [f"{i:x}" * 40 for i in range(1, 4)]
-SHA = SHAS[0]
-URL = f"http://support-bot--{ENV}.preview.example.com/"
-AGENTS = (AgentReport("support-bot", "3f2a9c01be", URL, "Healthy"),)
+AGENTS = forge_feedback.AGENTS[:1]  # support-bot only
 COMMENTS = rf"/api/v1/repos/{REPO}/issues/{PR}/comments"
 COMMENT = rf"/api/v1/repos/{REPO}/issues/comments/\d+"
 PULLS = rf"/api/v1/repos/{REPO}/pulls"
-MARKER = f"<!-- shipyard:preview:{ENV} -->"
 
 
 @pytest.fixture
@@ -39,26 +33,13 @@ def gitea() -> Iterator[FakeGitea]:
 def report(
     state: ReportState, sha: str = SHA, *, evals: tuple[EvalComparison, ...] = ()
 ) -> PreviewReport:
-    return PreviewReport(REPO, BRANCH, sha, ENV, state, AGENTS, evals=evals)
+    return forge_feedback.report(state, sha, agents=AGENTS, evals=evals)
 
 
 def drive(gitea: FakeGitea, scenario: Callable[[GiteaNotifier], Awaitable[None]]) -> None:
-    async def main() -> None:
-        notifier = GiteaNotifier(gitea.url, DEFAULT_TOKEN, backoff_base=0.01)
-        try:
-            await scenario(notifier)
-            await notifier.flush()
-        finally:
-            await notifier.close()
-
-    asyncio.run(main())
-
-
-async def deliver(notifier: GiteaNotifier, *reports: PreviewReport) -> None:
-    """Submit and wait for each report in turn, so none is coalesced away."""
-    for item in reports:
-        notifier.submit(item)
-        await notifier.flush()
+    forge_feedback.drive(
+        lambda: GiteaNotifier(gitea.url, DEFAULT_TOKEN, backoff_base=0.01), scenario, pull=None
+    )
 
 
 def statuses(gitea: FakeGitea, context: str, sha: str = SHA) -> list[dict[str, object]]:

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from preview.feedback import MAX_DESCRIPTION, AgentReport, PreviewReport, ReportState
+from preview.feedback import MAX_DESCRIPTION, AgentReport, ReportState
 from preview.github import GitHubNotifier, repository_from_remote
 from tests.fakes.github import DEFAULT_TOKEN, FakeGitHub, fake_github
+from tests.integration import forge_feedback
+from tests.integration.forge_feedback import BRANCH, ENV, REPO, SHA, SHAS, URL, deliver, report
 
-REPO = "acme/agents"
-BRANCH = "feature/faster-answers"
-ENV = "preview-feature-faster-answers"
 PR = 7
-SHAS = [f"{i:x}" * 40 for i in range(1, 4)]
-SHA = SHAS[0]
-URL = f"http://support-bot--{ENV}.preview.example.com/"
-AGENTS = (
-    AgentReport("support-bot", "3f2a9c01be", URL, "Healthy"),
-    AgentReport("triage", "77d01e4a2c", f"http://triage--{ENV}.preview.example.com/", "Healthy"),
-)
 STATUS = rf"/repos/{REPO}/statuses/[0-9a-f]+"
 COMMENTS = rf"/repos/{REPO}/issues/{PR}/comments"
 COMMENT = rf"/repos/{REPO}/issues/comments/\d+"
@@ -38,18 +29,6 @@ COMMENT = rf"/repos/{REPO}/issues/comments/\d+"
 def github() -> Iterator[FakeGitHub]:
     with fake_github() as server:
         yield server
-
-
-def report(
-    state: ReportState,
-    sha: str = SHA,
-    *,
-    agents: tuple[AgentReport, ...] = AGENTS,
-    problems: tuple[str, ...] = (),
-    branch: str = BRANCH,
-    environment: str = ENV,
-) -> PreviewReport:
-    return PreviewReport(REPO, branch, sha, environment, state, agents, problems)
 
 
 def notifier_for(github: FakeGitHub, token: str | None = DEFAULT_TOKEN) -> GitHubNotifier:
@@ -63,24 +42,7 @@ def drive(
     *,
     notify_pr: bool = True,
 ) -> None:
-    async def main() -> None:
-        notifier = notifier_for(github)
-        if notify_pr:
-            notifier.note_pull_request(REPO, BRANCH, PR, from_fork=False, labels=())
-        try:
-            await scenario(notifier)
-            await notifier.flush()
-        finally:
-            await notifier.close()
-
-    asyncio.run(main())
-
-
-async def deliver(notifier: GitHubNotifier, *reports: PreviewReport) -> None:
-    """Submit and wait for each report in turn, so none is coalesced away."""
-    for item in reports:
-        notifier.submit(item)
-        await notifier.flush()
+    forge_feedback.drive(lambda: notifier_for(github), scenario, pull=PR if notify_pr else None)
 
 
 def our_statuses(github: FakeGitHub, sha: str = SHA) -> list[dict[str, object]]:
@@ -268,12 +230,7 @@ def test_a_429_waits_for_retry_after(github: FakeGitHub, caplog: pytest.LogCaptu
     with caplog.at_level(logging.DEBUG, logger="shipyard.github"):
         drive(github, lambda n: deliver(n, report("pending")), notify_pr=False)
 
-    first, second = github.state.calls_to("POST", STATUS)
-    assert second.json == first.json
-    # The wait chosen is the forge's 1 s, not the millisecond backoff the notifier has.
-    waits = [r.getMessage() for r in caplog.records if "rate limited" in r.getMessage()]
-    assert len(waits) == 1
-    assert waits[0].endswith("retry 1 in 1.00s"), waits
+    forge_feedback.assert_the_wait_was_retry_after(caplog, github.state.calls_to("POST", STATUS))
     assert [s["state"] for s in our_statuses(github)] == ["pending"]
 
 
@@ -289,26 +246,10 @@ def test_a_refused_call_is_not_retried_and_the_rest_still_happens(github: FakeGi
 
 
 def test_github_down_never_blocks_or_raises(caplog: pytest.LogCaptureFixture) -> None:
-    # A forge that accepts connections and never answers: a submit that called it
-    # itself would have connected (and hung) before returning.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    silent.setblocking(False)
-    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-
-    async def main() -> None:
-        notifier = GitHubNotifier(url, DEFAULT_TOKEN, backoff_base=0.01)
-        for sha in SHAS:
-            notifier.submit(report("success", sha))
-        with pytest.raises(BlockingIOError):
-            silent.accept()  # nothing connected while the reports were submitted
-        silent.close()  # and now the forge is down: every delivery fails
-        await notifier.flush()
-        await notifier.close()
-
     with caplog.at_level(logging.WARNING, logger="shipyard.github"):
-        asyncio.run(main())
+        forge_feedback.submit_to_a_silent_forge(
+            lambda url: GitHubNotifier(url, DEFAULT_TOKEN, backoff_base=0.01)
+        )
 
     assert "not delivered" in caplog.text
 
@@ -332,23 +273,13 @@ def test_the_token_never_appears_in_logs(
     github.state.add_pull(REPO, PR, BRANCH)
     wrong = "ghp_wrong-token-that-must-stay-secret"
 
-    async def main() -> None:
-        good = notifier_for(github)
-        bad = notifier_for(github, token=wrong)
-        good.note_pull_request(REPO, BRANCH, PR, from_fork=False, labels=())
-        github.state.fail_next(2, 502)
-        await deliver(good, report("failure", problems=("boom",)), report("success"))
-        await deliver(bad, report("success"))
-        assert DEFAULT_TOKEN not in repr(good)
-        await good.close()
-        await bad.close()
-
-    with caplog.at_level(logging.DEBUG):
-        asyncio.run(main())
-
-    assert "401" in caplog.text  # the refused token was reported...
-    for token in (DEFAULT_TOKEN, wrong):
-        assert token not in caplog.text  # ...without the token itself
+    forge_feedback.deliver_with_a_good_and_a_wrong_token(
+        lambda token: notifier_for(github, token),
+        (DEFAULT_TOKEN, wrong),
+        PR,
+        lambda: github.state.fail_next(2, 502),
+        caplog,
+    )
     # A refused token ends the report at once: no retries, no further calls.
     assert len([c for c in github.state.calls if wrong in c.headers["authorization"]]) == 1
 
@@ -356,15 +287,8 @@ def test_the_token_never_appears_in_logs(
 def test_without_a_token_the_notifier_does_nothing(
     github: FakeGitHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def main() -> None:
-        notifier = notifier_for(github, token=None)
-        notifier.submit(report("pending"))
-        notifier.submit(report("success"))
-        await notifier.flush()
-        await notifier.close()
-
     with caplog.at_level(logging.INFO, logger="shipyard.github"):
-        asyncio.run(main())
+        forge_feedback.submit_without_a_token(lambda: notifier_for(github, token=None))
 
     assert github.state.calls == []
     assert caplog.text.count("no GitHub token") == 1

@@ -7,35 +7,24 @@ recorded.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from preview.feedback import MAX_DESCRIPTION, AgentReport, Notifier, PreviewReport, ReportState
+from preview.feedback import MAX_DESCRIPTION, Notifier
 from preview.github import GitHubNotifier
 from preview.gitlab import GitLabNotifier
 from tests.fakes.gitlab import DEFAULT_TOKEN, FakeGitLab, fake_gitlab
+from tests.integration import forge_feedback
+from tests.integration.forge_feedback import BRANCH, MARKER, REPO, SHA, SHAS, URL, deliver, report
 
-REPO = "acme/agents"
 PROJECT = "acme%2Fagents"
-BRANCH = "feature/faster-answers"
-ENV = "preview-feature-faster-answers"
 MR = 7
-SHAS = [f"{i:x}" * 40 for i in range(1, 4)]
-SHA = SHAS[0]
-URL = f"http://support-bot--{ENV}.preview.example.com/"
-AGENTS = (
-    AgentReport("support-bot", "3f2a9c01be", URL, "Healthy"),
-    AgentReport("triage", "77d01e4a2c", f"http://triage--{ENV}.preview.example.com/", "Healthy"),
-)
 STATUS = rf"/api/v4/projects/{PROJECT}/statuses/[0-9a-f]+"
 NOTES = rf"/api/v4/projects/{PROJECT}/merge_requests/{MR}/notes"
 NOTE = rf"{NOTES}/\d+"
-MARKER = f"<!-- shipyard:preview:{ENV} -->"
 
 
 @pytest.fixture
@@ -45,34 +34,17 @@ def gitlab() -> Iterator[FakeGitLab]:
         yield server
 
 
-def report(state: ReportState, sha: str = SHA, *, problems: tuple[str, ...] = ()) -> PreviewReport:
-    return PreviewReport(REPO, BRANCH, sha, ENV, state, AGENTS, problems)
-
-
 def drive(
     gitlab: FakeGitLab,
     scenario: Callable[[GitLabNotifier], Awaitable[None]],
     *,
     notify_mr: bool = True,
 ) -> None:
-    async def main() -> None:
-        notifier = GitLabNotifier(gitlab.url, DEFAULT_TOKEN, backoff_base=0.01)
-        if notify_mr:
-            notifier.note_pull_request(REPO, BRANCH, MR, from_fork=False, labels=())
-        try:
-            await scenario(notifier)
-            await notifier.flush()
-        finally:
-            await notifier.close()
-
-    asyncio.run(main())
-
-
-async def deliver(notifier: GitLabNotifier, *reports: PreviewReport) -> None:
-    """Submit and wait for each report in turn, so none is coalesced away."""
-    for item in reports:
-        notifier.submit(item)
-        await notifier.flush()
+    forge_feedback.drive(
+        lambda: GitLabNotifier(gitlab.url, DEFAULT_TOKEN, backoff_base=0.01),
+        scenario,
+        pull=MR if notify_mr else None,
+    )
 
 
 def our_statuses(gitlab: FakeGitLab, sha: str = SHA) -> list[dict[str, object]]:
@@ -218,12 +190,7 @@ def test_a_429_waits_for_retry_after(gitlab: FakeGitLab, caplog: pytest.LogCaptu
     with caplog.at_level(logging.DEBUG, logger="shipyard.gitlab"):
         drive(gitlab, lambda n: deliver(n, report("pending")), notify_mr=False)
 
-    first, second = gitlab.state.calls_to("POST", STATUS)
-    assert second.json == first.json
-    # The wait chosen is the forge's 1 s, not the millisecond backoff the notifier has.
-    waits = [r.getMessage() for r in caplog.records if "rate limited" in r.getMessage()]
-    assert len(waits) == 1
-    assert waits[0].endswith("retry 1 in 1.00s"), waits
+    forge_feedback.assert_the_wait_was_retry_after(caplog, gitlab.state.calls_to("POST", STATUS))
     assert [s["status"] for s in our_statuses(gitlab)] == ["running"]
 
 
@@ -242,26 +209,10 @@ def test_the_same_status_again_is_not_an_error(
 
 
 def test_gitlab_down_never_blocks_or_raises(caplog: pytest.LogCaptureFixture) -> None:
-    # A forge that accepts connections and never answers: a submit that called it
-    # itself would have connected (and hung) before returning.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    silent.setblocking(False)
-    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-
-    async def main() -> None:
-        notifier = GitLabNotifier(url, DEFAULT_TOKEN, backoff_base=0.01)
-        for sha in SHAS:
-            notifier.submit(report("success", sha))
-        with pytest.raises(BlockingIOError):
-            silent.accept()  # nothing connected while the reports were submitted
-        silent.close()  # and now the forge is down: every delivery fails
-        await notifier.flush()
-        await notifier.close()
-
     with caplog.at_level(logging.WARNING, logger="shipyard.gitlab"):
-        asyncio.run(main())
+        forge_feedback.submit_to_a_silent_forge(
+            lambda url: GitLabNotifier(url, DEFAULT_TOKEN, backoff_base=0.01)
+        )
 
     assert "not delivered" in caplog.text
 
@@ -272,23 +223,13 @@ def test_the_token_never_appears_in_logs(
     gitlab.state.add_merge_request(REPO, MR, BRANCH)
     wrong = "glpat-wrong-token-that-must-stay-secret"
 
-    async def main() -> None:
-        good = GitLabNotifier(gitlab.url, DEFAULT_TOKEN, backoff_base=0.01)
-        bad = GitLabNotifier(gitlab.url, wrong, backoff_base=0.01)
-        good.note_pull_request(REPO, BRANCH, MR, from_fork=False, labels=())
-        gitlab.state.fail_next(2, 502)
-        await deliver(good, report("failure", problems=("boom",)), report("success"))
-        await deliver(bad, report("success"))
-        assert DEFAULT_TOKEN not in repr(good)
-        await good.close()
-        await bad.close()
-
-    with caplog.at_level(logging.DEBUG):
-        asyncio.run(main())
-
-    assert "401" in caplog.text  # the refused token was reported...
-    for token in (DEFAULT_TOKEN, wrong):
-        assert token not in caplog.text  # ...without the token itself
+    forge_feedback.deliver_with_a_good_and_a_wrong_token(
+        lambda token: GitLabNotifier(gitlab.url, token, backoff_base=0.01),
+        (DEFAULT_TOKEN, wrong),
+        MR,
+        lambda: gitlab.state.fail_next(2, 502),
+        caplog,
+    )
     # A refused token ends the report at once: no retries, no further calls.
     assert len([c for c in gitlab.state.calls if c.headers.get("private-token") == wrong]) == 1
 
@@ -296,15 +237,8 @@ def test_the_token_never_appears_in_logs(
 def test_without_a_token_the_notifier_does_nothing(
     gitlab: FakeGitLab, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def main() -> None:
-        notifier = GitLabNotifier(gitlab.url, None)
-        notifier.submit(report("pending"))
-        notifier.submit(report("success"))
-        await notifier.flush()
-        await notifier.close()
-
     with caplog.at_level(logging.INFO, logger="shipyard.gitlab"):
-        asyncio.run(main())
+        forge_feedback.submit_without_a_token(lambda: GitLabNotifier(gitlab.url, None))
 
     assert gitlab.state.calls == []
     assert caplog.text.count("no GitLab token") == 1

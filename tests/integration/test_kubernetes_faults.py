@@ -9,21 +9,19 @@ under one rollout record, with no rollback and no version marked failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-from controller.reconciler import drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
 from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
 from controller.store.records import RolloutResult
-from controller.store.sqlite import Store
-from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
+from tests.integration import kube_controller
+from tests.integration.kube_controller import Scenario
 from tests.integration.test_kubernetes_target import (
+    OPTIONS,
     PRODUCTION_NS,
     fake,
     kubeconfig,
@@ -34,43 +32,13 @@ from tests.integration.test_kubernetes_target import (
 
 __all__ = ["fake", "kubeconfig"]  # fixtures shared with test_kubernetes_target
 
-Scenario = Callable[[Controller, KubernetesTarget], Awaitable[None]]
 DEPLOYMENT_APPLY = "/namespaces/shipyard-production/deployments/alpha$"
 
 
 def run(upstream: Upstream, tmp_path: Path, kubeconfig: Path, scenario: Scenario) -> None:
     """The real controller with fast backoff: the client's and the environment's."""
-    config = ControllerConfig(
-        repo=str(upstream.bare),
-        state_dir=tmp_path / "state",
-        poll_interval=3600,
-        backoff_base=0.05,
-        backoff_cap=0.2,
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template="https://{agent}--{env}.preview.example.com/",
-        production_namespace=PRODUCTION_NS,
-    )
-
-    async def main() -> None:
-        store = Store(config.database)
-        client = KubeClient.from_config(str(kubeconfig))
-        client.backoff_base = 0.01
-        target = KubernetesTarget(client, poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await scenario(controller, target)
-        finally:
-            await controller.close()
-            store.close()
-
-    asyncio.run(main())
+    config = kube_controller.config(upstream, tmp_path, backoff_base=0.05, backoff_cap=0.2)
+    kube_controller.run(config, OPTIONS, kubeconfig, scenario, client_backoff_base=0.01)
 
 
 async def sync_until(controller: Controller, done: Callable[[], bool], attempts: int = 50) -> None:
@@ -82,6 +50,12 @@ async def sync_until(controller: Controller, done: Callable[[], bool], attempts:
             return
         await asyncio.sleep(0.25)
     raise AssertionError("the environment did not converge")
+
+
+async def first_version(controller: Controller, fake: FakeApiServer) -> str | None:
+    """Sync until alpha's first version is on the cluster; that version."""
+    await sync_until(controller, lambda: version_of(fake, PRODUCTION_NS, "alpha") is not None)
+    return version_of(fake, PRODUCTION_NS, "alpha")
 
 
 def assert_one_healthy_rollout(controller: Controller, version: str) -> None:
@@ -107,8 +81,7 @@ def test_conflicts_on_the_deployment_apply_are_retried_not_rolled_back(
     seed(upstream, "alpha")
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
-        await sync_until(controller, lambda: version_of(fake, PRODUCTION_NS, "alpha") is not None)
-        old = version_of(fake, PRODUCTION_NS, "alpha")
+        old = await first_version(controller, fake)
         new_version(upstream, 0.9)
         fake.faults.fail(3, 409, method="PATCH", path=DEPLOYMENT_APPLY)
         await sync_until(controller, lambda: version_of(fake, PRODUCTION_NS, "alpha") != old)
@@ -129,8 +102,7 @@ def test_server_errors_beyond_the_clients_retries_are_retried_with_backoff(
     seed(upstream, "alpha")
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
-        await sync_until(controller, lambda: version_of(fake, PRODUCTION_NS, "alpha") is not None)
-        old = version_of(fake, PRODUCTION_NS, "alpha")
+        old = await first_version(controller, fake)
         new_version(upstream, 0.9)
         # More than the client's own retries (1 + 5 attempts), then a further round.
         fake.faults.fail(target.client.retries + 4, 500, method="PATCH", path=DEPLOYMENT_APPLY)
@@ -158,8 +130,7 @@ def test_a_real_health_verdict_still_rolls_back(
     seed(upstream, "alpha")
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
-        await sync_until(controller, lambda: version_of(fake, PRODUCTION_NS, "alpha") is not None)
-        good = version_of(fake, PRODUCTION_NS, "alpha")
+        good = await first_version(controller, fake)
         fake.deployments.set_mode("stuck", f"{PRODUCTION_NS}/alpha", deadline=0.3)
         fake.faults.fail(2, 409, method="PATCH", path=DEPLOYMENT_APPLY)
         new_version(upstream, 1.9)

@@ -8,27 +8,23 @@ mid-rollout is applied again and the rollout still ends healthy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.reconciler import drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
+from controller.reconciler import kube_workloads
 from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
 from controller.store.records import RolloutResult
-from controller.store.sqlite import Store
-from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
 from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
+from tests.integration import kube_controller
 from tests.integration.controller_harness import preview_of
+from tests.integration.kube_controller import Scenario, sync
 
 PRODUCTION_NS = "shipyard-production"
-Scenario = Callable[[Controller, KubernetesTarget], Awaitable[None]]
 
 
 def manifest(name: str, temperature: float = 0.2, *, preview: bool = True) -> str:
@@ -64,36 +60,13 @@ def run(
     *,
     poll_interval: float = 0.05,
 ) -> None:
-    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
+    kube_controller.run(
+        kube_controller.config(upstream, tmp_path),
+        kube_workloads.ClusterOptions(production_namespace=PRODUCTION_NS),
+        fake.kubeconfig(tmp_path / "kubeconfig"),
+        scenario,
+        poll_interval=poll_interval,
     )
-    options = kube_workloads.ClusterOptions(production_namespace=PRODUCTION_NS)
-
-    async def main() -> None:
-        store = Store(config.database)
-        target = KubernetesTarget(
-            KubeClient.from_config(str(kubeconfig)), poll_interval=poll_interval
-        )
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await scenario(controller, target)
-        finally:
-            await controller.close()
-            store.close()
-
-    asyncio.run(main())
-
-
-async def sync(controller: Controller) -> None:
-    await controller.sync_once()
-    await controller.wait_idle()
 
 
 def failures(controller: Controller, environment: str) -> list[str]:

@@ -19,7 +19,8 @@ from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration.controller_harness import preview_of
-from tests.integration.test_kubernetes_health import fake, manifest, run, sync  # noqa: F401
+from tests.integration.kube_controller import sync
+from tests.integration.test_kubernetes_health import fake, manifest, run  # noqa: F401
 
 
 def version_info(controller: Controller) -> list[str]:

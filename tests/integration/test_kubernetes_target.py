@@ -6,28 +6,26 @@ Real git, the real controller, driver and target; the API server is the project'
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.reconciler import drivers, kube_workloads
-from controller.reconciler.config import ControllerConfig
+from controller.reconciler import kube_workloads
 from controller.reconciler.controller import Controller
-from controller.source.mirror import Mirror
 from controller.store.records import RolloutResult
-from controller.store.sqlite import Store
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
 from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
+from tests.integration import kube_controller
 from tests.integration.controller_harness import preview_of, wait_for
+from tests.integration.kube_controller import Scenario, sync
 
 PRODUCTION_NS = "shipyard-production"
 
@@ -67,46 +65,26 @@ def kubeconfig(fake: FakeApiServer, tmp_path: Path) -> Path:
     return fake.kubeconfig(tmp_path / "kubeconfig")
 
 
-Scenario = Callable[[Controller, KubernetesTarget], Awaitable[None]]
+OPTIONS = kube_workloads.ClusterOptions(
+    url_template="https://{agent}--{env}.preview.example.com/",
+    production_namespace=PRODUCTION_NS,
+)
 
 
 def run(upstream: Upstream, tmp_path: Path, kubeconfig: Path, scenario: Scenario) -> None:
-    config = ControllerConfig(
-        repo=str(upstream.bare), state_dir=tmp_path / "state", poll_interval=3600
-    )
-    options = kube_workloads.ClusterOptions(
-        url_template="https://{agent}--{env}.preview.example.com/",
-        production_namespace=PRODUCTION_NS,
-    )
-
-    async def main() -> None:
-        store = Store(config.database)
-        client = KubeClient.from_config(str(kubeconfig))
-        target = KubernetesTarget(client, poll_interval=0.05)
-        controller = Controller(
-            config,
-            Mirror(config.repo, config.mirror_dir),
-            store,
-            target,
-            driver=drivers.KubernetesDriver(target, options, config.repo),
-        )
-        try:
-            await scenario(controller, target)
-        finally:
-            await controller.close()
-            store.close()
-
-    asyncio.run(main())
-
-
-async def sync(controller: Controller) -> None:
-    await controller.sync_once()
-    await controller.wait_idle()
+    kube_controller.run(kube_controller.config(upstream, tmp_path), OPTIONS, kubeconfig, scenario)
 
 
 def seed(upstream: Upstream, *names: str) -> None:
     upstream.commit({f"agents/{n}.yaml": manifest(n) for n in names}, branch="main")
     upstream.push("main")
+
+
+def preview_branch(upstream: Upstream, branch: str, temperature: float) -> str:
+    """alpha changed on `branch` and pushed; the name of the preview environment it makes."""
+    upstream.commit({"agents/alpha.yaml": manifest("alpha", temperature)}, branch=branch)
+    upstream.push(branch)
+    return preview_of(branch)
 
 
 def deployment(fake: FakeApiServer, namespace: str, name: str) -> dict[str, Any] | None:
@@ -126,9 +104,7 @@ def test_branch_preview_is_a_namespace_with_labelled_objects(
     upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
 ) -> None:
     seed(upstream, "alpha", "beta")
-    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.9)}, branch="feature/x")
-    upstream.push("feature/x")
-    environment = preview_of("feature/x")
+    environment = preview_branch(upstream, "feature/x", 0.9)
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
         await sync(controller)
@@ -185,9 +161,7 @@ def test_merge_updates_production_and_deletes_the_preview_namespace(
     upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
 ) -> None:
     seed(upstream, "alpha")
-    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.5)}, branch="feature/m")
-    upstream.push("feature/m")
-    environment = preview_of("feature/m")
+    environment = preview_branch(upstream, "feature/m", 0.5)
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
         await sync(controller)
@@ -208,9 +182,7 @@ def test_deleted_branch_deletes_its_namespace(
     upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
 ) -> None:
     seed(upstream, "alpha")
-    upstream.commit({"agents/alpha.yaml": manifest("alpha", 0.5)}, branch="tmp")
-    upstream.push("tmp")
-    environment = preview_of("tmp")
+    environment = preview_branch(upstream, "tmp", 0.5)
 
     async def scenario(controller: Controller, target: KubernetesTarget) -> None:
         await sync(controller)

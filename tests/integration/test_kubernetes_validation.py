@@ -15,12 +15,12 @@ from controller.targets.kubernetes.target import KubernetesTarget
 from preview import naming
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
+from tests.integration.kube_controller import sync
 from tests.integration.test_kubernetes_health import (  # noqa: F401
     PRODUCTION_NS,
     fake,
     manifest,
     run,
-    sync,
 )
 
 
