@@ -21,8 +21,10 @@ import httpx
 import pytest
 import yaml
 
+from controller.metrics.gateway_scrape import GATEWAY_PODS
 from controller.reconciler import kube_workloads
 from controller.targets.kubernetes import rendering
+from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubeRequest
 from tests.fake_apiserver.kubelet import Image, Kubelet
 from tests.fake_apiserver.server import FakeApiServer
@@ -141,6 +143,20 @@ def gateway_process(kubeconfig: Path, log: Path, *extra: str) -> Iterator[Gatewa
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def ready_gateways(client: KubeClient) -> list[str] | None:
+    """The URLs of both gateway pods once both are ready."""
+    urls = []
+    for pod in client.list("v1", "Pod", None, GATEWAY_PODS):
+        status = pod.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if ready and status.get("podIP"):
+            urls.append(f"http://{status['podIP']}:8080")
+    return sorted(urls) if len(urls) == 2 else None
 
 
 @pytest.fixture

@@ -10,51 +10,37 @@ it, counts every request sent through either replica.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from controller.api.ui import charts, rates
-from controller.metrics.gateway_scrape import GATEWAY_PODS, SCRAPE_TIMEOUT, gateway_readings
+from controller.metrics.gateway_scrape import SCRAPE_TIMEOUT, gateway_readings
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.target import KubernetesTarget
-from tests.fake_apiserver.server import FakeApiServer
+from tests.fake_apiserver.kubelet import Kubelet
 from tests.integration import gateway_cluster
-from tests.integration.gateway_cluster import request, wait_for
+from tests.integration.gateway_cluster import (
+    fake,
+    kubeconfig,
+    kubelet,
+    ready_gateways,
+    request,
+    wait_for,
+)
+
+__all__ = ["fake", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
 AGENT = "support-bot"
 HOST = f"{AGENT}--production.agents.test"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeApiServer]:
-    server = FakeApiServer(ready_delay=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def ready_gateways(client: KubeClient) -> list[str] | None:
-    urls = []
-    for pod in client.list("v1", "Pod", None, GATEWAY_PODS):
-        status = pod.get("status") or {}
-        conditions = status.get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-            urls.append(f"http://{status['podIP']}:8080")
-    return sorted(urls) if len(urls) == 2 else None
-
-
 def test_requests_through_every_gateway_replica_reach_the_charts(
-    fake: FakeApiServer, tmp_path: Path
+    kubeconfig: Path, kubelet: Kubelet
 ) -> None:
-    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
     client = KubeClient.from_config(str(kubeconfig))
     target = KubernetesTarget(KubeClient.from_config(str(kubeconfig)), poll_interval=0.05)
     with (
-        gateway_cluster.kubelet(fake, tmp_path / "pods"),
         httpx.Client(timeout=SCRAPE_TIMEOUT) as scrape,
         httpx.Client(timeout=10) as http,
     ):

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from controller.metrics.collector import Metrics
-from controller.metrics.gateway_scrape import GATEWAY_PODS, GatewayScraper
+from controller.metrics.gateway_scrape import GatewayScraper
 from controller.metrics.windows import RequestWindows
 from controller.reconciler import canary_analysis
 from controller.specs.model import Analysis
@@ -28,7 +28,14 @@ from tests.fake_apiserver.kubelet import Kubelet
 from tests.fake_apiserver.server import FakeApiServer
 from tests.gitrepos import Upstream
 from tests.integration import gateway_cluster, kube_controller
-from tests.integration.gateway_cluster import NAMESPACE, fake, kubeconfig, kubelet, wait_for
+from tests.integration.gateway_cluster import (
+    NAMESPACE,
+    fake,
+    kubeconfig,
+    kubelet,
+    ready_gateways,
+    wait_for,
+)
 
 __all__ = ["fake", "kubeconfig", "kubelet"]  # fixtures from gateway_cluster
 
@@ -51,20 +58,6 @@ ANALYSED_CANARY = """\
 
 def manifest(image: str, prompt: str) -> str:
     return gateway_cluster.agent_manifest(AGENT, prompt, ANALYSED_CANARY, image=image)
-
-
-def ready_gateways(client: KubeClient) -> list[str] | None:
-    """The URLs of both gateway pods once both are ready."""
-    urls = []
-    for pod in client.list("v1", "Pod", None, GATEWAY_PODS):
-        status = pod.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        if ready and status.get("podIP"):
-            urls.append(f"http://{status['podIP']}:8080")
-    return sorted(urls) if len(urls) == 2 else None
 
 
 class Traffic:
