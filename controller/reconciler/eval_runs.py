@@ -111,10 +111,11 @@ class EvalRunner:
     async def evaluate(self, request: EvalRequest) -> None:
         """Run every suite not yet evaluated on this version, and store its results."""
         for suite in self._due(request):
-            results = await asyncio.gather(
+            outcomes = await asyncio.gather(
                 *(self._case(request.endpoint, suite, case) for case in suite.cases)
             )
-            unreached = [r for r in results if r.reason.startswith(UNREACHED)]
+            results = [result for result, _ in outcomes]
+            unreached = [result for result, reached in outcomes if not reached]
             if unreached:
                 # Results are cached per version for good: "could not connect" says nothing
                 # of how the version answers (a restart, a pod not yet routable), so the
@@ -128,7 +129,7 @@ class EvalRunner:
                 )
                 continue
             await asyncio.to_thread(
-                self.results.save, request.agent, request.version, suite.digest, list(results)
+                self.results.save, request.agent, request.version, suite.digest, results
             )
 
     def _due(self, request: EvalRequest) -> Iterable[Suite]:
@@ -136,7 +137,8 @@ class EvalRunner:
             if not self.results.has(request.agent, request.version, suite.name, suite.digest):
                 yield suite
 
-    async def _case(self, endpoint: Endpoint, suite: Suite, case: Case) -> CaseResult:
+    async def _case(self, endpoint: Endpoint, suite: Suite, case: Case) -> tuple[CaseResult, bool]:
+        """How the case went, and whether it reached the version at all."""
         async with self._slots:
             started = time.perf_counter()
             try:
@@ -144,23 +146,20 @@ class EvalRunner:
                     self._send(endpoint, case), timeout=self.case_timeout
                 )
             except TimeoutError:
-                return CaseResult(
-                    suite.name,
-                    case.name,
-                    False,
-                    _elapsed_ms(started),
-                    f"no answer within {self.case_timeout:g} s",
-                )
+                failure = f"no answer within {self.case_timeout:g} s"
+                return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure), True
             except httpx.ConnectError as error:
                 failure = f"{UNREACHED}: {error}"[:300]
-                return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure)
+                return CaseResult(
+                    suite.name, case.name, False, _elapsed_ms(started), failure
+                ), False
             except httpx.HTTPError as error:
                 failure = f"request failed: {type(error).__name__}: {error}"[:300]
-                return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure)
+                return CaseResult(suite.name, case.name, False, _elapsed_ms(started), failure), True
             latency = _elapsed_ms(started)
         answer = evalchecks.Answer(status, body, latency)
         reason: str | None = await asyncio.to_thread(evalchecks.judge, case.expect, answer)
-        return CaseResult(suite.name, case.name, reason is None, latency, reason or "")
+        return CaseResult(suite.name, case.name, reason is None, latency, reason or ""), True
 
     async def _send(self, endpoint: Endpoint, case: Case) -> tuple[int, bytes]:
         headers = dict(case.headers)
