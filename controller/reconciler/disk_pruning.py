@@ -1,4 +1,4 @@
-"""Keeps the state directory's checkouts and blob store to what can still be used.
+"""Keeps the state directory's checkouts, blob store and history to what can still be used.
 
 Every deployed commit gets a checkout (and its files a place in the blob store); a
 deleted branch's or an old commit's stays forever unless something removes it. This
@@ -11,13 +11,16 @@ A commit is needed while an environment that still exists has it as its current 
 while a rollout of it is open, or while it is one of the newest `RETAINED_REVISIONS`
 revisions of an agent of such an environment: what `rollout history` shows and
 `rollout undo` returns to without a new export. An undo to an older revision exports its
-commit again from the mirror.
+commit again from the mirror. The store's rollout and revision records are bounded the
+same way (`Store.prune_history`): the newest `RETAINED_REVISIONS` per agent and
+environment, and nothing of a preview that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -25,6 +28,7 @@ from controller.reconciler.config import ControllerConfig
 from controller.reconciler.status import EnvironmentStatus
 from controller.source import export_pruning
 from controller.store.sqlite import Store
+from preview import naming
 
 log = logging.getLogger("shipyard.pruning")
 
@@ -85,13 +89,24 @@ async def prune_once(controller: Controller) -> export_pruning.Pruned:
     return pruned
 
 
+async def prune_history(controller: Controller) -> int:
+    """The store's rollout and revision history bounded as `rollout history` shows it."""
+    removed = await asyncio.to_thread(
+        controller.store.prune_history, RETAINED_REVISIONS, naming.PRODUCTION
+    )
+    if removed:
+        log.info("pruned %d rollout and revision records", removed)
+    return removed
+
+
 async def run(controller: Controller, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
     """Prune after the first sync, then every `interval` seconds, until cancelled."""
     await controller.first_sync.wait()
     while True:
         try:
+            await prune_history(controller)
             await prune_once(controller)
-        except OSError as error:
+        except (OSError, sqlite3.Error) as error:
             # A full or read-only disk must not end pruning for good; the next pass retries.
-            log.warning("pruning the checkouts failed (%s); retrying in %.0fs", error, interval)
+            log.warning("pruning failed (%s); retrying in %.0fs", error, interval)
         await asyncio.sleep(interval)

@@ -369,6 +369,51 @@ class Store:
         rows = self._query(f"SELECT * FROM rollouts {where} ORDER BY id", *args)  # noqa: S608
         return [_rollout(row) for row in rows]
 
+    def prune_history(self, keep: int, production: str) -> int:
+        """Bound the rollout and revision history; how many rows went.
+
+        Kept: the newest `keep` rollouts and revisions of every agent in every environment
+        (what `rollout history` lists), every rollout still open, and every revision an
+        agent runs, is pinned to or has a rollout open to or from. A preview that is gone
+        (torn down: nothing deployed, its record forgotten or retired) loses its history
+        (production's stays). Without this both tables grow with every push, forever."""
+        open_ = RolloutResult.PROGRESSING.value
+        with self._transaction() as db:
+            gone_environment = (
+                "environment != ? AND environment NOT IN (SELECT environment FROM deployed) "
+                "AND environment NOT IN (SELECT name FROM environments WHERE retired_commit "
+                "IS NULL) AND environment NOT IN (SELECT environment FROM rollouts WHERE "
+                "result = ?)"
+            )
+            removed = db.execute(
+                f"DELETE FROM rollouts WHERE {gone_environment}",  # noqa: S608 - our own text
+                (production, open_),
+            ).rowcount
+            removed += db.execute(
+                f"DELETE FROM revisions WHERE {gone_environment}",  # noqa: S608 - our own text
+                (production, open_),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM rollouts WHERE result != ? AND id <= (SELECT r.id FROM rollouts r "
+                "WHERE r.agent = rollouts.agent AND r.environment = rollouts.environment "
+                "ORDER BY r.id DESC LIMIT 1 OFFSET ?)",
+                (open_, keep),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM revisions WHERE number <= (SELECT r.number FROM revisions r "
+                "WHERE r.agent = revisions.agent AND r.environment = revisions.environment "
+                "ORDER BY r.number DESC LIMIT 1 OFFSET ?) "
+                "AND NOT EXISTS (SELECT 1 FROM deployed d WHERE d.agent = revisions.agent AND "
+                "d.environment = revisions.environment AND d.version = revisions.version) "
+                "AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.agent = revisions.agent AND "
+                "p.environment = revisions.environment AND p.version = revisions.version) "
+                "AND NOT EXISTS (SELECT 1 FROM rollouts o WHERE o.result = ? AND "
+                "o.agent = revisions.agent AND o.environment = revisions.environment AND "
+                "revisions.version IN (o.to_version, o.from_version))",
+                (keep, open_),
+            ).rowcount
+        return int(removed)
+
     # Events ----------------------------------------------------------------------------
 
     def record_event(

@@ -197,3 +197,50 @@ def test_events_with_a_limit_are_the_newest_oldest_first(tmp_path: Path) -> None
     store.record_event(type="Normal", reason="other", message="m", agent="b")
     assert [e.reason for e in store.events(agent="a", limit=2)] == ["R3", "R4"]
     assert len(store.events(agent="a")) == 5
+
+
+def _history(store: Store, agent: str, environment: str, versions: int) -> None:
+    """`versions` versions rolled out one after the other, each a revision and a rollout."""
+    for number in range(versions):
+        store.record_revision(
+            agent=agent, environment=environment, version=f"v{number}", commit=f"c{number}",
+            branch="b", author="a", message="m", manifest_json="{}",
+        )  # fmt: skip
+        rollout = store.begin_rollout(
+            agent=agent, environment=environment, from_version=None, to_version=f"v{number}",
+            commit=f"c{number}", author="a",
+        )  # fmt: skip
+        store.finish_rollout(rollout.id, RolloutResult.HEALTHY)
+
+
+def test_history_is_bounded_per_agent_and_gone_previews_lose_theirs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    _history(store, "a", "production", 12)
+    store.set_deployed(Deployed("a", "production", "v1", "c1", "main", 1.0))  # runs an old one
+    store.pin(Pin("production", "a", "v2", None, "ann", "hold", 1.0, PinKind.UNDO))
+    _history(store, "a", "preview-live", 3)
+    store.save_environment(EnvironmentRecord("preview-live", "live", "c2", 1.0, None))
+    _history(store, "a", "preview-gone", 3)  # torn down: forgotten, nothing deployed
+    _history(store, "a", "preview-retired", 3)
+    store.save_environment(EnvironmentRecord("preview-retired", "r", "c2", 1.0, "c2"))
+    _history(store, "a", "preview-crashed", 2)  # left mid-rollout by a crash: still open
+    store.begin_rollout(
+        agent="a", environment="preview-crashed", from_version="v1", to_version="v9",
+        commit="c9", author="a",
+    )  # fmt: skip
+
+    removed = store.prune_history(keep=5, production="production")
+
+    kept = [r.version for r in store.revisions("a", "production", limit=100)]
+    assert kept == ["v1", "v2", "v7", "v8", "v9", "v10", "v11"]  # newest 5, running, pinned
+    assert [r.to_version for r in store.rollouts("a", "production")] == [
+        f"v{n}" for n in range(7, 12)
+    ]
+    assert len(store.rollouts("a", "preview-live")) == 3
+    assert store.rollouts("a", "preview-gone") == []
+    assert store.revisions("a", "preview-gone") == []
+    assert store.rollouts("a", "preview-retired") == []
+    assert len(store.rollouts("a", "preview-crashed")) == 3  # resumed at the next sync
+    assert removed == 7 + 5 + 2 * (3 + 3)  # production; gone and retired previews
+    assert store.prune_history(keep=5, production="production") == 0
+    store.close()
