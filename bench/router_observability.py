@@ -15,6 +15,9 @@ HTTP receiver in another subprocess. The three setups run in interleaved rounds,
 noisy neighbour slows them alike; each setup's median round counts:
 
 - off: no tracing, no recording (the router with metrics, as before);
+- default: what `shipyard serve` runs without `--otlp-endpoint`: trace context made and
+  passed on, each request kept for `shipyard requests`, nothing exported (information:
+  the goals are ratios to off);
 - tracing: a server span per request, exported in batches over OTLP/HTTP;
 - recording: tracing plus recording every request (`sampleRate: 1`) into SQLite.
 
@@ -216,6 +219,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         )
         setups: dict[str, proxy.Router] = {
             "off": router(agent_port, None),
+            "default": router(agent_port, tracing.Tracing(None)),
             "tracing": router(
                 agent_port, tracing.Tracing(endpoint, sample_ratio=arguments.sample_ratio)
             ),
@@ -251,6 +255,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "requests_per_cpu_second": {name: round(value, 1) for name, value in cpu.items()},
         "tracing_cpu_ratio": round(cpu["tracing"] / cpu["off"], 3),
         "recording_cpu_ratio": round(cpu["recording"] / cpu["off"], 3),
+        "export_cpu_ratio_to_default": round(cpu["tracing"] / cpu["default"], 3),
         "recorded_kept": recorded,
         "dropped_records": recorder.dropped,
     }
@@ -268,7 +273,9 @@ def serve_router(port: int, agent_port: int, setup: str, endpoint: str, ratios: 
     sample_ratio, record_sample_rate = (float(value) for value in ratios.split(","))
     traced = None
     with tempfile.TemporaryDirectory() as state:
-        if setup != "off":
+        if setup == "default":
+            traced = tracing.Tracing(None)
+        elif setup != "off":
             inner = recorder_of(Path(state), record_sample_rate) if setup == "recording" else None
             traced = tracing.Tracing(endpoint, inner=inner, sample_ratio=sample_ratio)
         app = router(agent_port, traced)
@@ -309,7 +316,7 @@ def wrk_round(port: int, seconds: float, script: Path, pid: int) -> float:
 
 def served(arguments: argparse.Namespace) -> dict[str, float]:
     """Median router CPU per request for each setup on `serve`'s protocol."""
-    setups = ("off", "tracing", "recording")
+    setups = ("off", "default", "tracing", "recording")
     ratios = f"{arguments.sample_ratio},{arguments.record_sample_rate}"
     with (
         serving(AGENT) as agent_port,
@@ -407,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cpu = result["requests_per_cpu_second"]
     print(f"  {'':<10} {'req/s':>8} {'req/CPU-s':>10}")
-    for name in ("off", "tracing", "recording"):
+    for name in ("off", "default", "tracing", "recording"):
         print(f"  {name:<10} {rates[name]:>8.0f} {cpu[name]:>10.0f}")
     print(
         f"  tracing / off:   {result['tracing_ratio']:.2f} wall, "
@@ -416,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  recording / off: {result['recording_ratio']:.2f} wall, "
         f"{result['recording_cpu_ratio']:.2f} per CPU  (goal >= 0.8)"
+    )
+    print(
+        f"  tracing / default (the cost of --otlp-endpoint alone): "
+        f"{result['export_cpu_ratio_to_default']:.2f} per CPU"
     )
     print(f"  recorded rows kept: {result['recorded_kept']}, dropped: {result['dropped_records']}")
     return 0
