@@ -145,6 +145,32 @@ def test_a_query_without_a_prometheus_url_aborts_and_says_why(
     assert versions_answering(shipyard, 10) == {stable: 10}
 
 
+def resume_and_promote_the_steered_canary(shipyard: Shipyard) -> list[tuple[str, str]]:
+    """`rollout resume` a STEERED canary held at step 2, then promote it at its last
+    pause; the (kind, what) lines of its rollout record, each of its steps begun once."""
+    resumed = cli(shipyard, "rollout", "resume", "alpha", "-e", "production")
+    assert resumed.returncode == 0, resumed
+    last = wait_for(
+        lambda: (p := canary_phase(shipyard, "Paused")) and p["step"] == 4 and p,
+        what="the canary at its last pause",
+    )
+    assert last["weight"] == 60
+    assert cli(shipyard, "rollout", "promote", "alpha", "-e", "production").returncode == 0
+    wait_for(
+        lambda: shipyard.rollouts("alpha", "production")[-1].result is RolloutResult.HEALTHY,
+        what="the promotion",
+    )
+    rollout = describe(shipyard)["rollouts"][-1]
+    kinds = [(str(step["kind"]), str(step["what"])) for step in rollout["steps"]]
+    assert [what for kind, what in kinds if kind == "step"] == [
+        "weight 30%",
+        "pause 6s",
+        "weight 60%",
+        "pause until `shipyard rollout promote`",
+    ]
+    return kinds
+
+
 def test_pause_holds_a_canary_at_its_step_until_resume_and_history_lists_each_step(
     shipyard: Shipyard, upstream: Upstream
 ) -> None:
@@ -168,29 +194,8 @@ def test_pause_holds_a_canary_at_its_step_until_resume_and_history_lists_each_st
     assert (still["phase"], still["step"], still["weight"]) == ("Paused", 2, 30)
     assert set(versions_answering(shipyard, 40)) == {stable, canary}
 
-    resumed = cli(shipyard, "rollout", "resume", "alpha", "-e", "production")
-    assert resumed.returncode == 0, resumed
-    last = wait_for(
-        lambda: (p := canary_phase(shipyard, "Paused")) and p["step"] == 4 and p,
-        what="the canary at its last pause",
-    )
-    assert last["weight"] == 60
-    assert cli(shipyard, "rollout", "promote", "alpha", "-e", "production").returncode == 0
-    wait_for(
-        lambda: shipyard.rollouts("alpha", "production")[-1].result is RolloutResult.HEALTHY,
-        what="the promotion",
-    )
-
-    rollout = describe(shipyard)["rollouts"][-1]
-    kinds = [(step["kind"], step["what"]) for step in rollout["steps"]]
-    assert [what for kind, what in kinds if kind == "step"] == [
-        "weight 30%",
-        "pause 6s",
-        "weight 60%",
-        "pause until `shipyard rollout promote`",
-    ]
-    steering = [kind for kind, _ in kinds if kind != "step"]
-    assert steering == ["pause", "resume", "promote"]
+    kinds = resume_and_promote_the_steered_canary(shipyard)
+    assert [kind for kind, _ in kinds if kind != "step"] == ["pause", "resume", "promote"]
     revision = max(
         r["number"]
         for r in shipyard.http.get(
@@ -230,26 +235,8 @@ def test_a_controller_killed_mid_canary_resumes_it_at_its_step_and_hold(
     assert canary_phase(shipyard, "Paused") is not None
     assert set(versions_answering(shipyard, 40)) == {stable, canary}
 
-    assert cli(shipyard, "rollout", "resume", "alpha", "-e", "production").returncode == 0
-    last = wait_for(
-        lambda: (p := canary_phase(shipyard, "Paused")) and p["step"] == 4 and p,
-        what="the canary at its last pause",
-    )
-    assert last["weight"] == 60
-    assert cli(shipyard, "rollout", "promote", "alpha", "-e", "production").returncode == 0
-    wait_for(
-        lambda: shipyard.rollouts("alpha", "production")[-1].result is RolloutResult.HEALTHY,
-        what="the promotion",
-    )
-    rollout = describe(shipyard)["rollouts"][-1]
-    kinds = [(step["kind"], step["what"]) for step in rollout["steps"]]
     # One record, each step begun once: the restart did not start the canary over.
-    assert [what for kind, what in kinds if kind == "step"] == [
-        "weight 30%",
-        "pause 6s",
-        "weight 60%",
-        "pause until `shipyard rollout promote`",
-    ]
+    kinds = resume_and_promote_the_steered_canary(shipyard)
     assert [kind for kind, _ in kinds if kind != "step"] == [
         "pause", "resumed", "resume", "promote"
     ]  # fmt: skip
