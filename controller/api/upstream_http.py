@@ -323,9 +323,9 @@ class _Connection(asyncio.Protocol):
 
     @property
     def silent(self) -> bool:
-        """Nothing expected from the agent is late: a reply held back because the client
-        reads slowly (reading paused) is the client's wait, not the agent's."""
-        return not self._paused
+        """Whether the agent owes more: not when its reply is whole (the router may still
+        be writing it to a slow client), nor while reading is paused for such a client."""
+        return not self._paused and not self._complete
 
     def time_out(self, seconds: float) -> None:
         """The agent has been silent for `seconds`: fail the request, drop the connection."""
