@@ -322,7 +322,7 @@ class _Connection(asyncio.Protocol):
         self._wake.set()
 
     @property
-    def silent(self) -> bool:
+    def awaiting_agent(self) -> bool:
         """Whether the agent owes more: not when its reply is whole (the router may still
         be writing it to a slow client), nor while reading is paused for such a client."""
         return not self._paused and not self._complete
@@ -369,7 +369,7 @@ class UpstreamPool:
     def _swept(self) -> None:
         self._sweep = None
         deadline = time.monotonic() - self.agent_timeout
-        for connection in [c for c in self._busy if c.heard_at < deadline and c.silent]:
+        for connection in [c for c in self._busy if c.awaiting_agent and c.heard_at < deadline]:
             self._busy.discard(connection)
             connection.time_out(self.agent_timeout)
         if self._busy:
