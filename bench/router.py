@@ -17,9 +17,11 @@ least 0.7x the requests per second of calling the agent directly (aim 0.9x).
    host to it. `wrk -c 8` (HTTP/1.1 keep-alive; `ab -k` speaks HTTP/1.0 keep-alive,
    which the example agent does not echo) runs against the agent directly and through
    the router, alternating, `--rounds` times each; medians of requests/s and p50 are compared.
-   `--stacks`: `serve` (agent requests below ASGI, controller/api/agent_protocol.py),
-   `serve-asgi` (the same protocol, every request through ASGI: serve before that), and
-   uvicorn's own `httptools` and `h11` protocols.
+   `--stacks`: `serve` (agent requests below ASGI, controller/api/agent_protocol.py, on
+   uvloop as `shipyard serve` runs it where uvloop is installed), `serve-asyncio` (the
+   same on asyncio's own loop), `serve-asgi` (every request through ASGI: serve before
+   agent_protocol), and uvicorn's own `httptools` and `h11` protocols (all but `serve`
+   on asyncio's loop).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 import uvicorn
 
 from controller.api import connections, proxy, route_table
+from controller.cli import event_loop
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 
@@ -118,14 +121,19 @@ def _wait_port(port: int) -> None:
 STACKS: dict[str, Callable[[proxy.Router], type[asyncio.Protocol] | str]] = {
     # What `shipyard serve` runs: uvicorn's httptools protocol with the header deadline
     # and coalesced writes, agent requests served on the protocol itself, below ASGI
-    # (controller/api/connections.py, agent_protocol.py).
+    # (controller/api/connections.py, agent_protocol.py), on uvloop where installed.
     "serve": lambda router: connections.protocol_with_header_timeout(60.0, router),
+    # The same on asyncio's own loop (`serve --event-loop asyncio`; serve before uvloop).
+    "serve-asyncio": lambda router: connections.protocol_with_header_timeout(60.0, router),
     # The same protocol with every request through ASGI (serve before agent_protocol).
     "serve-asgi": lambda router: connections.protocol_with_header_timeout(60.0),
     # For comparison: uvicorn's own protocols as they come (one write per ASGI message).
     "httptools": lambda router: "httptools",
     "h11": lambda router: "h11",
 }
+# The event loop of each stack: `serve` runs on the one `shipyard serve` picks; the rest on
+# asyncio's, as they were measured before serve moved to uvloop.
+LOOPS = {"serve": event_loop.AUTO}
 
 
 def serve_router(port: int, agent_port: int, stack: str) -> None:
@@ -143,7 +151,7 @@ def serve_router(port: int, agent_port: int, stack: str) -> None:
         date_header=False,
         http=STACKS[stack](router),
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    event_loop.run(uvicorn.Server(config).serve(), LOOPS.get(stack, "asyncio"))
 
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -238,7 +246,7 @@ def main() -> None:
         "--stacks",
         nargs="+",
         choices=sorted(STACKS),
-        default=["serve", "serve-asgi", "h11"],
+        default=["serve", "serve-asyncio", "serve-asgi", "h11"],
         help="server stacks to put the router on (serve: what shipyard serve runs)",
     )
     parser.add_argument("--json", action="store_true")
@@ -265,15 +273,16 @@ def main() -> None:
     )
     direct = speed["direct"]
     print(
-        f"direct:             {direct['rps']:>8.0f} req/s   p50 {direct['p50_ms']:.2f} ms   "
+        f"direct:                 {direct['rps']:>8.0f} req/s   p50 {direct['p50_ms']:.2f} ms   "
         f"agent CPU {direct['cpu_us']:.0f} µs/request"
     )
     for stack in options.stacks:
         row = speed[stack]
         print(
-            f"router on {stack:<10}{row['rps']:>8.0f} req/s   p50 {row['p50_ms']:.2f} ms   "
+            f"router on {stack:<14}{row['rps']:>8.0f} req/s   p50 {row['p50_ms']:.2f} ms   "
             f"router CPU {row['cpu_us']:.0f} µs/request   {row['ratio']:.2f}x direct"
         )
+    print(f"serve's event loop here: {event_loop.resolve(event_loop.AUTO)}")
     print("goal: router (serve) / direct >= 0.7x, aim 0.9x")
 
 

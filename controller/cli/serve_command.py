@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -16,7 +15,7 @@ import click
 
 from controller.api import auth, server, tracing
 from controller.api.webhook_intake import IntakeLimits
-from controller.cli import durations, gateway_option, startup
+from controller.cli import durations, event_loop, gateway_option, startup
 from controller.errors import ShipyardError
 from controller.reconciler import kube_workloads, secret_scopes
 from controller.reconciler.config import ControllerConfig
@@ -67,6 +66,7 @@ class ServeOptions:
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = None
     prune_interval: float = 3600.0
+    event_loop: str = "auto"  # resolved: uvloop or asyncio (controller/cli/event_loop.py)
 
     @property
     def api(self) -> server.ApiSettings:
@@ -368,6 +368,14 @@ _SHARED = [
         envvar="SHIPYARD_INSECURE",
         help="Allow listening on a non-loopback address.",
     ),
+    click.option(
+        "--event-loop",
+        type=click.Choice(event_loop.CHOICES),
+        default=event_loop.AUTO,
+        show_default=True,
+        envvar="SHIPYARD_EVENT_LOOP",
+        help="Event loop to run on: auto is uvloop where it is installed, else asyncio's.",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Log every reconcile step."),
 ]
 
@@ -430,7 +438,15 @@ def gather(**values: Any) -> ServeOptions:
         otlp_endpoint=values["otlp_endpoint"],
         trace_sample_ratio=values["trace_sample_ratio"],
         prune_interval=values["prune_interval"],
+        event_loop=_event_loop(values["event_loop"]),
     )
+
+
+def _event_loop(name: str) -> str:
+    try:
+        return event_loop.resolve(name)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--event-loop") from error
 
 
 def _otlp_endpoint(value: str | None) -> str | None:
@@ -665,7 +681,7 @@ def run(
     kubernetes: server.KubernetesSettings | None = None,
 ) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
+        event_loop.run(
             server.serve(
                 config,
                 options.host,
@@ -673,7 +689,8 @@ def run(
                 on_ready=on_ready,
                 api=options.api,
                 kubernetes=kubernetes,
-            )
+            ),
+            options.event_loop,
         )
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from controller.cli import event_loop
 from controller.targets.local.containment import MARKER_ENV, CgroupHome
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import LogLine
@@ -120,7 +121,8 @@ T = TypeVar("T")
 
 
 def run(scenario: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(scenario)
+    """On the loop `shipyard serve` runs (uvloop where installed); test_pipe_reading has both."""
+    return event_loop.run(scenario)
 
 
 def make_spec(cwd: Path, command: tuple[str, ...] = AGENT_COMMAND, **overrides: Any) -> LaunchSpec:

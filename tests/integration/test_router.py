@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from controller.api import connections, proxy, route_table, tracing
+from controller.cli import event_loop
 from controller.metrics.collector import Metrics
 from controller.targets.local.target import Serving
 from preview import naming
@@ -198,7 +199,7 @@ class RouterServer:
                 port=self.port,
                 lifespan="off",
                 log_level="warning",
-                loop="asyncio",  # as `shipyard serve` runs: asyncio.run's own loop
+                loop=event_loop.resolve(event_loop.AUTO),  # as `shipyard serve` runs
                 # and serve's protocol: httptools, the header deadline, coalesced writes
                 # agent requests on the protocol itself (agent_protocol), as serve
                 http=connections.protocol_with_header_timeout(60.0, self.router),

@@ -32,6 +32,7 @@ from controller.cli.main import cli
             id="restart-backoff-over-cap",
         ),
         pytest.param(["--prune-interval", "0s"], "must be longer than zero", id="zero-prune"),
+        pytest.param(["--event-loop", "libev"], "'libev' is not one of", id="event-loop"),
         pytest.param(
             ["--prometheus-url", "ftp://prom:9090"],
             "'ftp://prom:9090' is not an http:// or https:// URL",

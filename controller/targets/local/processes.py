@@ -33,12 +33,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
 
 from controller.targets.local import health_probe, terminations
 from controller.targets.local.containment import CgroupHome, ProcessTree
 from controller.targets.local.launcher import PARENT_PID_ENV, STATUS_FD_ENV, launcher_argv
 from controller.targets.local.logbuffer import DEFAULT_CAPACITY, LogBuffer
+from controller.targets.local.pipe_reading import PipeReader
 
 _log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class AgentProcess:
     async def _spawn(self) -> asyncio.subprocess.Process | None:
         """Start one run of the command; None (and FAILED) if it cannot run at all."""
         status_read, status_write = os.pipe()
-        status = os.fdopen(status_read, "rb", buffering=0)
+        status = PipeReader(status_read)
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         self._outputs = [stdout_read, stderr_read]
@@ -380,7 +380,7 @@ class AgentProcess:
                 for fd in (status_write, stdout_write, stderr_write):
                     os.close(fd)
             self.tree.adopt(process.pid, self._outputs)
-            exec_error = await _read_until_eof(status)
+            exec_error = await status.read_to_end()
             self.tree.launched()
         except (OSError, ValueError) as exc:
             # Reached only before the child runs (e.g. cwd missing); the message carries
@@ -449,8 +449,8 @@ class AgentProcess:
     async def _run(self, process: asyncio.subprocess.Process) -> int:
         """Watch one run until it exits or a stop is requested; returns its exit code."""
         self._set_state(ProcessState.STARTING)
-        pipes = [os.fdopen(fd, "rb", buffering=0) for fd in self._outputs]
-        self._outputs = []  # the pipes own them now
+        pipes = [PipeReader(fd) for fd in self._outputs]
+        self._outputs = []  # the readers own them now
         started_at = time.time()
         pumps = [
             asyncio.create_task(self._pump(pipe, name))
@@ -482,7 +482,7 @@ class AgentProcess:
                 task.cancel()
             await asyncio.gather(prober, *pumps, return_exceptions=True)
             for pipe in pipes:
-                pipe.close()  # a pump cancelled before it ran never took it over
+                pipe.close()  # the one close of each, once no pump reads it
         if self.on_exit is not None:
             stopped = self._stop_requested.is_set()
             healthy = self._state is ProcessState.HEALTHY
@@ -508,26 +508,19 @@ class AgentProcess:
         self._set_state(ProcessState.CRASH_LOOP_BACK_OFF)
         return delay
 
-    async def _pump(self, pipe: IO[bytes], name: str) -> None:
-        # Chunks rather than readline(): one overlong line must not kill the reader.
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        protocol: Any = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
-        try:
-            pending = b""
-            while chunk := await reader.read(_READ_CHUNK):
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    self.logs.append(name, _decode(raw))
-                while len(pending) > _MAX_LINE:
-                    self.logs.append(name, _decode(pending[:_MAX_LINE]))
-                    pending = pending[_MAX_LINE:]
-            if pending:
-                self.logs.append(name, _decode(pending))
-        finally:
-            transport.close()
+    async def _pump(self, pipe: PipeReader, name: str) -> None:
+        # Chunks rather than lines: one overlong line must not kill the reader.
+        pending = b""
+        while chunk := await pipe.read(_READ_CHUNK):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                self.logs.append(name, _decode(raw))
+            while len(pending) > _MAX_LINE:
+                self.logs.append(name, _decode(pending[:_MAX_LINE]))
+                pending = pending[_MAX_LINE:]
+        if pending:
+            self.logs.append(name, _decode(pending))
 
     # -- health --------------------------------------------------------------------------
 
@@ -664,17 +657,6 @@ class ProcessTable:
     def processes(self) -> list[AgentProcess]:
         """Every process in the table, FAILED ones included."""
         return list(self._processes.values())
-
-
-async def _read_until_eof(pipe: IO[bytes]) -> bytes:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    protocol: Any = asyncio.StreamReaderProtocol(reader)
-    transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
-    try:
-        return await reader.read()
-    finally:
-        transport.close()
 
 
 async def _reap(process: asyncio.subprocess.Process) -> int:
