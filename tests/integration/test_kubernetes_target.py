@@ -181,6 +181,38 @@ def test_nothing_changed_makes_zero_writes_and_one_change_writes_one_agent(
     run(upstream, tmp_path, kubeconfig, scenario)
 
 
+def test_a_new_prompt_replaces_its_agents_config_map_and_leaves_the_others(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    # "beta" and "beta-two": one name starts the other's, so a prefix match would mix them.
+    seed(upstream, "beta", "beta-two")
+
+    def config_maps(client: KubeClient) -> dict[str, list[str]]:
+        owned = client.list(
+            "v1", "ConfigMap", PRODUCTION_NS, "app.kubernetes.io/managed-by=shipyard"
+        )
+        by_agent: dict[str, list[str]] = {}
+        for item in owned:
+            agent = item["metadata"]["labels"]["shipyard.dev/agent"]
+            by_agent.setdefault(agent, []).append(item["metadata"]["name"])
+        return by_agent
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        before = config_maps(target.client)
+        assert sorted(before) == ["beta", "beta-two"]
+        assert all(len(names) == 1 for names in before.values()), before
+        upstream.commit({"agents/beta.yaml": manifest("beta", 0.7)}, branch="main")
+        upstream.push("main")
+        await sync(controller)
+        after = config_maps(target.client)
+        assert after["beta-two"] == before["beta-two"]
+        assert len(after["beta"]) == 1, after
+        assert after["beta"] != before["beta"], (before, after)
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
 def test_merge_updates_production_and_deletes_the_preview_namespace(
     upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
 ) -> None:
