@@ -21,6 +21,7 @@ from controller.reconciler.controller import Controller
 from controller.source.mirror import Mirror
 from controller.store.records import RolloutResult
 from controller.store.sqlite import Store
+from controller.targets.kubernetes import errors
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
@@ -363,3 +364,31 @@ def test_a_hanging_request_times_out_and_is_retried(kubeconfig: Path, fake: Fake
     # only after its 3 s, so a second GET is in the log only if the client gave up on
     # the first and asked again; a client that waited it out made one request.
     wait_for(lambda: len(fake.requests.matching("GET", path)) >= 2, what="the hung attempt")
+
+
+def test_apply_is_a_forced_server_side_apply_of_exactly_the_object(
+    kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    client = KubeClient.from_config(str(kubeconfig))
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default", "labels": {"a": "b"}},
+        "data": {"prompt": 'You are ünïcode: "quoted"\nand multi-line.'},
+    }
+    applied = client.apply(config_map)
+    assert applied["data"] == config_map["data"]
+    (request,) = fake.requests.matching(method="PATCH", path="/configmaps/settings$")
+    assert request.content_type == "application/apply-patch+yaml"
+    assert request.params["fieldManager"] == "shipyard"
+    assert request.params["force"].lower() == "true"
+    stored = fake.get_object("v1", "configmaps", "settings", "default")
+    assert stored is not None
+    assert stored["data"] == config_map["data"]
+    assert stored["metadata"]["labels"] == {"a": "b"}
+    assert [m["manager"] for m in stored["metadata"]["managedFields"]] == ["shipyard"]
+
+    nameless = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "default"}}
+    with pytest.raises(errors.Invalid, match=r"without metadata\.name"):
+        client.apply(nameless)
+    assert len(fake.requests.matching(method="PATCH")) == 1

@@ -126,12 +126,18 @@ class KubeClient:
         main one's applies must leave alone, such as a canary's weight)."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
         self._declared(resource, "patch")
-        namespace = obj["metadata"].get("namespace")
+        name, namespace = obj["metadata"].get("name"), obj["metadata"].get("namespace")
+        if not name:
+            raise errors.Invalid(f"cannot apply a {obj['kind']} without metadata.name")
+        # Serialized here, once: given a dict, the official client walks it to sanitize
+        # it before its own json.dumps; given text it sends it as it is (JSON is YAML).
+        body = json.dumps(obj, separators=(",", ":"))
         result = self._retrying(
             "patch",
             lambda: self._dynamic.server_side_apply(
                 resource,
-                body=obj,
+                body=body,
+                name=name,
                 namespace=namespace,
                 field_manager=field_manager,
                 force_conflicts=force,
