@@ -15,6 +15,7 @@ A path here is the chain of field names from the object root, list items skipped
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -64,6 +65,38 @@ def _meta_rule(path: FieldNames) -> ListRule | None:
     return None
 
 
+# Every walk of an object asks for the rule of each list it meets, at every write.
+@functools.lru_cache(maxsize=4096)
+def _builtin_list_rule(kind: str, path: FieldNames) -> ListRule:
+    meta = _meta_rule(path)
+    if meta is not None:
+        return meta
+    last = path[-1] if path else ""
+    if last in _CONTAINER_LISTS:
+        return _map("name")
+    if last == "ports":
+        if kind == "Service" and path == ("spec", "ports"):
+            return _map("port", "protocol", defaults=_TCP)
+        if _CONTAINER_LISTS & set(path[:-1]):
+            return _map("containerPort", "protocol", defaults=_TCP)
+        return ATOMIC
+    simple = {
+        "env": "name",
+        "volumes": "name",
+        "imagePullSecrets": "name",
+        "resourceClaims": "name",
+        "volumeMounts": "mountPath",
+        "volumeDevices": "devicePath",
+        "conditions": "type",
+        "hostAliases": "ip",
+    }
+    if last in simple:
+        return _map(simple[last])
+    if last == "topologySpreadConstraints":
+        return _map("topologyKey", "whenUnsatisfiable")
+    return ATOMIC
+
+
 @dataclass(frozen=True)
 class BuiltinSchema:
     """The keys Kubernetes' Go types declare, for the built-in kinds the fake serves."""
@@ -71,33 +104,7 @@ class BuiltinSchema:
     kind: str
 
     def list_rule(self, path: FieldNames) -> ListRule:
-        meta = _meta_rule(path)
-        if meta is not None:
-            return meta
-        last = path[-1] if path else ""
-        if last in _CONTAINER_LISTS:
-            return _map("name")
-        if last == "ports":
-            if self.kind == "Service" and path == ("spec", "ports"):
-                return _map("port", "protocol", defaults=_TCP)
-            if _CONTAINER_LISTS & set(path[:-1]):
-                return _map("containerPort", "protocol", defaults=_TCP)
-            return ATOMIC
-        simple = {
-            "env": "name",
-            "volumes": "name",
-            "imagePullSecrets": "name",
-            "resourceClaims": "name",
-            "volumeMounts": "mountPath",
-            "volumeDevices": "devicePath",
-            "conditions": "type",
-            "hostAliases": "ip",
-        }
-        if last in simple:
-            return _map(simple[last])
-        if last == "topologySpreadConstraints":
-            return _map("topologyKey", "whenUnsatisfiable")
-        return ATOMIC
+        return _builtin_list_rule(self.kind, path)
 
     def atomic_map(self, path: FieldNames) -> bool:
         return bool(path) and (path[-1] in _ATOMIC_MAPS or path[-1] in _ATOMIC_STRUCTS)

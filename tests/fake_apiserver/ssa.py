@@ -169,7 +169,10 @@ def field_set(obj: Json, schema: Schema) -> frozenset[fp.Path]:
 
 def _walk_map(m: Json, names: Names, path: fp.Path, schema: Schema, out: set[fp.Path]) -> None:
     for k, v in m.items():
-        _walk_value(v, (*names, k), (*path, fp.field(k)), schema, out)
+        if isinstance(v, dict | list):
+            _walk_value(v, (*names, k), (*path, fp.field(k)), schema, out)
+        else:  # a leaf, as most fields are: no call, no names to build
+            out.add((*path, ("f", k)))
 
 
 def _walk_value(v: Any, names: Names, path: fp.Path, schema: Schema, out: set[fp.Path]) -> None:
@@ -216,9 +219,12 @@ def _cmp_map(
     removed: set[fp.Path],
 ) -> None:
     for k in {**a, **b}:
+        old, new = a.get(k, _MISSING), b.get(k, _MISSING)
+        if old is new or old == new:
+            continue  # what `_cmp` would conclude, without building the paths first
         _cmp(
-            a.get(k, _MISSING),
-            b.get(k, _MISSING),
+            old,
+            new,
             (*names, k),
             (*path, fp.field(k)),
             schema,
