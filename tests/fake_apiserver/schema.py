@@ -189,13 +189,16 @@ def key_of(item: Any, rule: ListRule) -> tuple[tuple[str, Any], ...] | None:
     """The key of a map-list item, defaults filled in; None when a key field is missing."""
     if not isinstance(item, dict):
         return None
-    defaults = dict(rule.key_defaults)
     key = []
     for name in rule.keys:
         if name in item:
             key.append((name, item[name]))
-        elif name in defaults:
-            key.append((name, defaults[name]))
-        else:
+            continue
+        default = next((value for field, value in rule.key_defaults if field == name), _NONE)
+        if default is _NONE:
             return None
+        key.append((name, default))
     return tuple(key)
+
+
+_NONE: Any = object()  # no default for a key field (None itself could be one)

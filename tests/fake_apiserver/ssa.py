@@ -183,13 +183,17 @@ def _walk_value(v: Any, names: Names, path: fp.Path, schema: Schema, out: set[fp
             _walk_map(v, names, path, schema, out)
     elif isinstance(v, list):
         rule = schema.list_rule(names)
-        if rule.type == "atomic" or not _keyed(v, rule):
+        if rule.type == "atomic":
             out.add(path)
         elif rule.type == "set":
             out.update((*path, fp.value(item)) for item in v)
         else:
-            for item in v:
-                item_path = (*path, fp.key(key_of(item, rule) or ()))
+            keys = [key_of(item, rule) for item in v]  # once each, not once to check too
+            if any(k is None for k in keys):
+                out.add(path)
+                return
+            for item, item_key in zip(v, keys, strict=True):
+                item_path = (*path, fp.key(item_key or ()))
                 out.add(item_path)
                 _walk_map(item, names, item_path, schema, out)
     else:
