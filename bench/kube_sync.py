@@ -18,7 +18,9 @@ bare loop of `KubeClient.apply` (the official client's server-side apply), one a
 and from a pool as large as the target's. It prints (a)'s cost per write as a ratio of
 each bare loop's (goal ≤ 1.2 against the pool of the same size) and (a)'s wall time
 (goal ≤ 4 s). The `failed` column counts rollouts that did not end Healthy: every
-version here is healthy, so any is a false failure.
+version here is healthy, so any is a false failure. Beside this process's CPU it prints
+the fake's (`fake cpu`, read from /proc), for each step and each bare loop: on a small
+machine the two processes' CPU, not the network, is what a sync's wall time is made of.
 
 `--previews N` adds N branches (each a preview of every agent) after (a) and prints this
 process's resident memory (the controller's: the fake runs elsewhere, and this mode
