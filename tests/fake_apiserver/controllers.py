@@ -109,7 +109,26 @@ class Loop:
                 log.exception("fake apiserver controller callback failed")
 
 
+# Stored objects are never changed in place, so a stored template hashes the same every
+# time it is reconciled; keyed by identity, holding the template so its id stays its own.
+_hashes: dict[int, tuple[Any, str]] = {}
+_hashes_lock = threading.Lock()
+
+
 def template_hash(template: Any) -> str:
+    cached = _hashes.get(id(template))
+    if cached is not None and cached[0] is template:
+        return cached[1]
+    result = _template_hash(template)
+    if isinstance(template, dict):
+        with _hashes_lock:
+            if len(_hashes) > 10_000:
+                _hashes.clear()
+            _hashes[id(template)] = (template, result)
+    return result
+
+
+def _template_hash(template: Any) -> str:
     digest = hashlib.sha256(
         json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
     ).digest()

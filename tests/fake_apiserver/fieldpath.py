@@ -32,6 +32,18 @@ def field(name: str) -> PathElement:
 
 
 def key(pairs: Iterable[tuple[str, Any]]) -> PathElement:
+    if isinstance(pairs, tuple):
+        try:
+            return _key_of_pairs(pairs)
+        except TypeError:  # a key value that is itself a map or list: not hashable
+            pass
+    return ("k", _canonical(dict(pairs)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _key_of_pairs(pairs: tuple[tuple[str, Any], ...]) -> PathElement:
+    # Every walk of a keyed list asks for its items' keys again: a container's
+    # `{"name":"app"}` is rendered once, not once per comparison.
     return ("k", _canonical(dict(pairs)))
 
 
@@ -60,12 +72,12 @@ def to_string(path: Path) -> str:
     return "".join(out)
 
 
-class _Node:
-    __slots__ = ("children", "member")
+# Marks, among a node's children in `_build`'s tree, that the node itself is in the set.
+_MEMBER: PathElement = ("", "")
 
-    def __init__(self) -> None:
-        self.children: dict[PathElement, _Node] = {}
-        self.member = False
+
+def _order(element: PathElement) -> tuple[int, str]:
+    return (_RANK[element[0]], element[1])
 
 
 @functools.lru_cache(maxsize=8192)
@@ -73,27 +85,59 @@ def _encoded(paths: FieldSet) -> Json:
     return _build(paths)
 
 
+# Both directions by identity, as `_decoded` below: a field set decoded from a stored
+# tree, or kept unchanged by a write, encodes to that very tree without building it
+# again; a tree built here decodes to its set without walking it. Each entry holds its
+# key's object, so an id cannot be reused while cached.
+_trees: dict[int, tuple[FieldSet, Json]] = {}
+
+
 def to_fields_v1(paths: Iterable[Path]) -> Json:
     """The fieldsV1 tree of a field set. Shared between objects: never mutate it."""
-    return _encoded(frozenset(paths))
+    fields = paths if isinstance(paths, frozenset) else frozenset(paths)
+    cached = _trees.get(id(fields))
+    if cached is not None and cached[0] is fields:
+        return cached[1]
+    tree = _encoded(fields)
+    _remember(fields, tree)
+    return tree
+
+
+def _remember(fields: FieldSet, tree: Json) -> None:
+    with _decoded_lock:
+        if len(_trees) > 50_000:
+            _trees.clear()
+        if len(_decoded) > 50_000:
+            _decoded.clear()
+        _trees[id(fields)] = (fields, tree)
+        _decoded.setdefault(id(tree), (tree, fields))
 
 
 def _build(paths: Iterable[Path]) -> Json:
-    root = _Node()
+    # Plain nested dicts, not node objects: every object's first write builds one (the
+    # uid in its ownerReferences makes each set unique), so this is on every create.
+    root: dict[PathElement, Any] = {}
     for path in paths:
         node = root
         for element in path:
-            node = node.children.setdefault(element, _Node())
-        node.member = True
+            child = node.get(element)
+            if child is None:
+                child = node[element] = {}
+            node = child
+        node[_MEMBER] = True
     return _render(root)
 
 
-def _render(node: _Node) -> Json:
+def _render(node: dict[PathElement, Any]) -> Json:
     out: Json = {}
-    if node.member and node.children:
+    member = _MEMBER in node
+    if member and len(node) > 1:
         out["."] = {}
-    for element in sorted(node.children, key=lambda e: (_RANK[e[0]], e[1])):
-        out[f"{element[0]}:{element[1]}"] = _render(node.children[element])
+    children = [element for element in node if element is not _MEMBER]
+    if len(children) > 1:
+        children.sort(key=_order)
+    for element in children:
+        out[f"{element[0]}:{element[1]}"] = _render(node[element])
     return out
 
 
@@ -111,10 +155,8 @@ def from_fields_v1(fields: Any) -> FieldSet:
     if isinstance(fields, dict):
         _collect(fields, (), result)
     decoded = frozenset(result)
-    with _decoded_lock:
-        if len(_decoded) > 50_000:
-            _decoded.clear()
-        _decoded[id(fields)] = (fields, decoded)
+    if isinstance(fields, dict):
+        _remember(decoded, fields)
     return decoded
 
 

@@ -12,6 +12,7 @@ Shipyard writes and reads.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,14 +87,24 @@ def _walk(type_name: str, value: Any, path: str, smd: str, found: list[tuple[str
         for key, item in value.items():
             _walk(inner, item, f"{path}[{key}]", f"{smd}.{key}", found)
         return
-    model = getattr(models, type_name, None)
-    if model is None or not isinstance(value, dict):
+    declared = _declared(type_name)
+    if declared is None or not isinstance(value, dict):
         return
-    declared = {json_name: python for python, json_name in model.attribute_map.items()}
     for key in list(value):
         child = f"{path}.{key}" if path else key
         if key not in declared:
             found.append((child, f"{smd}.{key}"))
             del value[key]
             continue
-        _walk(model.openapi_types[declared[key]], value[key], child, f"{smd}.{key}", found)
+        _walk(declared[key], value[key], child, f"{smd}.{key}", found)
+
+
+@functools.lru_cache(maxsize=1024)
+def _declared(type_name: str) -> dict[str, str] | None:
+    """A model's fields by JSON name, each with its type's name; None for no model."""
+    model = getattr(models, type_name, None)
+    if model is None:
+        return None
+    return {
+        json_name: model.openapi_types[python] for python, json_name in model.attribute_map.items()
+    }

@@ -17,8 +17,10 @@ controllers (with manager `kube-controller-manager`).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,7 +78,13 @@ _INITIAL_STATUS: dict[str, Json] = {
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Every write asks (timestamps and managedFields); formatting once a second is enough.
+    return _formatted_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=4)
+def _formatted_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

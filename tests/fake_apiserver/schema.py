@@ -15,6 +15,7 @@ A path here is the chain of field names from the object root, list items skipped
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -64,6 +65,38 @@ def _meta_rule(path: FieldNames) -> ListRule | None:
     return None
 
 
+# Every walk of an object asks for the rule of each list it meets, at every write.
+@functools.lru_cache(maxsize=4096)
+def _builtin_list_rule(kind: str, path: FieldNames) -> ListRule:
+    meta = _meta_rule(path)
+    if meta is not None:
+        return meta
+    last = path[-1] if path else ""
+    if last in _CONTAINER_LISTS:
+        return _map("name")
+    if last == "ports":
+        if kind == "Service" and path == ("spec", "ports"):
+            return _map("port", "protocol", defaults=_TCP)
+        if _CONTAINER_LISTS & set(path[:-1]):
+            return _map("containerPort", "protocol", defaults=_TCP)
+        return ATOMIC
+    simple = {
+        "env": "name",
+        "volumes": "name",
+        "imagePullSecrets": "name",
+        "resourceClaims": "name",
+        "volumeMounts": "mountPath",
+        "volumeDevices": "devicePath",
+        "conditions": "type",
+        "hostAliases": "ip",
+    }
+    if last in simple:
+        return _map(simple[last])
+    if last == "topologySpreadConstraints":
+        return _map("topologyKey", "whenUnsatisfiable")
+    return ATOMIC
+
+
 @dataclass(frozen=True)
 class BuiltinSchema:
     """The keys Kubernetes' Go types declare, for the built-in kinds the fake serves."""
@@ -71,33 +104,7 @@ class BuiltinSchema:
     kind: str
 
     def list_rule(self, path: FieldNames) -> ListRule:
-        meta = _meta_rule(path)
-        if meta is not None:
-            return meta
-        last = path[-1] if path else ""
-        if last in _CONTAINER_LISTS:
-            return _map("name")
-        if last == "ports":
-            if self.kind == "Service" and path == ("spec", "ports"):
-                return _map("port", "protocol", defaults=_TCP)
-            if _CONTAINER_LISTS & set(path[:-1]):
-                return _map("containerPort", "protocol", defaults=_TCP)
-            return ATOMIC
-        simple = {
-            "env": "name",
-            "volumes": "name",
-            "imagePullSecrets": "name",
-            "resourceClaims": "name",
-            "volumeMounts": "mountPath",
-            "volumeDevices": "devicePath",
-            "conditions": "type",
-            "hostAliases": "ip",
-        }
-        if last in simple:
-            return _map(simple[last])
-        if last == "topologySpreadConstraints":
-            return _map("topologyKey", "whenUnsatisfiable")
-        return ATOMIC
+        return _builtin_list_rule(self.kind, path)
 
     def atomic_map(self, path: FieldNames) -> bool:
         return bool(path) and (path[-1] in _ATOMIC_MAPS or path[-1] in _ATOMIC_STRUCTS)
@@ -182,13 +189,16 @@ def key_of(item: Any, rule: ListRule) -> tuple[tuple[str, Any], ...] | None:
     """The key of a map-list item, defaults filled in; None when a key field is missing."""
     if not isinstance(item, dict):
         return None
-    defaults = dict(rule.key_defaults)
     key = []
     for name in rule.keys:
         if name in item:
             key.append((name, item[name]))
-        elif name in defaults:
-            key.append((name, defaults[name]))
-        else:
+            continue
+        default = next((value for field, value in rule.key_defaults if field == name), _NONE)
+        if default is _NONE:
             return None
+        key.append((name, default))
     return tuple(key)
+
+
+_NONE: Any = object()  # no default for a key field (None itself could be one)

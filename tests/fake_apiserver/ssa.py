@@ -169,7 +169,10 @@ def field_set(obj: Json, schema: Schema) -> frozenset[fp.Path]:
 
 def _walk_map(m: Json, names: Names, path: fp.Path, schema: Schema, out: set[fp.Path]) -> None:
     for k, v in m.items():
-        _walk_value(v, (*names, k), (*path, fp.field(k)), schema, out)
+        if isinstance(v, dict | list):
+            _walk_value(v, (*names, k), (*path, fp.field(k)), schema, out)
+        else:  # a leaf, as most fields are: no call, no names to build
+            out.add((*path, ("f", k)))
 
 
 def _walk_value(v: Any, names: Names, path: fp.Path, schema: Schema, out: set[fp.Path]) -> None:
@@ -180,13 +183,17 @@ def _walk_value(v: Any, names: Names, path: fp.Path, schema: Schema, out: set[fp
             _walk_map(v, names, path, schema, out)
     elif isinstance(v, list):
         rule = schema.list_rule(names)
-        if rule.type == "atomic" or not _keyed(v, rule):
+        if rule.type == "atomic":
             out.add(path)
         elif rule.type == "set":
             out.update((*path, fp.value(item)) for item in v)
         else:
-            for item in v:
-                item_path = (*path, fp.key(key_of(item, rule) or ()))
+            keys = [key_of(item, rule) for item in v]  # once each, not once to check too
+            if any(k is None for k in keys):
+                out.add(path)
+                return
+            for item, item_key in zip(v, keys, strict=True):
+                item_path = (*path, fp.key(item_key or ()))
                 out.add(item_path)
                 _walk_map(item, names, item_path, schema, out)
     else:
@@ -216,9 +223,12 @@ def _cmp_map(
     removed: set[fp.Path],
 ) -> None:
     for k in {**a, **b}:
+        old, new = a.get(k, _MISSING), b.get(k, _MISSING)
+        if old is new or old == new:
+            continue  # what `_cmp` would conclude, without building the paths first
         _cmp(
-            a.get(k, _MISSING),
-            b.get(k, _MISSING),
+            old,
+            new,
             (*names, k),
             (*path, fp.field(k)),
             schema,
@@ -243,6 +253,10 @@ def _cmp(
         return
     if b is _MISSING:
         _walk_value(a, names, path, schema, removed)
+        return
+    if a is b or a == b:
+        # Equal subtrees differ nowhere; a controller's write shares most of them with
+        # the stored object, so most comparisons end here instead of walking them.
         return
     if isinstance(a, dict) and isinstance(b, dict) and not schema.atomic_map(names):
         if not a and not b:
@@ -478,8 +492,7 @@ def apply(
         overlap = entry.fields & diff.changed
         if overlap and not force:
             conflicts.extend((entry.printed(), fp.to_string(p)) for p in overlap)
-        fields = entry.fields - overlap - diff.removed
-        updated.append(replace(entry, fields=fields))
+        updated.append(_without(entry, overlap | diff.removed))
     if conflicts:
         raise errors.apply_conflict(sorted(conflicts))
 
@@ -489,8 +502,11 @@ def apply(
     remove(merged, stale, others | applied, schema, prune_empty)
 
     changed = bool(diff.changed or diff.removed or stale) or applied != previous_fields
-    time = now if changed or previous is None else previous.time
-    mine = Entry(manager, "Apply", api_version, time, subresource, applied)
+    if previous is not None and not changed:
+        # The very field set again, so it encodes to the stored tree without a rebuild.
+        mine = Entry(manager, "Apply", api_version, previous.time, subresource, previous.fields)
+    else:
+        mine = Entry(manager, "Apply", api_version, now, subresource, applied)
     final = [e for e in updated if e.fields]
     if mine.fields:
         final.append(mine)
@@ -520,17 +536,29 @@ def update(
     me = (manager, "Update", subresource)
     result: list[Entry] = []
     mine: Entry | None = None
+    touched = diff.changed | diff.removed
     for entry in current:
         if entry.identity == me:
             mine = entry
             continue
-        fields = entry.fields - diff.changed - diff.removed
-        if fields:
-            result.append(replace(entry, fields=fields))
-    if mine is not None or diff.changed:
+        kept = _without(entry, touched)
+        if kept.fields:
+            result.append(kept)
+    if mine is not None and not diff.changed and mine.fields.isdisjoint(diff.removed):
+        # Unchanged: the stored field set itself, so its tree is reused, not rebuilt.
+        if mine.fields:
+            result.append(replace(mine, api_version=api_version))
+    elif mine is not None or diff.changed:
         old = mine.fields if mine else frozenset()
         fields = (old - diff.removed) | diff.changed
         time = now if diff.changed or mine is None else mine.time
         if fields:
             result.append(Entry(manager, "Update", api_version, time, subresource, fields))
     return encode(result)
+
+
+def _without(entry: Entry, paths: frozenset[fp.Path]) -> Entry:
+    """`entry` owning none of `paths`: the same entry (and field set) when it owned none."""
+    if entry.fields.isdisjoint(paths):
+        return entry
+    return replace(entry, fields=entry.fields - paths)

@@ -17,6 +17,7 @@ import pytest
 from controller.reconciler import kube_workloads
 from controller.reconciler.controller import Controller
 from controller.store.records import RolloutResult
+from controller.targets.kubernetes import errors
 from controller.targets.kubernetes.client import KubeClient
 from controller.targets.kubernetes.leader import LeaderElection
 from controller.targets.kubernetes.target import KubernetesTarget
@@ -153,6 +154,38 @@ def test_nothing_changed_makes_zero_writes_and_one_change_writes_one_agent(
         assert writes, "the change was not applied"
         assert all("/beta" in w or "beta-config-" in w for w in writes), writes
         assert version_of(fake, PRODUCTION_NS, "beta") == target.running(naming.PRODUCTION)["beta"]
+
+    run(upstream, tmp_path, kubeconfig, scenario)
+
+
+def test_a_new_prompt_replaces_its_agents_config_map_and_leaves_the_others(
+    upstream: Upstream, tmp_path: Path, kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    # "beta" and "beta-two": one name starts the other's, so a prefix match would mix them.
+    seed(upstream, "beta", "beta-two")
+
+    def config_maps(client: KubeClient) -> dict[str, list[str]]:
+        owned = client.list(
+            "v1", "ConfigMap", PRODUCTION_NS, "app.kubernetes.io/managed-by=shipyard"
+        )
+        by_agent: dict[str, list[str]] = {}
+        for item in owned:
+            agent = item["metadata"]["labels"]["shipyard.dev/agent"]
+            by_agent.setdefault(agent, []).append(item["metadata"]["name"])
+        return by_agent
+
+    async def scenario(controller: Controller, target: KubernetesTarget) -> None:
+        await sync(controller)
+        before = config_maps(target.client)
+        assert sorted(before) == ["beta", "beta-two"]
+        assert all(len(names) == 1 for names in before.values()), before
+        upstream.commit({"agents/beta.yaml": manifest("beta", 0.7)}, branch="main")
+        upstream.push("main")
+        await sync(controller)
+        after = config_maps(target.client)
+        assert after["beta-two"] == before["beta-two"]
+        assert len(after["beta"]) == 1, after
+        assert after["beta"] != before["beta"], (before, after)
 
     run(upstream, tmp_path, kubeconfig, scenario)
 
@@ -303,3 +336,31 @@ def test_a_hanging_request_times_out_and_is_retried(kubeconfig: Path, fake: Fake
     # only after its 3 s, so a second GET is in the log only if the client gave up on
     # the first and asked again; a client that waited it out made one request.
     wait_for(lambda: len(fake.requests.matching("GET", path)) >= 2, what="the hung attempt")
+
+
+def test_apply_is_a_forced_server_side_apply_of_exactly_the_object(
+    kubeconfig: Path, fake: FakeApiServer
+) -> None:
+    client = KubeClient.from_config(str(kubeconfig))
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default", "labels": {"a": "b"}},
+        "data": {"prompt": 'You are ünïcode: "quoted"\nand multi-line.'},
+    }
+    applied = client.apply(config_map)
+    assert applied["data"] == config_map["data"]
+    (request,) = fake.requests.matching(method="PATCH", path="/configmaps/settings$")
+    assert request.content_type == "application/apply-patch+yaml"
+    assert request.params["fieldManager"] == "shipyard"
+    assert request.params["force"].lower() == "true"
+    stored = fake.get_object("v1", "configmaps", "settings", "default")
+    assert stored is not None
+    assert stored["data"] == config_map["data"]
+    assert stored["metadata"]["labels"] == {"a": "b"}
+    assert [m["manager"] for m in stored["metadata"]["managedFields"]] == ["shipyard"]
+
+    nameless = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "default"}}
+    with pytest.raises(errors.Invalid, match=r"without metadata\.name"):
+        client.apply(nameless)
+    assert len(fake.requests.matching(method="PATCH")) == 1

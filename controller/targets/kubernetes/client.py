@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import os
 import random
 import socket
@@ -36,6 +37,7 @@ from controller.targets.kubernetes import errors, permissions
 FIELD_MANAGER = "shipyard"
 WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
 CONNECTIONS = 32
+TOKEN_CHECK_INTERVAL = 1.0  # seconds between checks that the bearer token is still fresh
 T = TypeVar("T")
 KubeObject = dict[str, Any]
 KubeObjects = list[KubeObject]
@@ -89,6 +91,13 @@ class KubeClient:
         configuration.connection_pool_maxsize = max(
             configuration.connection_pool_maxsize or 0, CONNECTIONS
         )
+        # The loaders' token hook runs before every request and re-runs their whole
+        # `_set_config`, whose `host` assignment re-reads the proxy environment: a sixth
+        # of the client's CPU per write. Tokens are renewed minutes before they expire
+        # (5 for a kubeconfig's, 1 for the in-cluster file), so once a second is as good.
+        hook = configuration.refresh_api_key_hook
+        if hook is not None:
+            configuration.refresh_api_key_hook = _ThrottledHook(TOKEN_CHECK_INTERVAL, hook)
         # Leader election builds its own API objects from the default configuration.
         k8s.Configuration.set_default(configuration)
         return cls(k8s.ApiClient(configuration))
@@ -117,12 +126,18 @@ class KubeClient:
         main one's applies must leave alone, such as a canary's weight)."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
         self._declared(resource, "patch")
-        namespace = obj["metadata"].get("namespace")
+        name, namespace = obj["metadata"].get("name"), obj["metadata"].get("namespace")
+        if not name:
+            raise errors.Invalid(f"cannot apply a {obj['kind']} without metadata.name")
+        # Serialized here, once: given a dict, the official client walks it to sanitize
+        # it before its own json.dumps; given text it sends it as it is (JSON is YAML).
+        body = json.dumps(obj, separators=(",", ":"))
         result = self._retrying(
             "patch",
             lambda: self._dynamic.server_side_apply(
                 resource,
-                body=obj,
+                body=body,
+                name=name,
                 namespace=namespace,
                 field_manager=field_manager,
                 force_conflicts=force,
@@ -406,6 +421,35 @@ class WatchStream:
 
     def stop(self) -> None:
         self._watcher.stop()
+
+
+class _ThrottledHook:
+    """A configuration's token hook, skipped when it last ran under `seconds` ago.
+
+    The kubeconfig loader's hook installs itself again each time it runs; it is wrapped
+    again then, so the throttle stays in place."""
+
+    def __init__(self, seconds: float, hook: Callable[[k8s.Configuration], None]) -> None:
+        self.seconds = seconds
+        self.hook = hook
+        self._lock = threading.Lock()
+        self._last_run = -math.inf
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ThrottledHook:
+        # The official client copies configurations (`get_default_copy`); a lock cannot be.
+        return _ThrottledHook(self.seconds, self.hook)
+
+    def __call__(self, configuration: k8s.Configuration) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_run < self.seconds:
+                return
+            self.hook(configuration)  # a failure is tried again by the next request
+            self._last_run = now
+            installed = configuration.refresh_api_key_hook
+            if installed is not self and installed is not None:
+                self.hook = installed
+                configuration.refresh_api_key_hook = self
 
 
 def _raw(client: Any, data: Any) -> Any:

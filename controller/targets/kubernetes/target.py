@@ -70,6 +70,7 @@ _VANISHED = object()
 # Applies in flight at once: past ~8 the fake API server (and a small real one) is the
 # bottleneck and more threads only add GIL contention (bench/kube_sync.py).
 APPLY_WORKERS = 8
+NAMESPACE_STAMPS = 1024  # namespace objects whose stamped copies are kept (per-environment)
 T = TypeVar("T")
 
 
@@ -108,12 +109,48 @@ class _Environment:
     generations: dict[str, int] = field(default_factory=dict)  # deployment → ours
     uids: dict[str, str] = field(default_factory=dict)  # deployment → its uid as we know it
     commits: dict[str, str] = field(default_factory=dict)  # agent → commit it runs from
+    # The ConfigMap names in `live` by each `P` they start `P-config-` with: one rollout's
+    # prune looks its agent's up instead of scanning every object of the environment.
+    config_maps: dict[str, set[str]] = field(default_factory=dict)
+
+    def remember(self, key: tuple[str, str], digest: str) -> None:
+        self.live[key] = digest
+        if key[0] == "ConfigMap":
+            for prefix in _config_map_prefixes(key[1]):
+                self.config_maps.setdefault(prefix, set()).add(key[1])
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.live.pop(key, None)
+        if key[0] == "ConfigMap":
+            for prefix in _config_map_prefixes(key[1]):
+                self.config_maps.get(prefix, set()).discard(key[1])
+
+    def replace_live(self, live: dict[tuple[str, str], str]) -> None:
+        self.live = live
+        self.config_maps = {}
+        for kind, name in live:
+            if kind == "ConfigMap":
+                for prefix in _config_map_prefixes(name):
+                    self.config_maps.setdefault(prefix, set()).add(name)
+
+
+def _config_map_prefixes(name: str) -> list[str]:
+    """Every `P` such that `name` starts with `P-config-`."""
+    marker = "-config-"
+    prefixes = []
+    at = name.find(marker)
+    while at != -1:
+        if at > 0:
+            prefixes.append(name[:at])
+        at = name.find(marker, at + 1)
+    return prefixes
 
 
 def stamped(obj: KubeObject) -> KubeObject:
     """`obj` with the hash of its own content as an annotation, to skip no-op applies."""
-    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-    copy = json.loads(json.dumps(obj))
+    text = json.dumps(obj, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    copy = json.loads(text)
     copy["metadata"].setdefault("annotations", {})[HASH] = digest
     return copy  # type: ignore[no-any-return]
 
@@ -136,6 +173,7 @@ class KubernetesTarget:
         # enough for a registry hiccup to clear, short next to a progress deadline.
         self.crash_grace = crash_grace
         self._environments: dict[str, _Environment] = {}
+        self._namespace_stamps: dict[int, tuple[KubeObject, KubeObject]] = {}
         self._last_good: dict[tuple[str, str], KubeRequest] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._deployments: informer.Informer | None = None
@@ -210,7 +248,7 @@ class KubernetesTarget:
             self.drift.append((environment, agent, "Deployment deleted"))
         # Namespace-level objects are not listed here; keep what we know of them.
         kept = {key: value for key, value in state.live.items() if key[0] not in _AGENT_KIND_NAMES}
-        state.live = {**kept, **live}
+        state.replace_live({**kept, **live})
         state.running = running
 
     def take_drift(self) -> list[tuple[str, str, str]]:
@@ -402,7 +440,7 @@ class KubernetesTarget:
         name = canaries.canary_name(request.agent)
         if self._deployment_informer().get(request.namespace, name) is not None:
             self.client.delete("apps/v1", "Deployment", name, request.namespace)
-            self._environments[request.environment].live.pop(("Deployment", name), None)
+            self._environments[request.environment].forget(("Deployment", name))
 
     def _discard_canary(self, canary: _Canary, state: _Environment) -> None:
         """`_delete_canary` after a canary that never started; an API failure here must not
@@ -419,7 +457,7 @@ class KubernetesTarget:
             self.routes.end(canary.request.agent, canary.request.objects)
         self.weights.forget(canary.request.namespace, name)
         self.client.delete("apps/v1", "Deployment", name, canary.request.namespace)
-        state.live.pop(("Deployment", name), None)
+        state.forget(("Deployment", name))
         state.generations.pop(name, None)
         state.uids.pop(name, None)
         # Its ConfigMap, unless the stable version uses it now (after a promotion).
@@ -427,7 +465,7 @@ class KubernetesTarget:
         stable = self._last_good.get((canary.request.environment, canary.request.agent))
         if config is not None and stable is not None and _config_map(stable) != config:
             self.client.delete("v1", "ConfigMap", config, canary.request.namespace)
-            state.live.pop(("ConfigMap", config), None)
+            state.forget(("ConfigMap", config))
 
     def version_endpoint(
         self, environment: str, agent: str, version: str, *, canary: bool
@@ -457,16 +495,29 @@ class KubernetesTarget:
         return await loop.run_in_executor(self._writer, functools.partial(context.run, call, *args))
 
     def _apply(self, request: KubeRequest, state: _Environment) -> None:
-        for obj in (*request.namespace_objects, *request.objects):
-            desired = stamped(obj)
+        shared = [self._stamped_shared(obj) for obj in request.namespace_objects]
+        for desired in (*shared, *map(stamped, request.objects)):
             key = (desired["kind"], desired["metadata"]["name"])
             if state.live.get(key) == desired["metadata"]["annotations"][HASH]:
                 continue
             applied = self.client.apply(desired)
-            state.live[key] = desired["metadata"]["annotations"][HASH]
+            state.remember(key, desired["metadata"]["annotations"][HASH])
             if desired["kind"] == "Deployment":
                 state.generations[key[1]] = int(applied["metadata"].get("generation") or 0)
                 state.uids[key[1]] = _uid(applied)
+
+    def _stamped_shared(self, obj: KubeObject) -> KubeObject:
+        """`stamped(obj)` for a namespace object: the driver gives every agent of an
+        environment the same ones, so each is hashed and copied once, not once per agent.
+        Keyed by identity, holding `obj` so its id cannot be reused while cached."""
+        cached = self._namespace_stamps.get(id(obj))
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        desired = stamped(obj)
+        if len(self._namespace_stamps) >= NAMESPACE_STAMPS:
+            self._namespace_stamps.clear()
+        self._namespace_stamps[id(obj)] = (obj, desired)
+        return desired
 
     async def _wait_available(self, request: KubeRequest, deadline: float) -> tuple[bool, str]:
         name = next(o["metadata"]["name"] for o in request.objects if o["kind"] == "Deployment")
@@ -494,7 +545,7 @@ class KubernetesTarget:
                 self.drift.append(
                     (request.environment, request.agent, "Deployment deleted during its rollout")
                 )
-                state.live.pop(("Deployment", name), None)
+                state.forget(("Deployment", name))
                 await self._writing(self._apply, request, state)
                 unseen_since = loop.time()
                 continue
@@ -594,17 +645,13 @@ class KubernetesTarget:
         no list call; a ConfigMap left by a crash is found by the next thorough refresh.
         """
         current = _config_map(request)
-        prefix = f"{request.agent}-config-"
-        # Other agents' applies add to `live` from their threads meanwhile: iterate over a
-        # snapshot (taken in one step under the GIL), or the iteration may blow up.
-        stale = [
-            name
-            for kind, name in list(state.live)
-            if kind == "ConfigMap" and name.startswith(prefix) and name != current
-        ]
-        for name in stale:
-            self.client.delete("v1", "ConfigMap", name, request.namespace)
-            state.live.pop(("ConfigMap", name), None)
+        # Other agents' applies add to the index from their threads meanwhile: iterate over
+        # a snapshot (taken in one step under the GIL), or the iteration may blow up.
+        known = list(state.config_maps.get(request.agent, ()))
+        for name in sorted(known):
+            if name != current:
+                self.client.delete("v1", "ConfigMap", name, request.namespace)
+                state.forget(("ConfigMap", name))
 
     async def remove(self, environment: str, agent: str) -> None:
         state = self._environments.get(environment)
@@ -619,7 +666,7 @@ class KubernetesTarget:
         for api_version, kind in reversed(AGENT_KINDS):
             for item in self.client.list(api_version, kind, state.namespace, selector):
                 self.client.delete(api_version, kind, item["metadata"]["name"], state.namespace)
-                state.live.pop((kind, item["metadata"]["name"]), None)
+                state.forget((kind, item["metadata"]["name"]))
 
     async def teardown(self, environment: str) -> None:
         """Delete a preview's namespace (and with it everything in it)."""
