@@ -26,10 +26,11 @@ deferred work (`Tracing.flush`) so that its CPU counts in the round that caused 
 `--sample-ratio` (as `serve --trace-sample-ratio`) and `--record-sample-rate` (the
 manifest's `sampleRate`) show the two levers.
 
-`--served` puts each setup's router on the protocol `shipyard serve` runs (uvicorn's
-httptools parser with agent requests served below ASGI, controller/api/agent_protocol.py)
-in a process of its own, and drives it with `wrk` (the same 1 KiB POST, 8 connections);
-the figure is then the router process's CPU per request, from /proc.
+`--served` puts each setup's router on the protocol and event loop `shipyard serve` runs
+(uvicorn's httptools parser with agent requests served below ASGI,
+controller/api/agent_protocol.py; uvloop where installed) in a process of its own, and
+drives it with `wrk` (the same 1 KiB POST, 8 connections); the figure is then the router
+process's CPU per request, from /proc.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Any
 import uvicorn
 
 from controller.api import connections, proxy, recording, tracing
+from controller.cli import event_loop
 from controller.metrics.collector import Metrics
 from controller.specs import model
 from controller.store.recordings import Recordings
@@ -290,7 +292,8 @@ def serve_router(port: int, agent_port: int, setup: str, endpoint: str, ratios: 
             date_header=False,
             http=connections.protocol_with_header_timeout(60.0, app),
         )
-        asyncio.run(uvicorn.Server(config).serve())
+        # On the loop serve picks (uvloop where installed), as the router really runs.
+        event_loop.run(uvicorn.Server(config).serve())
 
 
 def cpu_seconds(pid: int) -> float:
