@@ -363,4 +363,7 @@ def test_apply_is_a_forced_server_side_apply_of_exactly_the_object(
     nameless = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "default"}}
     with pytest.raises(errors.Invalid, match=r"without metadata\.name"):
         client.apply(nameless)
+    homeless = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    with pytest.raises(errors.Invalid, match=r"ConfigMap x without a namespace"):
+        client.apply(homeless)
     assert len(fake.requests.matching(method="PATCH")) == 1

@@ -129,6 +129,8 @@ class KubeClient:
         name, namespace = obj["metadata"].get("name"), obj["metadata"].get("namespace")
         if not name:
             raise errors.Invalid(f"cannot apply a {obj['kind']} without metadata.name")
+        if resource.namespaced and not namespace:
+            raise errors.Invalid(f"cannot apply the {obj['kind']} {name} without a namespace")
         # Serialized here, once: given a dict, the official client walks it to sanitize
         # it before its own json.dumps; given text it sends it as it is (JSON is YAML).
         body = json.dumps(obj, separators=(",", ":"))
