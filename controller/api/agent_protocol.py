@@ -20,6 +20,7 @@ in charge, and this path only stands where uvicorn keeps its request cycle.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -124,6 +125,10 @@ class FastRequest:
         self.message_event = _NO_EVENT
         self.exchange = Exchange()
         self._reply: upstream_http.Reply | None = None
+        # Until the reply's head: what to drop if the client leaves first (an agent that
+        # never answers must not keep a connection per abandoned request).
+        self._sent_on: upstream_http.PooledConnection | None = None
+        self._task: asyncio.Task[None] | None = None
         self._started = False
         self._answered = False
         self._began = 0.0
@@ -156,7 +161,8 @@ class FastRequest:
         )
         if has_body:
             head += self.body
-        if not router.pool.send_idle(port, head, self._on_reply, host=address):
+        self._sent_on = router.pool.send_idle(port, head, self._on_reply, host=address)
+        if self._sent_on is None:
             self._spawn(self._connect_and_proxy(target, headers, has_body, body_length))
 
     def add_body(self, piece: bytes) -> None:
@@ -166,20 +172,28 @@ class FastRequest:
         self.disconnected = True
         if self._reply is not None:
             self._reply.abort()  # stop reading a stream nobody will receive
+        elif self._sent_on is not None:
+            self._sent_on.abort()  # no reply yet: nobody is left to wait for one
+        elif self._task is not None:
+            self._task.cancel()
 
     # serving ---------------------------------------------------------------------------
     def _on_reply(self, reply: upstream_http.Reply | upstream_http.UpstreamError) -> None:
-        if isinstance(reply, upstream_http.UpstreamTimeout):
-            self._not_answering(reply)
-            self._finish()
-            return
+        self._sent_on = None
         if isinstance(reply, upstream_http.UpstreamError):
-            # The agent closed the idle connection as it was reused: a fresh one, as
-            # `UpstreamPool.request` does (nothing of the request was answered).
             target, headers, has_body, body_length = forwarded(
                 self.scope, self.exchange.traceparent
             )
-            self._spawn(self._connect_and_proxy(target, headers, has_body, body_length))
+            if self.disconnected:
+                self._finish()
+            elif isinstance(reply, upstream_http.UpstreamTimeout) or has_body:
+                # Never sent twice: the agent may have taken it (as `UpstreamPool.request`,
+                # which retries only a request without a body).
+                self._not_answering(reply)
+                self._finish()
+            else:
+                # The agent closed the idle connection as it was reused: a fresh one.
+                self._spawn(self._connect_and_proxy(target, headers, has_body, body_length))
             return
         try:
             self._reply = reply
@@ -203,7 +217,7 @@ class FastRequest:
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         protocol = self.protocol
-        task = protocol.loop.create_task(work)
+        task = self._task = protocol.loop.create_task(work)
         task.add_done_callback(protocol.tasks.discard)
         protocol.tasks.add(task)
 
@@ -267,9 +281,13 @@ class FastRequest:
         )
 
     def _broken(self, error: upstream_http.UpstreamError) -> None:
-        """The agent failed after its reply began: the client's connection ends without
-        the reply's end (no last chunk, fewer bytes than its length), so it knows."""
+        """The agent failed during its reply: before anything reached the client, a 502 or
+        504 says so; after, the client's connection ends without the reply's end (no last
+        chunk, fewer bytes than its length), so it knows."""
         self.exchange.error = type(error).__qualname__
+        if not self._answered:
+            self._not_answering(error)
+            return
         self.keep_alive = False
         log.warning("agent %s in %s: %s", self.upstream.agent, self.upstream.environment, error)
 
@@ -342,6 +360,8 @@ class FastRequest:
         if not reply.streamed:
             # A sized reply's head is no use without its body (agents often write them apart).
             await reply.body_started()
+            if (failure := reply.failure()) is not None:
+                raise failure  # nothing sent yet: the client gets a 502 or 504
         head = self._head_of(reply)
         whole = reply.whole_body()
         if whole is not None:

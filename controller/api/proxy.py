@@ -185,30 +185,24 @@ class Router:
         target, headers, has_body, body_length = forwarded(scope, exchange.traceparent)
         exchange.received = body_length
         address, port = endpoint(upstream)
+        asked = self.pool.request(
+            port,
+            scope["method"],
+            target,
+            headers,
+            body=_body(receive, exchange.tap) if has_body else None,
+            body_length=body_length,
+            host=address,
+        )
         try:
-            reply = await self.pool.request(
-                port,
-                scope["method"],
-                target,
-                headers,
-                body=_body(receive, exchange.tap) if has_body else None,
-                body_length=body_length,
-                host=address,
-            )
+            # Without a body to forward nothing reads `receive`: watch it for the client
+            # leaving, or an agent that never answers keeps a connection per abandoned
+            # request until the agent timeout.
+            reply = await (asked if has_body else _unless_client_leaves(asked, receive))
         except upstream_http.ClientGone:
             return  # nobody is left to answer
         except upstream_http.UpstreamError as error:
-            exchange.status = proxy_status(error)
-            await _json(
-                send,
-                exchange.status,
-                {
-                    "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
-                    "detail": str(error),
-                },
-                upstream,
-                exchange.tap,
-            )
+            await _not_answering(send, upstream, exchange, error)
             return
         # A stream may never end by itself: stop reading it when the client leaves.
         watcher = asyncio.create_task(_on_disconnect(receive, reply)) if reply.streamed else None
@@ -308,6 +302,9 @@ async def _relay(
         # (agents often write head and body apart). A stream's head goes at once: a
         # client may be waiting on it (server-sent events).
         await reply.body_started()
+        if (failure := reply.failure()) is not None:
+            await _not_answering(send, upstream, exchange, failure)  # nothing sent yet
+            return
     whole = reply.whole_body()
     if whole is not None:  # the usual small answer: all there, head and body in one write
         exchange.sent = len(whole)
@@ -348,9 +345,46 @@ async def _body(receive: Receive, tap: tracing_.Tap | None) -> AsyncIterator[byt
             return
 
 
-async def _on_disconnect(receive: Receive, reply: upstream_http.Reply) -> None:
+async def _not_answering(
+    send: Send, upstream: Upstream, exchange: Exchange, error: upstream_http.UpstreamError
+) -> None:
+    exchange.status = proxy_status(error)
+    await _json(
+        send,
+        exchange.status,
+        {
+            "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
+            "detail": str(error),
+        },
+        upstream,
+        exchange.tap,
+    )
+
+
+async def _unless_client_leaves(
+    asked: Awaitable[upstream_http.Reply], receive: Receive
+) -> upstream_http.Reply:
+    """`asked`'s reply, or `ClientGone` (the request dropped) if the client leaves first."""
+    request = asyncio.ensure_future(asked)
+    leaving = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((request, leaving), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        leaving.cancel()
+        if not request.done():
+            request.cancel()  # its connection closes: the agent's side ends too
+    if not request.cancelled():
+        return request.result()
+    raise upstream_http.ClientGone
+
+
+async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _on_disconnect(receive: Receive, reply: upstream_http.Reply) -> None:
+    await _disconnected(receive)
     reply.abort()
 
 

@@ -79,9 +79,14 @@ class Reply:
         taken at once; None while more is to come (then read `body()`)."""
         return self._connection.whole_body()
 
+    def failure(self) -> UpstreamError | None:
+        """Why the reply ended before any of its body came (the agent went silent, or
+        closed), if it did: then nothing of it need reach the client but an error."""
+        return self._connection.failure_before_body()
+
     def abort(self) -> None:
-        """Drop the reply: the connection closes and `body()` ends."""
-        self._connection.close()
+        """Drop the reply (the client left): the connection closes and `body()` ends."""
+        self._connection.abort()
 
     def close(self) -> None:
         """Finish with the reply: its connection goes back to the pool if it can be reused."""
@@ -103,6 +108,8 @@ class _Connection(asyncio.Protocol):
         self._writable.set()
         self._complete = False
         self._lost = False
+        self._aborted = False  # dropped on our side: the client left
+        self._sending = False  # a request body is still being written to the agent
         self._failure: Exception | None = None
         self._paused = False
         self._head_only = False
@@ -199,7 +206,13 @@ class _Connection(asyncio.Protocol):
             if body is None:
                 self._transport.write(head)
             else:
-                await self._send_body(head, body, chunked)
+                # A slow upload is the client's time, not the agent's silence.
+                self._sending = True
+                try:
+                    await self._send_body(head, body, chunked)
+                finally:
+                    self._sending = False
+                    self.heard_at = time.monotonic()
             status = await self._head
         except BaseException:
             # Half a request on the wire (client gone, cancelled): the connection is spent.
@@ -281,9 +294,16 @@ class _Connection(asyncio.Protocol):
             if self._complete:
                 return
             if self._lost:
+                if self._aborted:
+                    return  # the client left: nobody to tell
                 # Ended short of its length (or of its last chunk): the client must see a
                 # broken reply, not a whole one.
-                raise self._failure or UpstreamError("the agent broke off its reply")
+                failure = self._failure
+                raise (
+                    failure
+                    if isinstance(failure, UpstreamError)
+                    else UpstreamError("the agent broke off its reply")
+                )
             self._wake.clear()
             await self._wake.wait()
 
@@ -324,8 +344,23 @@ class _Connection(asyncio.Protocol):
     @property
     def awaiting_agent(self) -> bool:
         """Whether the agent owes more: not when its reply is whole (the router may still
-        be writing it to a slow client), nor while reading is paused for such a client."""
-        return not self._paused and not self._complete
+        be writing it to a slow client), nor while reading is paused for such a client,
+        nor while the client's upload is still being written."""
+        return not self._paused and not self._complete and not self._sending
+
+    def failure_before_body(self) -> UpstreamError | None:
+        failure = self._failure
+        if self._lost and not self._chunks and not self._complete:
+            return (
+                failure
+                if isinstance(failure, UpstreamError)
+                else UpstreamError("the agent closed the connection before its reply's body")
+            )
+        return None
+
+    def abort(self) -> None:
+        self._aborted = True
+        self.close()
 
     def time_out(self, seconds: float) -> None:
         """The agent has been silent for `seconds`: fail the request, drop the connection."""
@@ -340,6 +375,10 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+PooledConnection = _Connection
+"""What `UpstreamPool.send_idle` sent a request on (to `abort` it if the client leaves)."""
 
 
 class UpstreamPool:
@@ -375,15 +414,17 @@ class UpstreamPool:
         if self._busy:
             self._sweep = asyncio.get_running_loop().call_later(_SWEEP_SECONDS, self._swept)
 
-    def send_idle(self, port: int, head: bytes, on_reply: OnReply, host: str = "127.0.0.1") -> bool:
+    def send_idle(
+        self, port: int, head: bytes, on_reply: OnReply, host: str = "127.0.0.1"
+    ) -> PooledConnection | None:
         """Send `head` (a whole request: `request_head` and any body) on an idle kept-alive
-        connection to `host:port`, `on_reply` told of the outcome; False, sending nothing,
-        when none is idle."""
+        connection to `host:port`, `on_reply` told of the outcome; the connection (to
+        `abort` if the client leaves first), or None, sending nothing, when none is idle."""
         connection = self._idle_connection((host, port))
         if connection is None:
-            return False
+            return None
         connection.send(head, on_reply)
-        return True
+        return connection
 
     async def request(
         self,
@@ -410,6 +451,8 @@ class UpstreamPool:
         if connection is not None and body is None:
             try:
                 return await connection.exchange(head, None, chunked)
+            except UpstreamTimeout:
+                raise  # the agent took the request and went silent: never send it twice
             except UpstreamError:
                 pass  # the agent closed the idle connection as it was reused: retry fresh
         elif connection is not None:

@@ -10,9 +10,12 @@ client that leaves a stream stops the agent's side too, and routes follow the ta
 
 from __future__ import annotations
 
+import logging
 import re
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +48,9 @@ class Agent(ThreadingHTTPServer):
         self.release_second_event = threading.Event()
         self.stream_closed = threading.Event()
         self.wake_silent = threading.Event()  # ends the silences of /silent and /stall
+        self.silent_requests = 0  # how many requests for /silent arrived
+        self.silent_left = threading.Event()  # the router closed a /silent connection
+        self.posts_taken = 0  # POSTs read (and answered, or dropped after reading)
 
     @property
     def port(self) -> int:
@@ -76,7 +82,13 @@ class _AgentHandler(BaseHTTPRequestHandler):
         elif self.path == "/forever":
             self._forever()
         elif self.path == "/silent":
-            self.server.wake_silent.wait(WAIT)  # a hung agent: read, never answered
+            self._silent()
+        elif self.path == "/head-then-nothing":
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.flush()
+            self.server.wake_silent.wait(WAIT)  # the head, then no body at all
             self.close_connection = True
         elif self.path == "/stall":
             self._stall()
@@ -115,6 +127,11 @@ class _AgentHandler(BaseHTTPRequestHandler):
             body = self._read_chunked()
         else:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.posts_taken += 1
+        if getattr(self, "drop_next", False):
+            self.close_connection = True  # read, then the connection closed unanswered
+            return
         reply = f"{self.headers.get('Content-Type')}|".encode() + body
         self.send_response(201)
         self.send_header("Content-Length", str(len(reply)))
@@ -143,6 +160,18 @@ class _AgentHandler(BaseHTTPRequestHandler):
             return
         self._chunk(b"data: second\n\n")
         self._chunk(b"")
+
+    def _silent(self) -> None:
+        """A hung agent: the request read, never answered; tells when the router hangs up."""
+        with self.server.lock:
+            self.server.silent_requests += 1
+        self.close_connection = True
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and not self.server.wake_silent.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                self.server.silent_left.set()
+                return
 
     def _stall(self) -> None:
         self.send_response(200)
@@ -519,3 +548,61 @@ def test_a_slow_answer_within_the_agent_timeout_is_served(
     threading.Timer(1.5, agent.release_second_event.set).start()
     with client.stream("GET", router.url("/events")) as response:
         assert b"".join(response.iter_raw()) == b"data: first\n\ndata: second\n\n"
+
+
+@PATHS
+def test_a_silent_agent_on_a_reused_connection_gets_the_request_once(
+    agent: Agent, table: route_table.RouteTable, client: httpx.Client, extra: dict[str, str]
+) -> None:
+    with RouterServer(table, agent_timeout=0.5) as router:
+        assert client.get(router.url("/warm"), headers=extra).status_code == 200  # pooled
+        assert client.get(router.url("/silent"), headers=extra).status_code == 504
+        agent.wake_silent.set()
+        assert agent.silent_requests == 1  # a request the agent took is never sent twice
+
+
+@PATHS
+def test_a_client_leaving_before_the_reply_hangs_up_on_the_agent_too(
+    agent: Agent, router: RouterServer, extra: dict[str, str]
+) -> None:
+    # The router's wait for a reply is minutes long; a client that gives up must not
+    # leave a connection to the agent behind for all that time.
+    for _ in range(2):  # once on a fresh connection to the agent, once on a pooled one
+        agent.silent_left.clear()
+        with socket.create_connection(("127.0.0.1", router.port)) as raw:
+            headers = "".join(f"{name}: {value}\r\n" for name, value in extra.items())
+            raw.sendall(f"GET /silent HTTP/1.1\r\nhost: {HOST}\r\n{headers}\r\n".encode())
+            wait_until(lambda: agent.silent_requests > 0, "the agent to take the request")
+        assert agent.silent_left.wait(WAIT), "the router kept waiting for an abandoned request"
+        agent.silent_requests = 0
+        assert httpx.get(router.url("/warm"), headers={"host": HOST, **extra}).status_code == 200
+
+
+@PATHS
+def test_a_head_with_no_body_to_follow_is_a_504_not_a_cut_200(
+    agent: Agent, table: route_table.RouteTable, client: httpx.Client, extra: dict[str, str]
+) -> None:
+    with RouterServer(table, agent_timeout=0.5) as router:
+        response = client.get(router.url("/head-then-nothing"), headers=extra)
+        assert response.status_code == 504
+        assert "sent nothing for 0.5 s" in response.json()["detail"]
+
+
+@PATHS
+def test_a_post_the_agent_took_and_dropped_is_a_502_not_sent_again(
+    agent: Agent, router: RouterServer, client: httpx.Client, extra: dict[str, str]
+) -> None:
+    assert client.get(router.url("/then-drop"), headers=extra).content == b"ok"
+    response = client.post(router.url("/orders"), content=b"one order", headers=extra)
+    assert response.status_code == 502
+    assert agent.posts_taken == 1  # a POST is never replayed on a fresh connection
+
+
+def test_a_client_leaving_a_stream_is_not_logged_as_the_agents_fault(
+    agent: Agent, router: RouterServer, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING), client.stream("GET", router.url("/forever")) as response:
+        assert next(response.iter_raw()).startswith(b"data: tick")
+    assert agent.stream_closed.wait(WAIT)
+    time.sleep(0.5)  # the router's side of the stream ends after the client's
+    assert not [r for r in caplog.records if "broke off" in r.getMessage()]
