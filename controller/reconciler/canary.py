@@ -126,6 +126,18 @@ class Book:
         return progress.as_dict() if progress is not None else None
 
 
+def _ended_before(history: tuple[dict[str, Any], ...]) -> Ended | None:
+    """How an interrupted earlier run of the rollout had decided to end, if it had."""
+    found = canary_resume.decided(history)
+    if found is None:
+        return None
+    ending, message = found
+    try:
+        return Ended(Ending(ending), message)
+    except ValueError:
+        return None  # not a line this code wrote: walk the steps as if undecided
+
+
 # Run once the canary is healthy, before its first step: Failed aborts (the eval gate).
 Gate = Callable[[], Awaitable[Verdict]]
 
@@ -192,13 +204,25 @@ class CanaryRun:
         try:
             if self.settings.analysis is not None:
                 self.judges.append(_Judge(self.settings.analysis, "analysis"))
-            resumed = self._reached()
-            # Steps begin only once the gate passed: a resumed canary does not sit it again.
-            gated = self.gate is not None and resumed is None
-            ended = await self._gate() if gated else None
+            history = self.store.rollout(self.rollout_id).steps if self.rollout_id else ()
+            ended = _ended_before(history)
             if ended is None:
-                ended = await self._steps(resumed)
-        except BaseException:
+                resumed = canary_resume.reached(history, len(self.settings.steps))
+                # Steps begin only once the gate passed: a resumed canary does not sit it
+                # again.
+                gated = self.gate is not None and resumed is None
+                ended = await self._gate() if gated else None
+                if ended is None:
+                    ended = await self._steps(resumed)
+                # Kept before the target acts on it: if that is interrupted, the resumed
+                # run carries out this decision instead of walking the steps again.
+                self._history(
+                    canary_resume.ENDED,
+                    canary_resume.ended_line(ended.ending.value, ended.message),
+                )
+        except BaseException as error:
+            self.progress.phase = Ending.ABORTED.value  # no longer running, whatever comes
+            self.progress.message = f"interrupted: {error!r}"
             await self.target.abort_canary(environment, agent)
             raise
         finally:
@@ -223,13 +247,6 @@ class CanaryRun:
         if verdict.result is Result.FAILED:
             return Ended(Ending.ABORTED, f"evals failed: {verdict.message}")
         return None
-
-    def _reached(self) -> canary_resume.Reached | None:
-        """Where an earlier run of this rollout got to, if this one resumes it."""
-        if self.rollout_id is None:
-            return None
-        history = self.store.rollout(self.rollout_id).steps
-        return canary_resume.reached(history, len(self.settings.steps))
 
     async def _steps(self, resumed: canary_resume.Reached | None = None) -> Ended:
         first = resumed.index if resumed is not None else 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 STEP = "step"
+ENDED = "ended"  # written once the run decided (promote or abort), before the target acts
 _HOLD = "pause"
 _RELEASES = ("resume", "promote")
 
@@ -34,6 +35,22 @@ class Reached:
         """What remains of a timed pause begun before the restart (never below zero)."""
         now = time.time() if now is None else now
         return max(0.0, self.began_at + pause_seconds - now)
+
+
+def ended_line(ending: str, message: str) -> str:
+    """The `what` of an `ended` line: how the run ended and why."""
+    return f"{ending}: {message}"
+
+
+def decided(history: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """(ending, message) if an earlier run had already decided how the canary ends (the
+    target's promote or abort was interrupted): the resumed run carries that out rather
+    than walking the steps again, so a failed analysis or a person's abort stands."""
+    for entry in reversed(history):
+        if entry.get("kind") == ENDED:
+            ending, _, message = str(entry.get("what", "")).partition(": ")
+            return ending, message
+    return None
 
 
 def reached(history: Sequence[Mapping[str, Any]], steps: int) -> Reached | None:

@@ -195,7 +195,8 @@ def test_pause_holds_a_canary_at_its_step_until_resume_and_history_lists_each_st
     assert set(versions_answering(shipyard, 40)) == {stable, canary}
 
     kinds = resume_and_promote_the_steered_canary(shipyard)
-    assert [kind for kind, _ in kinds if kind != "step"] == ["pause", "resume", "promote"]
+    assert [kind for kind, _ in kinds if kind != "step"] == ["pause", "resume", "promote", "ended"]
+    assert ("ended", "Promoted: every step passed") in kinds
     revision = max(
         r["number"]
         for r in shipyard.http.get(
@@ -238,6 +239,6 @@ def test_a_controller_killed_mid_canary_resumes_it_at_its_step_and_hold(
     # One record, each step begun once: the restart did not start the canary over.
     kinds = resume_and_promote_the_steered_canary(shipyard)
     assert [kind for kind, _ in kinds if kind != "step"] == [
-        "pause", "resumed", "resume", "promote"
+        "pause", "resumed", "resume", "promote", "ended"
     ]  # fmt: skip
     assert "at step 2/4, weight 30% after a controller restart" in dict(kinds)["resumed"]

@@ -111,8 +111,8 @@ def test_a_version_breaking_a_passing_case_is_aborted_and_a_fix_rolls_out(
     assert aborted["result"] == "Aborted", aborted
     assert "evals failed: 1 case(s) passing on" in aborted["reason"]
     assert "alpha-golden/polite-prompt" in aborted["reason"]
-    # Judged before it took any traffic: the gate is the record's only line.
-    assert [step["kind"] for step in aborted["steps"]] == ["evals"]
+    # Judged before it took any traffic: the gate and the decision are the record's lines.
+    assert [step["kind"] for step in aborted["steps"]] == ["evals", "ended"]
     serving = shipyard.serving("alpha", "production")
     assert serving is not None
     assert serving["version"] == stable

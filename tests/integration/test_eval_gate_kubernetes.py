@@ -113,8 +113,8 @@ def test_a_version_breaking_a_passing_case_is_aborted_on_the_cluster_and_a_fix_r
             assert aborted.result is RolloutResult.ABORTED, aborted
             assert "evals failed: 1 case(s) passing on" in aborted.reason
             assert "alpha-golden/polite" in aborted.reason
-            # Judged before it took any traffic: the gate is the record's only step.
-            assert [step["kind"] for step in aborted.steps] == ["evals"]
+            # Judged before it took any traffic: the gate and the decision are its lines.
+            assert [step["kind"] for step in aborted.steps] == ["evals", "ended"]
             assert target.running("production") == {AGENT: stable}
             assert target.canaries() == []
             name = canaries.canary_name(AGENT)
