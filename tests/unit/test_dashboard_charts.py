@@ -126,3 +126,20 @@ def test_several_sources_grow_apart_and_add_up() -> None:
     assert [(p.requests, p.errors) for p in traffic.series["v1"]] == [(20, 5), (5, 0), (7, 0)]
     assert traffic.source == "the gateways' metrics"
     assert "From the gateways&#x27; metrics" in charts.section(traffic)
+
+
+def test_a_source_silent_before_its_first_answer_counts_from_that_answer() -> None:
+    """A gateway replica that did not answer the first scrapes: its lifetime's counts are
+    not one interval's traffic."""
+    busy = Metrics()
+    _traffic(busy, "v1", 500, 0, 0.02)
+    readings: dict[str, list[object] | None] = {"a": None}
+    history = rates.RateHistory(lambda: dict(readings), interval=10.0)
+    history.sample(T0)
+    history.sample(T0 + 10)
+    readings["a"] = list(busy.registry.collect())
+    history.sample(T0 + 20)  # its first answer: the baseline
+    _traffic(busy, "v1", 7, 0, 0.02)
+    readings["a"] = list(busy.registry.collect())
+    history.sample(T0 + 30)
+    assert [p.requests for p in history.of("alpha", "production").series["v1"]] == [7]

@@ -98,6 +98,9 @@ class RateHistory:
         self.interval = interval
         self.times: deque[float] = deque(maxlen=kept)
         self._totals: dict[str, dict[VersionKey, _Totals]] = {}
+        # Sources that were there but silent before their first answer: what they had by
+        # then is not known to be new, so their first answer is a baseline, not growth.
+        self._unbased: set[str] = set()
         self._points: dict[VersionKey, deque[Point]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -114,15 +117,17 @@ class RateHistory:
             if families is None:  # silent this time: its counts wait for the next answer
                 if earlier is not None:
                     totals_now[source] = earlier
+                else:
+                    self._unbased.add(source)
                 continue
             current = totals_now[source] = totals_of(families)
+            baseline = previous_time is None or (earlier is None and source in self._unbased)
+            self._unbased.discard(source)
             for key, totals in current.items():
                 # At the very first sample nothing is known of the interval before, so
                 # nothing counts; after it a version or a source first seen counts from
                 # zero (a new version, a new gateway replica).
-                before = (earlier or {}).get(key) or (
-                    totals if previous_time is None else _Totals()
-                )
+                before = (earlier or {}).get(key) or (totals if baseline else _Totals())
                 _add_growth(grown.setdefault(key, _Totals()), totals, before)
         for key, growth in grown.items():
             if growth.requests <= 0:
