@@ -22,6 +22,7 @@ as it reads the local router's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -155,19 +156,16 @@ class GatewayScraper:
         new_keys = set(keys) - self._keys
         answered, silent = 0, []
         seen: set[str] = set()
-        for pod in pods:
-            address = _address(pod)
-            uid = str((pod.get("metadata") or {}).get("uid") or "")
-            name = str((pod.get("metadata") or {}).get("name") or uid)
-            if address is None:
-                continue
+        for scraped in scrape(pods, self._http):
+            uid = scraped.uid
             seen.add(uid)
+            if scraped.text is None:
+                silent.append(f"{scraped.name}: {scraped.error}")
+                continue
             try:
-                answer = self._http.get(f"http://{address}/metrics")
-                answer.raise_for_status()
-                current = parse(answer.text, keys)
-            except (httpx.HTTPError, ValueError) as error:
-                silent.append(f"{name}: {error or type(error).__name__}")
+                current = parse(scraped.text, keys)
+            except ValueError as error:
+                silent.append(f"{scraped.name}: {error or type(error).__name__}")
                 continue
             answered += 1
             earlier = self._last.get(uid)
@@ -193,6 +191,35 @@ class GatewayScraper:
             self.windows.set_blind("")
 
 
+@dataclass(frozen=True)
+class Scraped:
+    """One running gateway pod's `/metrics` text, or why it gave none."""
+
+    uid: str
+    name: str
+    text: str | None
+    error: str = ""
+
+
+def scrape(pods: list[KubeObject], http: httpx.Client) -> list[Scraped]:
+    """`/metrics` of each of `pods` that runs (pods without an address are skipped)."""
+    found = []
+    for pod in pods:
+        address = _address(pod)
+        if address is None:
+            continue
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        name = str((pod.get("metadata") or {}).get("name") or uid)
+        try:
+            answer = http.get(f"http://{address}/metrics")
+            answer.raise_for_status()
+        except httpx.HTTPError as error:
+            found.append(Scraped(uid, name, None, str(error) or type(error).__name__))
+            continue
+        found.append(Scraped(uid, name, answer.text))
+    return found
+
+
 def gateway_readings(
     client: KubeClient, http: httpx.Client, selector: str = GATEWAY_PODS
 ) -> dict[str, list[object] | None]:
@@ -200,17 +227,11 @@ def gateway_readings(
     pod that did not answer), for the dashboard's charts. Raises `ApiError` when the pods
     cannot be listed."""
     readings: dict[str, list[object] | None] = {}
-    for pod in client.list("v1", "Pod", None, selector):
-        address = _address(pod)
-        if address is None:
-            continue
-        uid = str((pod.get("metadata") or {}).get("uid") or address)
-        try:
-            answer = http.get(f"http://{address}/metrics")
-            answer.raise_for_status()
-            readings[uid] = list(text_string_to_metric_families(answer.text))
-        except (httpx.HTTPError, ValueError):
-            readings[uid] = None
+    for scraped in scrape(client.list("v1", "Pod", None, selector), http):
+        readings[scraped.uid] = None
+        if scraped.text is not None:
+            with contextlib.suppress(ValueError):  # not a metrics text: as if silent
+                readings[scraped.uid] = list(text_string_to_metric_families(scraped.text))
     return readings
 
 
