@@ -110,7 +110,7 @@ class _Connection(asyncio.Protocol):
         self._lost = False
         self._aborted = False  # dropped on our side: the client left
         self._sending = False  # a request body is still being written to the agent
-        self._failure: Exception | None = None
+        self._failure: UpstreamError | None = None
         self._paused = False
         self._head_only = False
         self._delimited = False  # the reply's length is known (Content-Length or chunked)
@@ -238,11 +238,8 @@ class _Connection(asyncio.Protocol):
         head = self._head
         if head is None or not head.done() or head.exception() is not None:
             self.close()
-            failure = head.exception() if head is not None and head.done() else None
             on_reply(
-                failure
-                if isinstance(failure, UpstreamError)
-                else UpstreamError("the agent closed the connection before replying")
+                self._failure or UpstreamError("the agent closed the connection before replying")
             )
         else:
             on_reply(Reply(head.result(), self._headers, self))
@@ -298,12 +295,7 @@ class _Connection(asyncio.Protocol):
                     return  # the client left: nobody to tell
                 # Ended short of its length (or of its last chunk): the client must see a
                 # broken reply, not a whole one.
-                failure = self._failure
-                raise (
-                    failure
-                    if isinstance(failure, UpstreamError)
-                    else UpstreamError("the agent broke off its reply")
-                )
+                raise self._failure or UpstreamError("the agent broke off its reply")
             self._wake.clear()
             await self._wake.wait()
 
@@ -334,7 +326,7 @@ class _Connection(asyncio.Protocol):
         self.sized = False
         self._keep_alive = False
 
-    def _fail(self, error: Exception) -> None:
+    def _fail(self, error: UpstreamError) -> None:
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
         self._failure = error
@@ -349,12 +341,9 @@ class _Connection(asyncio.Protocol):
         return not self._paused and not self._complete and not self._sending
 
     def failure_before_body(self) -> UpstreamError | None:
-        failure = self._failure
         if self._lost and not self._chunks and not self._complete:
-            return (
-                failure
-                if isinstance(failure, UpstreamError)
-                else UpstreamError("the agent closed the connection before its reply's body")
+            return self._failure or UpstreamError(
+                "the agent closed the connection before its reply's body"
             )
         return None
 
