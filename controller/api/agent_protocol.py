@@ -32,7 +32,15 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from controller.api import traffic_split, upstream_http
-from controller.api.proxy import HOP_BY_HOP, Router, Upstream, endpoint, forwarded, proxy_status
+from controller.api.proxy import (
+    HOP_BY_HOP,
+    Router,
+    Upstream,
+    endpoint,
+    forwarded,
+    not_answering,
+    reply_broke,
+)
 from controller.api.tracing import Exchange
 
 if TYPE_CHECKING:
@@ -270,26 +278,19 @@ class FastRequest:
             self._finish()
 
     def _not_answering(self, error: upstream_http.UpstreamError) -> None:
-        status = self.exchange.status = proxy_status(error)
-        upstream = self.upstream
-        self._json(
-            status,
-            {
-                "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
-                "detail": str(error),
-            },
-        )
+        body = not_answering(self.upstream, self.exchange, error)
+        self._json(self.exchange.status, body)
 
     def _broken(self, error: upstream_http.UpstreamError) -> None:
         """The agent failed during its reply: before anything reached the client, a 502 or
         504 says so; after, the client's connection ends without the reply's end (no last
         chunk, fewer bytes than its length), so it knows."""
-        self.exchange.error = type(error).__qualname__
         if not self._answered:
+            self.exchange.error = type(error).__qualname__
             self._not_answering(error)
             return
         self.keep_alive = False
-        log.warning("agent %s in %s: %s", self.upstream.agent, self.upstream.environment, error)
+        reply_broke(self.upstream, self.exchange, error)
 
     def _failed(self, error: Exception) -> None:
         """A bug here must not leave the client waiting: a 500, and the connection ends."""

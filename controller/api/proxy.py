@@ -30,9 +30,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
 log = logging.getLogger("shipyard")
 
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -211,8 +211,7 @@ class Router:
         except upstream_http.UpstreamError as error:
             # The head has gone out: returning without the end of the body makes the
             # server close the connection, so the client sees a broken reply.
-            exchange.error = type(error).__qualname__
-            log.warning("agent %s in %s: %s", upstream.agent, upstream.environment, error)
+            reply_broke(upstream, exchange, error)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -242,10 +241,23 @@ class Router:
         await _json(send, 404, body, None)
 
 
-def proxy_status(error: upstream_http.UpstreamError) -> int:
-    """What the client is answered when the agent fails before its reply: 504 when it went
-    silent past the router's wait, 502 when it could not be reached or broke off."""
-    return 504 if isinstance(error, upstream_http.UpstreamTimeout) else 502
+def not_answering(
+    upstream: Upstream, exchange: Exchange, error: upstream_http.UpstreamError
+) -> dict[str, str]:
+    """The JSON the client is answered when the agent fails before its reply, its status
+    set on `exchange`: 504 when the agent went silent past the router's wait, 502 when it
+    could not be reached or broke off."""
+    exchange.status = 504 if isinstance(error, upstream_http.UpstreamTimeout) else 502
+    return {
+        "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
+        "detail": str(error),
+    }
+
+
+def reply_broke(upstream: Upstream, exchange: Exchange, error: upstream_http.UpstreamError) -> None:
+    """The agent failed after its reply's head went out: noted on the span, logged."""
+    exchange.error = type(error).__qualname__
+    log.warning("agent %s in %s: %s", upstream.agent, upstream.environment, error)
 
 
 def forwarded(
@@ -348,17 +360,8 @@ async def _body(receive: Receive, tap: tracing_.Tap | None) -> AsyncIterator[byt
 async def _not_answering(
     send: Send, upstream: Upstream, exchange: Exchange, error: upstream_http.UpstreamError
 ) -> None:
-    exchange.status = proxy_status(error)
-    await _json(
-        send,
-        exchange.status,
-        {
-            "error": f"agent {upstream.agent} in {upstream.environment} is not answering",
-            "detail": str(error),
-        },
-        upstream,
-        exchange.tap,
-    )
+    body = not_answering(upstream, exchange, error)
+    await _json(send, exchange.status, body, upstream, exchange.tap)
 
 
 async def _unless_client_leaves(
