@@ -15,6 +15,7 @@ ingress controller and the namespace itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -137,6 +138,15 @@ class Workload:
     labels: Mapping[str, str] = field(default_factory=dict)
     progress_deadline_seconds: int = 120
     host: str | None = None
+
+    @functools.cached_property
+    def config(self) -> tuple[dict[str, str], str]:
+        """The ConfigMap's data and its hash, made once: a render asks for them three
+        times (the ConfigMap, its name, the pod template's annotation), and
+        `model_config`'s indented JSON takes the json module's slow pure-Python path."""
+        data = {MODEL_FILE: model_config(self), PROMPT_FILE: self.prompt}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return data, hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -288,33 +298,12 @@ def model_config(workload: Workload) -> str:
 
 
 def config_data(workload: Workload) -> dict[str, str]:
-    return dict(_config(workload)[0])
+    return dict(workload.config[0])
 
 
 def config_hash(workload: Workload) -> str:
     """10 hex digits of SHA-256 over the ConfigMap's data: only prompt and model count."""
-    return _config(workload)[1]
-
-
-# A render asks for the data and its hash three times (ConfigMap, its name, the pod
-# template's annotation), and `model_config`'s indented JSON takes the json module's
-# slow pure-Python path: computed once per workload object. Keyed by identity (a
-# workload holds a dict, so it has no hash), holding the workload so its id stays its own.
-_configs: dict[int, tuple[Workload, dict[str, str], str]] = {}
-_CONFIGS_KEPT = 64  # a render uses its workload's three times in a row: few need keeping
-
-
-def _config(workload: Workload) -> tuple[dict[str, str], str]:
-    cached = _configs.get(id(workload))
-    if cached is not None and cached[0] is workload:
-        return cached[1], cached[2]
-    data = {MODEL_FILE: model_config(workload), PROMPT_FILE: workload.prompt}
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
-    if len(_configs) >= _CONFIGS_KEPT:
-        _configs.clear()
-    _configs[id(workload)] = (workload, data, digest)
-    return data, digest
+    return workload.config[1]
 
 
 def config_map_name(workload: Workload) -> str:
