@@ -115,9 +115,7 @@ class _Environment:
 
     def remember(self, key: tuple[str, str], digest: str) -> None:
         self.live[key] = digest
-        if key[0] == "ConfigMap":
-            for prefix in _config_map_prefixes(key[1]):
-                self.config_maps.setdefault(prefix, set()).add(key[1])
+        self._index(key)
 
     def forget(self, key: tuple[str, str]) -> None:
         self.live.pop(key, None)
@@ -128,10 +126,13 @@ class _Environment:
     def replace_live(self, live: dict[tuple[str, str], str]) -> None:
         self.live = live
         self.config_maps = {}
-        for kind, name in live:
-            if kind == "ConfigMap":
-                for prefix in _config_map_prefixes(name):
-                    self.config_maps.setdefault(prefix, set()).add(name)
+        for key in live:
+            self._index(key)
+
+    def _index(self, key: tuple[str, str]) -> None:
+        if key[0] == "ConfigMap":
+            for prefix in _config_map_prefixes(key[1]):
+                self.config_maps.setdefault(prefix, set()).add(key[1])
 
 
 def _config_map_prefixes(name: str) -> list[str]:
