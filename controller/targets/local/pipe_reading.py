@@ -25,11 +25,6 @@ class PipeReader:
         self._fd = fd
         self._waiting: asyncio.Future[None] | None = None  # a read waiting for data
 
-    @property
-    def fd(self) -> int:
-        """The descriptor, or -1 once closed."""
-        return self._fd
-
     async def read(self, size: int) -> bytes:
         """Up to `size` bytes as soon as any are there; b"" at end of file."""
         loop = asyncio.get_running_loop()
