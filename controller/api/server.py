@@ -28,6 +28,7 @@ from controller.api import (
     route_table,
     shutdown,
     tracing,
+    upstream_http,
     webhooks,
 )
 from controller.api.ui.rates import RateHistory
@@ -82,7 +83,8 @@ class ApiSettings:
     gitea_token: str | None = field(default=None, repr=False)
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0  # a connection must finish each request's headers in time
-    agent_timeout: float = 300.0  # an agent's longest silence before a 504 or a cut stream
+    # an agent's longest silence before a 504 or a cut stream
+    agent_timeout: float = upstream_http.DEFAULT_AGENT_TIMEOUT_SECONDS
     otlp_endpoint: str | None = None  # where request spans go (OTLP/HTTP); None: kept in memory
     trace_sample_ratio: float | None = None  # share of new traces exported; None: OTEL_* or 1
 

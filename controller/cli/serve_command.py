@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.api import auth, server, tracing
+from controller.api import auth, server, tracing, upstream_http
 from controller.api.webhook_intake import IntakeLimits
 from controller.cli import durations, event_loop, gateway_option, startup
 from controller.errors import ShipyardError
@@ -62,7 +62,7 @@ class ServeOptions:
     prometheus_url: str | None = None
     webhook_limits: IntakeLimits = field(default_factory=IntakeLimits)
     header_timeout: float = 60.0
-    agent_timeout: float = 300.0
+    agent_timeout: float = upstream_http.DEFAULT_AGENT_TIMEOUT_SECONDS
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = None
     prune_interval: float = 3600.0
