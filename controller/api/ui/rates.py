@@ -9,9 +9,9 @@ each sample turns the counters' growth since the one before into a point per ver
 histogram's buckets as PromQL's `histogram_quantile` does). Growth is taken per source
 (per gateway pod) and then summed, so a restarted replica's reset counters or a new
 replica's first ones count as what they are. Only intervals with requests are kept per
-version; an idle interval is a zero, known from the shared list of sample times, so idle agents cost
-nothing. A retired version keeps its points until they age out, so a chart after a
-rollout still shows the version before it.
+version; an idle interval is a zero, known from the shared list of sample times, so idle
+agents cost nothing. A retired version keeps its points until they age out, so a chart
+after a rollout still shows the version before it.
 """
 
 from __future__ import annotations
