@@ -242,3 +242,7 @@ def test_a_controller_killed_mid_canary_resumes_it_at_its_step_and_hold(
         "pause", "resumed", "resume", "promote", "ended"
     ]  # fmt: skip
     assert "at step 2/4, weight 30% after a controller restart" in dict(kinds)["resumed"]
+    resumed_events = [e for e in describe(shipyard)["events"] if e["reason"] == "CanaryResumed"]
+    assert [e["message"] for e in resumed_events] == [
+        f"{canary} resumed at step 2/4, weight 30% after a controller restart"
+    ]

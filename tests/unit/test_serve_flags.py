@@ -33,6 +33,8 @@ from controller.cli.main import cli
         ),
         pytest.param(["--prune-interval", "0s"], "must be longer than zero", id="zero-prune"),
         pytest.param(["--event-loop", "libev"], "'libev' is not one of", id="event-loop"),
+        pytest.param(["--agent-timeout", "0s"], "must be longer than zero", id="zero-agent"),
+        pytest.param(["--agent-timeout", "forever"], "'forever' is not a duration", id="agent"),
         pytest.param(
             ["--prometheus-url", "ftp://prom:9090"],
             "'ftp://prom:9090' is not an http:// or https:// URL",
