@@ -226,8 +226,13 @@ def gateway_readings(
     """Every running gateway pod's `/metrics` as metric families, by pod uid (None for a
     pod that did not answer), for the dashboard's charts. Raises `ApiError` when the pods
     cannot be listed."""
+    return readings_of(scrape(client.list("v1", "Pod", None, selector), http))
+
+
+def readings_of(scrapes: list[Scraped]) -> dict[str, list[object] | None]:
+    """Each scrape's metric families by pod uid; None for a pod that gave no metrics text."""
     readings: dict[str, list[object] | None] = {}
-    for scraped in scrape(client.list("v1", "Pod", None, selector), http):
+    for scraped in scrapes:
         readings[scraped.uid] = None
         if scraped.text is not None:
             with contextlib.suppress(ValueError):  # not a metrics text: as if silent
